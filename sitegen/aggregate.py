@@ -1,0 +1,71 @@
+"""Aggregates over the call frame, all in Polars.
+
+Per (run, cell, prompt, phase): call count, errors, success rate, p50/p95 of
+first_delta_ms, ttft_ms and total_duration_ms, mean tokens/s and mean
+completion tokens. Percentiles use linear interpolation between closest ranks
+(numpy.percentile's default). Errored calls are counted but left out of every
+timing statistic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+GROUP = ["run_id", "cell_id", "prompt_id", "phase"]
+TIMINGS = ("first_delta_ms", "ttft_ms", "total_duration_ms")
+
+
+def _ok(column: str) -> pl.Expr:
+    return pl.col(column).filter(pl.col("error").is_null())
+
+
+def aggregate(calls: pl.DataFrame) -> pl.DataFrame:
+    """One row per (run, cell, prompt, phase), sorted by those keys."""
+    stats: list[pl.Expr] = [
+        pl.len().alias("n"),
+        pl.col("error").is_not_null().sum().alias("errors"),
+    ]
+    for col in TIMINGS:
+        stats += [
+            _ok(col).quantile(0.5, interpolation="linear").alias(f"{col}_p50"),
+            _ok(col).quantile(0.95, interpolation="linear").alias(f"{col}_p95"),
+        ]
+    stats += [
+        _ok("tokens_per_sec").mean().alias("tokens_per_sec_mean"),
+        _ok("completion_tokens").mean().alias("completion_tokens_mean"),
+        _ok("prompt_tokens").mean().alias("prompt_tokens_mean"),
+    ]
+    out = (
+        calls.group_by(GROUP)
+        .agg(stats)
+        .with_columns(((pl.col("n") - pl.col("errors")) / pl.col("n")).alias("success_rate"))
+        .sort(GROUP)
+    )
+    return out
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 3)
+    return value
+
+
+def rows_by_run(agg: pl.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """Aggregate rows grouped per run, floats rounded to 3 decimals for stable output."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in agg.iter_rows(named=True):
+        out.setdefault(row["run_id"], []).append(
+            {k: _clean(v) for k, v in row.items() if k != "run_id"}
+        )
+    return out
+
+
+def cell_matrix(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """cell -> prompt -> warm first_delta_ms p50: the run's headline table."""
+    matrix: dict[str, dict[str, float | None]] = {}
+    for row in rows:
+        if row["phase"] == "warm":
+            matrix.setdefault(row["cell_id"], {})[row["prompt_id"]] = row["first_delta_ms_p50"]
+    return matrix

@@ -1,0 +1,175 @@
+"""Reading an archive: run folders -> validated ``Run`` records.
+
+Every file is read once, every problem of every run is collected, and the
+caller decides whether to stop (the default) or to build the valid rest
+(``--skip-invalid``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sitegen import schema
+from sitegen.config import Config
+from sitegen.discover import LEDGER, METADATA, RunSource, discover
+from sitegen.exceptions import Problem
+from sitegen.fsutil import sha256_file
+from sitegen.jsonio import load_strict
+from sitegen.ledger import LedgerSummary, prepass
+
+
+@dataclass
+class Run:
+    """One valid run: its metadata, what its ledger holds, and its file manifest."""
+
+    source: RunSource
+    metadata: dict[str, Any]
+    ledger: LedgerSummary | None
+    manifest: list[dict[str, Any]]  # [{"path", "sha256", "bytes"}], sorted by path
+    digest: str
+
+    @property
+    def run_id(self) -> str:
+        return self.source.run_id
+
+    @property
+    def status(self) -> str:
+        if self.ledger is None:
+            return "meta-only"
+        return "interrupted" if self.ledger.interrupted else "complete"
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.ledger.meta or {} if self.ledger else {}
+
+    @property
+    def started_at(self) -> str | None:
+        return self.metadata.get("started_at_utc") or self.meta.get("started_at_utc")
+
+    @property
+    def finished_at(self) -> str | None:
+        end = self.ledger.end if self.ledger and self.ledger.end else {}
+        return self.metadata.get("finished_at_utc") or end.get("finished_at_utc")
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.metadata.get("synthetic") or self.meta.get("synthetic"))
+
+
+def manifest_digest(manifest: list[dict[str, Any]]) -> str:
+    """sha256 over the manifest lines ``<sha256>  <bytes>  <path>``, sorted by path.
+
+    Anyone can recompute it from the published files with sha256sum.
+    """
+    text = "".join(f"{m['sha256']}  {m['bytes']}  {m['path']}\n" for m in manifest)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _read_metadata(source: RunSource) -> tuple[dict[str, Any] | None, list[Problem]]:
+    display = source.file_display(METADATA)
+    data, problems = load_strict(source.path / METADATA, display)
+    if problems:
+        return None, problems
+    if not isinstance(data, dict):
+        return None, [Problem(display, 1, None, "metadata is not a JSON object")]
+    problems = [Problem(display, None, None, m) for m in schema.errors("metadata.v1.json", data)]
+    if data.get("id") != source.run_id and isinstance(data.get("id"), str):
+        problems.append(
+            Problem(
+                display,
+                None,
+                None,
+                f"$.id: {data['id']!r} differs from its folder name {source.run_id!r}",
+            )
+        )
+    return (None if problems else data), problems
+
+
+def _consistency(
+    source: RunSource, metadata: dict[str, Any], ledger: LedgerSummary | None
+) -> list[Problem]:
+    display = source.file_display(METADATA)
+    status = metadata.get("status")
+    if ledger is None and status != "meta-only":
+        return [
+            Problem(display, None, None, f"$.status: is {status!r} but the run has no {LEDGER}")
+        ]
+    if ledger is not None and status == "meta-only":
+        return [
+            Problem(display, None, None, f"$.status: is 'meta-only' but the run has a {LEDGER}")
+        ]
+    return []
+
+
+def read_run(source: RunSource, config: Config) -> tuple[Run | None, list[Problem]]:
+    """Validate one run folder completely; ``None`` when anything is wrong."""
+    metadata, problems = _read_metadata(source)
+    ledger = None
+    if source.has_ledger:
+        ledger, ledger_problems = prepass(
+            source.path / LEDGER,
+            source.file_display(LEDGER),
+            max_line_bytes=config.get("limits.max_line_bytes"),
+        )
+        problems += ledger_problems
+    if metadata is not None:
+        problems += _consistency(source, metadata, ledger)
+    if problems or metadata is None:
+        return None, problems
+    manifest = [
+        {"path": f.rel, "sha256": sha256_file(source.path / f.rel), "bytes": f.size}
+        for f in source.files
+    ]
+    return Run(source, metadata, ledger, manifest, manifest_digest(manifest)), []
+
+
+def _duplicate_ids(runs: list[Run]) -> list[Problem]:
+    """Two runs may not share an id, in their folders or in their ledgers."""
+    seen: dict[str, str] = {}
+    problems = []
+    for run in runs:
+        names = {run.run_id}
+        if run.meta.get("benchmark_run_id"):
+            names.add(str(run.meta["benchmark_run_id"]))
+        for name in sorted(names):
+            where = run.source.file_display(LEDGER if name != run.run_id else METADATA)
+            if name in seen and seen[name] != run.run_id:
+                problems.append(
+                    Problem(
+                        where,
+                        1 if where.endswith(LEDGER) else None,
+                        None,
+                        f"duplicate run id {name!r}: also used by runs/{seen[name]}",
+                    )
+                )
+            else:
+                seen[name] = run.run_id
+    return problems
+
+
+def read_archive(archive: Path, config: Config) -> tuple[list[Run], list[Problem], set[str]]:
+    """All valid runs, every problem found, and the ids of the runs left out."""
+    sources, problems = discover(archive, max_file_bytes=config.get("limits.max_file_bytes"))
+    runs: list[Run] = []
+    invalid: set[str] = set()
+    for problem in problems:
+        parts = problem.path.split("/")
+        if len(parts) > 1:
+            invalid.add(parts[1])
+    for source in sources:
+        run, run_problems = read_run(source, config)
+        problems += run_problems
+        if run is None:
+            invalid.add(source.run_id)
+        else:
+            runs.append(run)
+    dup = _duplicate_ids(runs)
+    if dup:
+        problems += dup
+        bad = {p.path.split("/")[1] for p in dup}
+        invalid |= bad
+        runs = [r for r in runs if r.run_id not in bad]
+    return runs, sorted(problems), invalid

@@ -1,0 +1,173 @@
+"""The build pipeline: discover -> read -> validate -> aggregate -> catalogue -> render -> write.
+
+Each step is a small function over plain data (see the modules named after
+them); this module only wires them together, decides what counts as failure,
+and reports progress.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from sitegen import aggregate as agg
+from sitegen.archive import Run, read_archive
+from sitegen.catalogue import build_catalogue
+from sitegen.config import Config, load_config
+from sitegen.discover import LEDGER
+from sitegen.exceptions import BuildError, Problem, ValidationFailed
+from sitegen.fsutil import write_atomic
+from sitegen.jsonio import dumps
+from sitegen.ledger import read_calls
+from sitegen.output import discard, stage, swap_in
+from sitegen.render import SiteData, render_site
+from sitegen.repro import check_all
+
+Echo = Callable[[str], Any] | None
+CATALOGUE = "catalogue.json"
+CACHE_DIR = ".sitegen-cache"
+
+
+@dataclass
+class Loaded:
+    """The archive after reading, validation, the reproducibility check and aggregation."""
+
+    archive: Path
+    config: Config
+    runs: list[Run]
+    left_out: dict[str, list[Problem]]
+    checks: dict[str, dict[str, Any]]
+    calls: pl.DataFrame
+    rows: dict[str, list[dict[str, Any]]]
+    catalogue: dict[str, Any]
+
+
+def _say(echo: Echo, message: str) -> None:
+    if echo is not None:
+        echo(message)
+
+
+def load(archive: Path, *, strict: bool = False, skip_invalid: bool = False) -> Loaded:
+    """Read, validate, check and aggregate the whole archive.
+
+    Raises ValidationFailed with every problem of the archive, unless
+    ``skip_invalid`` is set, in which case the invalid runs are left out and
+    listed in ``left_out``.
+    """
+    archive = Path(archive)
+    if not archive.is_dir():
+        raise BuildError(f"{archive}: archive folder does not exist")
+    config = load_config(archive)
+    runs, problems, _invalid = read_archive(archive, config)
+    left_out: dict[str, list[Problem]] = {}
+    if problems:
+        if not skip_invalid:
+            raise ValidationFailed(problems)
+        for p in problems:
+            parts = p.path.split("/")
+            key = parts[1] if len(parts) > 1 and parts[0] == "runs" else p.path
+            left_out.setdefault(key, []).append(p)
+    checks = check_all(runs, max_load=config.get("reproducibility.max_load_avg"))
+    if strict:
+        unreliable = [
+            Problem(f"runs/{rid}", message="unreliable: " + "; ".join(c["reasons"]))
+            for rid, c in sorted(checks.items())
+            if c["verdict"] == "unreliable"
+        ]
+        if unreliable:
+            raise ValidationFailed(unreliable)
+    ledgers = {r.run_id: r.source.path / LEDGER for r in runs if r.ledger is not None}
+    calls = read_calls(ledgers)
+    rows = agg.rows_by_run(agg.aggregate(calls))
+    catalogue = build_catalogue(runs, checks, rows, config)
+    return Loaded(archive, config, runs, left_out, checks, calls, rows, catalogue)
+
+
+def _report(loaded: Loaded, echo: Echo) -> None:
+    n = len(loaded.runs)
+    unreliable = sum(1 for c in loaded.checks.values() if c["verdict"] == "unreliable")
+    _say(echo, f"{n} run(s), {loaded.calls.height} call(s); {unreliable} unreliable")
+    for rid, c in sorted(loaded.checks.items()):
+        if c["verdict"] == "unreliable":
+            _say(echo, f"  runs/{rid}: unreliable: {'; '.join(c['reasons'])}")
+    for key, problems in sorted(loaded.left_out.items()):
+        _say(echo, f"left out {key}:")
+        for p in problems:
+            _say(echo, f"  {p}")
+
+
+def check(archive: Path, *, strict: bool = False, echo: Echo = None) -> Loaded:
+    """Validate only: report every problem, write nothing."""
+    loaded = load(archive, strict=strict)
+    _report(loaded, echo)
+    _say(echo, "ok: archive is valid")
+    return loaded
+
+
+@contextmanager
+def build_lock(archive: Path) -> Iterator[None]:
+    """Only one build of an archive at a time (a second one fails at once)."""
+    path = archive / ".sitegen-build.lock"
+    with path.open("a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildError(f"{path}: another build of this archive is running") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def build(
+    archive: Path,
+    *,
+    out: Path | None = None,
+    strict: bool = False,
+    skip_invalid: bool = False,
+    echo: Echo = None,
+) -> Loaded:
+    """Build ``catalogue.json`` and the site; on any failure both stay as they were."""
+    archive = Path(archive)
+    out = Path(out) if out is not None else archive / "site"
+    started = time.perf_counter()
+    with build_lock(archive) if archive.is_dir() else _no_lock():
+        loaded = load(archive, strict=strict, skip_invalid=skip_invalid)
+        _report(loaded, echo)
+        data = SiteData(
+            archive=archive,
+            catalogue=loaded.catalogue,
+            runs={r.run_id: r for r in loaded.runs},
+            checks=loaded.checks,
+            rows=loaded.rows,
+            chart_cache=archive / CACHE_DIR / "charts",
+        )
+        outputs = render_site(data)
+        staging = stage(outputs, out)
+        try:
+            swap_in(staging, out)
+        except BaseException:
+            discard(staging)
+            raise
+        write_atomic(archive / CATALOGUE, dumps(loaded.catalogue))
+    elapsed = time.perf_counter() - started
+    _say(echo, f"wrote {len(outputs.data)} file(s) to {out} and {CATALOGUE} in {elapsed:.2f} s")
+    return loaded
+
+
+@contextmanager
+def _no_lock() -> Iterator[None]:
+    yield
+
+
+def refresh_catalogue(archive: Path) -> None:
+    """Rewrite only ``catalogue.json`` (after the runner or an importer adds a run)."""
+    loaded = load(Path(archive))
+    write_atomic(Path(archive) / CATALOGUE, dumps(loaded.catalogue))

@@ -1,0 +1,118 @@
+"""``catalogue.json``: the archive's machine-readable index.
+
+Byte-identical on rebuild: keys sorted, runs in a fixed order, no build
+timestamp, floats rounded where they are computed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sitegen.aggregate import cell_matrix
+from sitegen.archive import Run
+from sitegen.config import Config
+
+SCHEMA_VERSION = "1.0"
+
+
+def split_cell(cell_id: str) -> dict[str, str]:
+    """``node:engine:model`` (the model may itself hold colons)."""
+    parts = cell_id.split(":", 2)
+    if len(parts) < 3:
+        return {"node": "", "engine": "", "model": cell_id}
+    return {"node": parts[0], "engine": parts[1], "model": parts[2]}
+
+
+TARGET_FIELDS = ("node", "engine", "engine_version", "model", "model_digest", "quantization")
+NODE_FIELDS = ("cpu", "cores", "gpu", "memory_gb", "os")
+
+
+def targets_of(run: Run) -> list[dict[str, Any]]:
+    """The run's targets, every field present (None when unknown).
+
+    From metadata when it declares them, else inferred from the planned cells.
+    """
+    declared = run.metadata.get("targets") or [
+        {"cell_id": c} for c in sorted(set(run.meta.get("cells_planned") or []))
+    ]
+    out = []
+    for t in declared:
+        target = dict.fromkeys(TARGET_FIELDS) | split_cell(t["cell_id"])
+        target |= {k: v for k, v in t.items() if v is not None}
+        out.append(target)
+    return sorted(out, key=lambda t: t["cell_id"])
+
+
+def nodes_of(run: Run) -> list[tuple[str, dict[str, Any]]]:
+    """(name, hardware) pairs, every field present (None when unknown)."""
+    nodes = run.metadata.get("nodes") or {}
+    return [(name, dict.fromkeys(NODE_FIELDS) | nodes[name]) for name in sorted(nodes)]
+
+
+def run_url(run_id: str) -> str:
+    return f"runs/{run_id}/"
+
+
+def sort_key(run: Run) -> tuple[str, str]:
+    return (run.started_at or "", run.run_id)
+
+
+def entry(run: Run, check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    md = run.metadata
+    targets = targets_of(run)
+    ledger = run.ledger
+    skipped = sorted({s["cell_id"] for s in ledger.skips}) if ledger else []
+    prompt_ids = sorted({r["prompt_id"] for r in rows} | set((md.get("prompts") or {}).keys()))
+    return {
+        "id": run.run_id,
+        "title": md["title"],
+        "description": md.get("description") or "",
+        "started_at_utc": run.started_at,
+        "finished_at_utc": run.finished_at,
+        "status": run.status,
+        "synthetic": run.synthetic,
+        "baseline": bool(md.get("baseline")),
+        "supersedes": md.get("supersedes"),
+        "source": md.get("source"),
+        "tags": sorted(md.get("tags") or []),
+        "authors": list(md.get("authors") or []),
+        "license": md.get("license"),
+        "reproducibility": {"verdict": check["verdict"], "reasons": check["reasons"]},
+        "cells": [t["cell_id"] for t in targets],
+        "cells_skipped": skipped,
+        "models": sorted({t["model"] for t in targets if t.get("model")}),
+        "engines": sorted({t["engine"] for t in targets if t.get("engine")}),
+        "nodes": sorted({t["node"] for t in targets if t.get("node")}),
+        "prompt_ids": prompt_ids,
+        "counts": {
+            "calls": ledger.calls if ledger else 0,
+            "errors": ledger.errors if ledger else 0,
+            "skipped": len(ledger.skips) if ledger else 0,
+            "results": len(ledger.results) if ledger else 0,
+        },
+        "headline": {"warm_first_delta_ms_p50": cell_matrix(rows)},
+        "files": run.manifest,
+        "digest": run.digest,
+        "url": run_url(run.run_id),
+    }
+
+
+def build_catalogue(
+    runs: list[Run],
+    checks: dict[str, dict[str, Any]],
+    rows: dict[str, list[dict[str, Any]]],
+    config: Config,
+) -> dict[str, Any]:
+    """The whole catalogue as plain data; runs newest first, ties by id."""
+    ordered = sorted(runs, key=sort_key, reverse=True)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "archive": {
+            "title": config.get("archive.title"),
+            "description": config.get("archive.description"),
+            "base_url": config.get("archive.base_url"),
+            "license": config.get("archive.license"),
+            "authors": config.get("archive.authors"),
+        },
+        "runs": [entry(r, checks[r.run_id], rows.get(r.run_id, [])) for r in ordered],
+    }

@@ -1,0 +1,158 @@
+"""Command line: thin click commands, each calling one library function.
+
+Errors from the library arrive as ``SitegenError`` and are turned into a
+message and exit status here, at the edge; nothing below prints tracebacks
+for bad input.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sitegen import __version__
+from sitegen.exceptions import SitegenError
+
+ARCHIVE = click.argument(
+    "archive",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    required=False,
+)
+
+
+def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a SitegenError into a clean message on stderr and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SitegenError as exc:
+            for line in str(exc).splitlines() or [type(exc).__name__]:
+                click.echo(f"error: {line}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(__version__, prog_name="sitegen")
+def main() -> None:
+    """Build a static, citable site from an archive of LLM benchmark runs."""
+
+
+@main.command()
+@ARCHIVE
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: site/ inside the archive).")
+@click.option("--strict", is_flag=True, help="Fail the build when a run is unreliable.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Leave invalid runs out, list them, and build the rest.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
+@reports_errors
+def build(archive: Path, out: Path | None, strict: bool, skip_invalid: bool, quiet: bool) -> None:
+    """Build catalogue.json and the static site from ARCHIVE (default: .)."""
+    from sitegen.build import build as do_build
+
+    do_build(archive, out=out, strict=strict, skip_invalid=skip_invalid,
+             echo=None if quiet else click.echo)
+
+
+@main.command()
+@ARCHIVE
+@click.option("--strict", is_flag=True, help="Treat unreliable runs as errors.")
+@reports_errors
+def check(archive: Path, strict: bool) -> None:
+    """Validate ARCHIVE (default: .) and report every problem; writes nothing."""
+    from sitegen.build import check as do_check
+
+    do_check(archive, strict=strict, echo=click.echo)
+
+
+@main.command()
+@ARCHIVE
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--port", type=int, default=8000, show_default=True)
+@reports_errors
+def serve(archive: Path, out: Path | None, port: int) -> None:
+    """Build, serve on 127.0.0.1 and rebuild when the archive changes."""
+    from sitegen.serve import serve as do_serve
+
+    do_serve(archive, out=out, port=port, echo=click.echo)
+
+
+_FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
+
+
+@main.command()
+@click.option("--cells", "cells_path", type=_FILE, required=True,
+              help="cells.yaml: node, engine, model and endpoint per cell.")
+@click.option("--prompts", "prompts_path", type=_FILE, default=None,
+              help="Frozen prompts file (default: the canonical P-EASY/P-MEDIUM/P-HARD).")
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs"), show_default=True, help="Where packaged runs go.")
+@click.option("--nodes", "nodes_path", type=_FILE, default=None,
+              help="nodes.yaml: hardware per node, for metadata.json.")
+@click.option("--host-node", default=None, help="Node name of this machine (default: nodes.yaml).")
+@click.option("--warm", type=int, default=5, show_default=True,
+              help="Warm calls per cell and prompt.")
+@click.option("--concurrency", type=int, default=1, show_default=True,
+              help="Warm requests kept in flight.")
+@click.option("--probe", "probe_only", is_flag=True, help="Print the probe table and stop.")
+@click.option("--smoke", is_flag=True, help="One cell, one prompt, one call.")
+@click.option("--cell", "cell_ids", multiple=True, help="Only this cell id (repeatable).")
+@click.option("--prompt", "prompt_ids", multiple=True, help="Only this prompt id (repeatable).")
+@click.option("--allow-dirty", is_flag=True, help="Run on a dirty git tree (files are recorded).")
+@click.option("--dirty-note", default=None, help="Why the dirty files do not matter.")
+@click.option("--force-load", is_flag=True, help="Run even when the load average is above 4.0.")
+@click.option("--for-publication", is_flag=True, help="Refuse when any cell fails its probe.")
+@click.option("--timeout", "call_timeout_s", type=float, default=300.0, show_default=True,
+              help="Seconds allowed per call.")
+@click.option("--stall-timeout", "stall_timeout_s", type=float, default=60.0, show_default=True,
+              help="Seconds allowed between two chunks of a stream.")
+@click.option("--title", default=None, help="Title of the packaged run.")
+@click.option("--description", default=None, help="Description of the packaged run.")
+@click.option("--tag", "tags", multiple=True, help="Tag for the packaged run (repeatable).")
+@click.option("--author", "authors", multiple=True,
+              help="Author (repeatable; default: git config user.name).")
+@click.option("--license", "license_", default="CC-BY-4.0", show_default=True)
+@click.option("--baseline", is_flag=True, help="Mark the run as a baseline.")
+@click.option("--no-package", is_flag=True, help="Leave the ledger unpackaged.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+@reports_errors
+def run(**kwargs: Any) -> None:
+    """Benchmark the cells: probes, then 1 cold + N warm streamed calls per prompt."""
+    from sitegen.runner import RunOptions
+    from sitegen.runner import run as do_run
+
+    kwargs["license"] = kwargs.pop("license_")
+    kwargs["package"] = not kwargs.pop("no_package")
+    kwargs["progress"] = not kwargs.pop("quiet")
+    do_run(RunOptions(**kwargs), echo=click.echo)
+
+
+@main.command()
+@click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs"), show_default=True)
+@click.option("--nodes", "nodes_path", type=_FILE, default=None,
+              help="nodes.yaml: hardware per node, for metadata.json.")
+@reports_errors
+def package(ledger: Path, runs_dir: Path, nodes_path: Path | None) -> None:
+    """Package a recorded LEDGER as runs/<id>/ (interrupted if it has no end record)."""
+    from sitegen.runner import package_ledger
+
+    package_ledger(ledger, runs_dir=runs_dir, nodes_path=nodes_path, echo=click.echo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

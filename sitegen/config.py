@@ -1,0 +1,226 @@
+"""Archive settings: declared once in SETTINGS, which drives defaults, validation,
+``--help``-style listings and the settings table in the docs.
+
+The settings live in ``sitegen.toml`` at the archive root. The whole file is
+validated at once and every problem is reported together, so a publisher fixes
+them in one go rather than one per build.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sitegen.exceptions import ConfigError, Problem
+
+CONFIG_NAME = "sitegen.toml"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # dotted: "<table>.<key>"
+    kind: type | tuple[type, ...]
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "archive.title",
+        str,
+        "LLM benchmark archive",
+        "Site title, used on every page and in citations.",
+    ),
+    Setting("archive.description", str, "", "One paragraph shown on the index page."),
+    Setting(
+        "archive.base_url",
+        str,
+        "",
+        "Absolute URL the site is published at (ending in /). Used only for permalinks in "
+        "citations, feeds and the sitemap; pages link to each other relatively.",
+    ),
+    Setting("archive.license", str, "CC-BY-4.0", "Default license of the published data."),
+    Setting("archive.authors", list, [], "Archive maintainers, cited as authors."),
+    Setting("archive.repository", str, "", "Public source repository of the archive (optional)."),
+    Setting(
+        "thresholds.ttft_regression",
+        float,
+        0.30,
+        "Warm TTFT p50 this fraction slower than the baseline is a regression.",
+        0.0,
+        10.0,
+    ),
+    Setting(
+        "thresholds.total_regression",
+        float,
+        0.30,
+        "Warm total duration p50 this fraction slower than the baseline is a regression.",
+        0.0,
+        10.0,
+    ),
+    Setting(
+        "thresholds.tps_regression",
+        float,
+        0.30,
+        "Warm tokens/s this fraction lower than the baseline is a regression.",
+        0.0,
+        1.0,
+    ),
+    Setting(
+        "thresholds.win",
+        float,
+        0.30,
+        "An improvement of at least this fraction on any metric is a win.",
+        0.0,
+        10.0,
+    ),
+    Setting(
+        "thresholds.min_success_rate",
+        float,
+        0.95,
+        "Warm success rate below this is a red flag.",
+        0.0,
+        1.0,
+    ),
+    Setting(
+        "reproducibility.max_load_avg",
+        float,
+        4.0,
+        "Highest 1-minute load average at the start of a reliable run.",
+        0.0,
+        1024.0,
+    ),
+    Setting(
+        "limits.max_line_bytes",
+        int,
+        1_048_576,
+        "Longest ledger line accepted, in bytes.",
+        64,
+        1 << 30,
+    ),
+    Setting(
+        "limits.max_file_bytes",
+        int,
+        1 << 30,
+        "Largest file accepted in a run folder, in bytes.",
+        1024,
+        1 << 40,
+    ),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings; ``get("thresholds.win")`` reads one by its dotted name."""
+
+    values: dict[str, Any]
+    path: Path | None
+
+    def get(self, name: str) -> Any:
+        return self.values[name]
+
+    def section(self, table: str) -> dict[str, Any]:
+        prefix = table + "."
+        return {k[len(prefix) :]: v for k, v in self.values.items() if k.startswith(prefix)}
+
+
+def defaults() -> Config:
+    return Config({s.name: s.default for s in SETTINGS}, None)
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """Best-effort line of ``key = ...`` (tomllib reports no positions)."""
+    pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=", re.MULTILINE)
+    m = pattern.search(text)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        list: "a list",
+        bool: "true/false",
+    }
+    return names.get(kind, str(kind)) if isinstance(kind, type) else " or ".join(map(str, kind))
+
+
+def _check_value(setting: Setting, value: Any) -> str | None:
+    kind = setting.kind
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+        return f"expected {_type_name(kind)}, got {type(value).__name__} {value!r}"
+    if kind is list and not all(isinstance(v, str) and v for v in value):
+        return "expected a list of non-empty strings"
+    if setting.minimum is not None and value < setting.minimum:
+        return f"must be at least {setting.minimum}, got {value}"
+    if setting.maximum is not None and value > setting.maximum:
+        return f"must be at most {setting.maximum}, got {value}"
+    if setting.name == "archive.base_url" and value:
+        if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", value):
+            return f"must be an http(s) URL, got {value!r}"
+        if not value.endswith("/"):
+            return f"must end with '/', got {value!r}"
+    return None
+
+
+def load_config(archive: Path) -> Config:
+    """Read and validate ``sitegen.toml``; a missing file means all defaults."""
+    path = archive / CONFIG_NAME
+    if not path.is_file():
+        return defaults()
+    display = CONFIG_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(display, None, None, f"not UTF-8: {exc.reason}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        line, col = (int(m.group(1)), int(m.group(2))) if m else (None, None)
+        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise ConfigError([Problem(display, line, col, f"invalid TOML: {msg}")]) from None
+
+    values = {s.name: s.default for s in SETTINGS}
+    problems: list[Problem] = []
+    for table, entries in data.items():
+        if not isinstance(entries, dict):
+            problems.append(
+                Problem(display, _line_of(text, table), None, f"unknown setting {table!r}")
+            )
+            continue
+        for key, value in entries.items():
+            name = f"{table}.{key}"
+            setting = _BY_NAME.get(name)
+            line = _line_of(text, key)
+            if setting is None:
+                known = ", ".join(s.name for s in SETTINGS if s.name.startswith(table + "."))
+                hint = f" (known in [{table}]: {known})" if known else ""
+                problems.append(Problem(display, line, None, f"unknown setting {name!r}{hint}"))
+                continue
+            error = _check_value(setting, value)
+            if error:
+                problems.append(Problem(display, line, None, f"{name}: {error}"))
+            else:
+                values[name] = float(value) if setting.kind is float else value
+    if problems:
+        raise ConfigError(problems)
+    return Config(values, path)
+
+
+def settings_markdown() -> str:
+    """The settings table for the docs, generated from SETTINGS."""
+    rows = ["| setting | default | meaning |", "| --- | --- | --- |"]
+    for s in SETTINGS:
+        table, key = s.name.split(".", 1)
+        rows.append(f"| `[{table}] {key}` | `{s.default!r}` | {s.help} |")
+    return "\n".join(rows) + "\n"

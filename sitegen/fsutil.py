@@ -1,0 +1,47 @@
+"""File-system helpers: atomic writes and output paths that cannot escape."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from sitegen.exceptions import BuildError
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write ``path`` via a temp file in the same folder and ``os.replace``.
+
+    A reader (or a crash) sees either the old file or the whole new one.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; published files are world-readable
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def safe_join(root: Path, rel: str) -> Path:
+    """``root / rel``, refusing any ``rel`` that would land outside ``root``."""
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or ".." in pure.parts or "\\" in rel or not rel or rel.startswith("~"):
+        raise BuildError(f"refusing output path {rel!r}: it would escape the output folder")
+    return root.joinpath(*pure.parts)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

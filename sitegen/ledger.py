@@ -1,0 +1,244 @@
+"""Reading ledgers (``run.jsonl``): a strict stdlib pre-pass, then Polars.
+
+Polars reports neither file nor line for bad input and quietly coerces mixed
+types, so every file first goes through a streaming pre-pass that checks each
+line (size, UTF-8, JSON, duplicate keys, NaN, object, record type, schema) and
+reports problems as ``runs/x/run.jsonl:17:5: ...``. Only files that pass are
+handed to Polars, with an explicit schema, to build one frame of calls.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from sitegen import schema
+from sitegen.exceptions import Problem
+
+RECORD_SCHEMAS = {
+    "meta": "ledger-meta.v1.json",
+    "call": "ledger-call.v1.json",
+    "skip": "ledger-skip.v1.json",
+    "result": "ledger-result.v1.json",
+    "end": "ledger-end.v1.json",
+}
+
+# Explicit Polars schema for call records; fields not named here are ignored
+# by the reader (they stay in the file and are published with it).
+CALL_SCHEMA: dict[str, pl.DataType] = {
+    "type": pl.String(),
+    "cell_id": pl.String(),
+    "prompt_id": pl.String(),
+    "phase": pl.String(),
+    "cold_kind": pl.String(),
+    "run_idx": pl.Int64(),
+    "first_delta_ms": pl.Float64(),
+    "ttft_ms": pl.Float64(),
+    "total_duration_ms": pl.Float64(),
+    "prompt_tokens": pl.Int64(),
+    "completion_tokens": pl.Int64(),
+    "tokens_per_sec": pl.Float64(),
+    "tpot_ms": pl.Float64(),
+    "decode_tps": pl.Float64(),
+    "finish_reason": pl.String(),
+    "http_status": pl.Int64(),
+    "backend": pl.String(),
+    "error": pl.String(),
+}
+
+RESULT_COLUMNS: dict[str, pl.DataType] = {
+    "run_id": pl.String(),
+    "name": pl.String(),
+    "metric": pl.String(),
+    "value": pl.Float64(),
+    "unit": pl.String(),
+    "stderr": pl.Float64(),
+    "higher_is_better": pl.Boolean(),
+    "model": pl.String(),
+    "cell_id": pl.String(),
+}
+
+
+@dataclass
+class LedgerSummary:
+    """What the pre-pass learned about one ledger, besides the call rows."""
+
+    meta: dict[str, Any] | None = None
+    end: dict[str, Any] | None = None
+    calls: int = 0
+    errors: int = 0
+    skips: list[dict[str, Any]] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    lines: int = 0
+
+    @property
+    def interrupted(self) -> bool:
+        return self.end is None or bool(self.end.get("interrupted"))
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (NaN and Infinity are not allowed)")
+
+
+def _decode_error_column(raw: bytes, exc: UnicodeDecodeError) -> int:
+    # Column in characters of the valid prefix, 1-based.
+    return len(raw[: exc.start].decode("utf-8", errors="replace")) + 1
+
+
+def _normalise(record: dict[str, Any]) -> dict[str, Any]:
+    """Harness ledgers mark probe failures as ``phase: "skipped"`` lines."""
+    if record.get("phase") == "skipped" and record.get("type") in ("call", "skip"):
+        out = {"type": "skip", "cell_id": record.get("cell_id")}
+        reason = record.get("reason") or record.get("error") or "skipped"
+        out["reason"] = reason
+        return out
+    return record
+
+
+def prepass(
+    path: Path, display: str, *, max_line_bytes: int
+) -> tuple[LedgerSummary, list[Problem]]:
+    """Check every line of one ledger; return its summary and all its problems."""
+    summary = LedgerSummary()
+    problems: list[Problem] = []
+    after_end_reported = False
+
+    def bad(line: int, message: str, column: int | None = None) -> None:
+        problems.append(Problem(display, line, column, message))
+
+    with path.open("rb") as fh:
+        lineno = 0
+        while True:
+            raw = fh.readline(max_line_bytes + 1)
+            if not raw:
+                break
+            lineno += 1
+            if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+                bad(lineno, f"line is longer than the cap of {max_line_bytes} bytes")
+                # Skip the rest of this overlong line.
+                while raw and not raw.endswith(b"\n"):
+                    raw = fh.readline(max_line_bytes + 1)
+                continue
+            raw = raw.rstrip(b"\r\n")
+            if not raw.strip():
+                bad(lineno, "empty line (one JSON object per line)")
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad(lineno, "bytes that are not UTF-8", _decode_error_column(raw, exc))
+                continue
+            try:
+                record = json.loads(
+                    text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants
+                )
+            except _DuplicateKey as exc:
+                bad(lineno, f"duplicate key {str(exc)!r}")
+                continue
+            except json.JSONDecodeError as exc:
+                bad(lineno, f"malformed JSON: {exc.msg}", exc.colno)
+                continue
+            except ValueError as exc:
+                bad(lineno, str(exc))
+                continue
+            if not isinstance(record, dict):
+                kind = "array" if isinstance(record, list) else type(record).__name__
+                bad(lineno, f"record is not a JSON object (got {kind})")
+                continue
+            record = _normalise(record)
+            rtype = record.get("type")
+            if rtype not in RECORD_SCHEMAS:
+                known = ", ".join(RECORD_SCHEMAS)
+                what = 'has no "type"' if rtype is None else f"has unknown type {rtype!r}"
+                bad(lineno, f"record {what} (expected one of: {known})")
+                continue
+            if lineno == 1 and rtype != "meta":
+                bad(1, f"missing meta record: line 1 is a {rtype!r} record")
+            elif lineno > 1 and rtype == "meta":
+                bad(lineno, "meta record must be the first line, and only once")
+                continue
+            if summary.end is not None and not after_end_reported:
+                bad(lineno, "record after the end record")
+                after_end_reported = True
+            for message in schema.errors(RECORD_SCHEMAS[rtype], record):
+                bad(lineno, message)
+            if rtype == "meta" and lineno == 1:
+                summary.meta = record
+            elif rtype == "end":
+                summary.end = record
+            elif rtype == "call":
+                summary.calls += 1
+                if record.get("error") is not None:
+                    summary.errors += 1
+            elif rtype == "skip":
+                summary.skips.append(record)
+            elif rtype == "result":
+                summary.results.append(record)
+        summary.lines = lineno
+    if summary.lines == 0:
+        problems.append(Problem(display, None, None, "ledger is empty: missing meta record"))
+    return summary, problems
+
+
+def read_calls(ledgers: dict[str, Path]) -> pl.DataFrame:
+    """One frame of every call record of the given ledgers, ``run_id`` as a column.
+
+    Call only with ledgers that passed the pre-pass: the explicit schema then
+    matches what is on disk, and nothing is coerced.
+    """
+    columns = {"run_id": pl.String(), **CALL_SCHEMA}
+    if not ledgers:
+        return pl.DataFrame(schema=columns)
+    by_path = {str(p): run_id for run_id, p in ledgers.items()}
+    frame = (
+        pl.scan_ndjson(
+            [Path(p) for p in by_path],
+            schema=CALL_SCHEMA,
+            include_file_paths="_path",
+        )
+        # Harness-style probe failures are "call" lines with phase "skipped";
+        # the pre-pass turned them into skip records.
+        .filter((pl.col("type") == "call") & pl.col("phase").is_in(["cold", "warm"]))
+        .with_columns(
+            pl.col("_path").replace_strict(by_path, return_dtype=pl.String()).alias("run_id")
+        )
+        .select(list(columns))
+        .collect()
+    )
+    return frame.sort(["run_id", "cell_id", "prompt_id", "phase", "run_idx"], maintain_order=True)
+
+
+def results_frame(summaries: dict[str, LedgerSummary]) -> pl.DataFrame:
+    """Result records of all runs as one frame (they are few: scores, summaries)."""
+    rows = [
+        {"run_id": run_id, **{k: r.get(k) for k in RESULT_COLUMNS if k != "run_id"}}
+        for run_id, s in sorted(summaries.items())
+        for r in s.results
+    ]
+    for row in rows:
+        if row["value"] is not None:
+            row["value"] = float(row["value"])
+        if row["stderr"] is not None:
+            row["stderr"] = float(row["stderr"])
+    return (
+        pl.DataFrame(rows, schema=RESULT_COLUMNS, orient="row")
+        if rows
+        else pl.DataFrame(schema=RESULT_COLUMNS)
+    )

@@ -1,0 +1,83 @@
+"""Aggregates checked against values computed by hand."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from sitegen.aggregate import aggregate, cell_matrix, rows_by_run
+from sitegen.ledger import CALL_SCHEMA
+
+
+def frame(records: list[dict]) -> pl.DataFrame:
+    columns = {"run_id": pl.String(), **CALL_SCHEMA}
+    rows = [{c: r.get(c) for c in columns} for r in records]
+    return pl.DataFrame(rows, schema=columns)
+
+
+def call(
+    phase: str,
+    first: float | None,
+    total: float | None,
+    tps: float | None = None,
+    error=None,
+    tokens=10,
+):
+    return {
+        "run_id": "r",
+        "type": "call",
+        "cell_id": "n:e:m",
+        "prompt_id": "P",
+        "phase": phase,
+        "first_delta_ms": first,
+        "total_duration_ms": total,
+        "tokens_per_sec": tps,
+        "completion_tokens": tokens,
+        "error": error,
+    }
+
+
+def test_percentiles_are_linear_interpolation_and_errors_are_excluded():
+    calls = [
+        call("cold", 900.0, 1500.0, 10.0),
+        call("warm", 100.0, 300.0, 20.0),
+        call("warm", 110.0, 310.0, 22.0),
+        call("warm", 120.0, 330.0, 24.0),
+        call("warm", 130.0, 360.0, 26.0),
+        call("warm", 200.0, 500.0, 28.0),
+        call("warm", None, None, None, error="ReadTimeout: stalled", tokens=None),
+    ]
+    rows = rows_by_run(aggregate(frame(calls)))["r"]
+    cold, warm = rows
+    assert cold["phase"] == "cold" and cold["first_delta_ms_p50"] == 900.0 and cold["n"] == 1
+    assert warm["n"] == 6 and warm["errors"] == 1
+    assert warm["success_rate"] == pytest.approx(5 / 6, abs=1e-3)
+    # Five good values 100,110,120,130,200: p50 is the middle one.
+    assert warm["first_delta_ms_p50"] == 120.0
+    # p95: h = 4 * 0.95 = 3.8 -> 130 + 0.8 * (200 - 130) = 186.
+    assert warm["first_delta_ms_p95"] == pytest.approx(186.0)
+    # totals 300,310,330,360,500: p95 = 360 + 0.8 * 140 = 472.
+    assert warm["total_duration_ms_p95"] == pytest.approx(472.0)
+    assert warm["tokens_per_sec_mean"] == pytest.approx(24.0)
+    assert warm["completion_tokens_mean"] == pytest.approx(10.0)
+
+
+def test_even_count_p50_interpolates_between_the_two_middle_values():
+    calls = [call("warm", v, v * 2) for v in (10.0, 20.0, 30.0, 40.0)]
+    (warm,) = rows_by_run(aggregate(frame(calls)))["r"]
+    assert warm["first_delta_ms_p50"] == 25.0
+    # h = 3 * 0.95 = 2.85 -> 30 + 0.85 * 10
+    assert warm["first_delta_ms_p95"] == pytest.approx(38.5)
+
+
+def test_all_errors_gives_no_percentiles_but_counts_them():
+    calls = [call("warm", None, None, error="HTTP 500") for _ in range(3)]
+    (warm,) = rows_by_run(aggregate(frame(calls)))["r"]
+    assert warm["n"] == 3 and warm["errors"] == 3 and warm["success_rate"] == 0.0
+    assert warm["first_delta_ms_p50"] is None
+
+
+def test_cell_matrix_uses_warm_p50():
+    calls = [call("cold", 900.0, 1000.0), call("warm", 100.0, 200.0), call("warm", 300.0, 400.0)]
+    rows = rows_by_run(aggregate(frame(calls)))["r"]
+    assert cell_matrix(rows) == {"n:e:m": {"P": 200.0}}
