@@ -79,6 +79,14 @@ def check(archive: Path, strict: bool) -> None:
 
 
 @main.command()
+def settings() -> None:
+    """Print the table of sitegen.toml settings with their defaults."""
+    from sitegen.config import settings_markdown
+
+    click.echo(settings_markdown(), nl=False)
+
+
+@main.command()
 @ARCHIVE
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--port", type=int, default=8000, show_default=True)
@@ -137,7 +145,9 @@ def run(**kwargs: Any) -> None:
     kwargs["license"] = kwargs.pop("license_")
     kwargs["package"] = not kwargs.pop("no_package")
     kwargs["progress"] = not kwargs.pop("quiet")
-    do_run(RunOptions(**kwargs), echo=click.echo)
+    outcome = do_run(RunOptions(**kwargs), echo=click.echo)
+    if outcome.status == "interrupted":
+        sys.exit(130)
 
 
 @main.command()
@@ -152,6 +162,30 @@ def package(ledger: Path, runs_dir: Path, nodes_path: Path | None) -> None:
     from sitegen.runner import package_ledger
 
     package_ledger(ledger, runs_dir=runs_dir, nodes_path=nodes_path, echo=click.echo)
+
+
+@main.command(name="import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", default=None, metavar="FORMAT",
+              help="Source format (default: detected). See docs/importing.md.")
+@click.option("--id", "run_id", default=None, help="Run id (default: <format>-<date>-<hash>).")
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs"), show_default=True)
+@click.option("--origin", default=None, help="Where the file came from (metadata source.origin).")
+@click.option("--tag", "tags", multiple=True, help="Extra tag for the run (repeatable).")
+@reports_errors
+def import_(files: tuple[Path, ...], fmt: str | None, run_id: str | None, runs_dir: Path,
+            origin: str | None, tags: tuple[str, ...]) -> None:
+    """Package published result FILES (vLLM, llama-bench, lm-eval, ...) as runs/<id>/."""
+    from sitegen.importers import import_files
+
+    report = import_files(list(files), runs_dir=runs_dir, fmt=fmt, run_id=run_id,
+                          origin=origin, tags=tags)
+    for item in report.runs:
+        click.echo(f"imported {item.source} as {item.path} "
+                   f"({item.format}: {item.results} results, {item.calls} calls)")
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

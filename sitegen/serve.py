@@ -1,0 +1,87 @@
+"""``sitegen serve``: build, serve on 127.0.0.1, rebuild when the archive changes.
+
+The server serves the output path, which the build swaps atomically, so a
+reader never sees a half-written site; a failed rebuild prints its errors and
+keeps serving the previous one.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from sitegen.build import build
+from sitegen.exceptions import SitegenError
+
+WATCHED = ("runs", "templates", "methodology.md", "sitegen.toml", "gate-allowlist.toml")
+
+
+def fingerprint(archive: Path) -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime_ns, size) of every watched file: cheap enough to poll each second."""
+    seen = []
+    for name in WATCHED:
+        top = archive / name
+        paths = [top] if top.is_file() else sorted(top.rglob("*")) if top.is_dir() else []
+        for path in paths:
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue
+            seen.append((str(path), st.st_mtime_ns, st.st_size))
+    return tuple(seen)
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+def make_server(out: Path, port: int) -> ThreadingHTTPServer:
+    """An HTTP server for ``out`` bound to loopback only (port 0 picks a free one)."""
+    handler = functools.partial(_QuietHandler, directory=str(out))
+    return ThreadingHTTPServer(("127.0.0.1", port), handler)
+
+
+def serve(
+    archive: Path,
+    *,
+    out: Path | None = None,
+    port: int = 8000,
+    echo: Callable[[str], Any] = print,
+    stop: threading.Event | None = None,
+    poll_seconds: float = 1.0,
+    on_ready: Callable[[int], Any] | None = None,
+) -> None:
+    """Build once, then serve until interrupted (or ``stop`` is set)."""
+    archive = Path(archive)
+    out = Path(out) if out is not None else archive / "site"
+    build(archive, out=out, echo=echo)
+    server = make_server(out, port)
+    actual = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    echo(f"serving {out} at http://127.0.0.1:{actual}/ (Ctrl-C to stop)")
+    if on_ready:
+        on_ready(actual)
+    stop = stop or threading.Event()
+    last = fingerprint(archive)
+    try:
+        while not stop.wait(poll_seconds):
+            current = fingerprint(archive)
+            if current == last:
+                continue
+            last = current
+            echo("change detected, rebuilding")
+            try:
+                build(archive, out=out, echo=echo)
+            except SitegenError as exc:
+                for line in str(exc).splitlines():
+                    echo(f"error: {line}")
+                echo("rebuild failed; still serving the previous site")
+    finally:
+        server.shutdown()
+        server.server_close()
