@@ -62,7 +62,13 @@ def main() -> int:
     parser.add_argument("--bundled", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}  python: {sys.version.split()[0]}  repeat: {args.repeat}")
-    print(f"{'archive':<28} {'runs':>6} {'calls':>9} {'cold s':>8} {'rebuild s':>10} {'catalogue s':>12}")
+    header = ("archive", "runs", "calls", "cold s", "rebuild s", "catalogue s")
+    widths = (-28, 6, 9, 8, 10, 12)
+    print(
+        " ".join(
+            f"{h:<{-w}}" if w < 0 else f"{h:>{w}}" for h, w in zip(header, widths, strict=True)
+        )
+    )
     targets: list[tuple[str, Path]] = []
     tmp = Path(tempfile.mkdtemp(prefix="sitegen-bench-"))
     try:

@@ -52,19 +52,29 @@ def main() -> None:
 
 @main.command()
 @ARCHIVE
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder (default: site/ inside the archive).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default: site/ inside the archive).",
+)
 @click.option("--strict", is_flag=True, help="Fail the build when a run is unreliable.")
-@click.option("--skip-invalid", is_flag=True,
-              help="Leave invalid runs out, list them, and build the rest.")
+@click.option(
+    "--skip-invalid", is_flag=True, help="Leave invalid runs out, list them, and build the rest."
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
 @reports_errors
 def build(archive: Path, out: Path | None, strict: bool, skip_invalid: bool, quiet: bool) -> None:
     """Build catalogue.json and the static site from ARCHIVE (default: .)."""
     from sitegen.build import build as do_build
 
-    do_build(archive, out=out, strict=strict, skip_invalid=skip_invalid,
-             echo=None if quiet else click.echo)
+    do_build(
+        archive,
+        out=out,
+        strict=strict,
+        skip_invalid=skip_invalid,
+        echo=None if quiet else click.echo,
+    )
 
 
 @main.command()
@@ -102,19 +112,41 @@ _FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
 
 
 @main.command()
-@click.option("--cells", "cells_path", type=_FILE, required=True,
-              help="cells.yaml: node, engine, model and endpoint per cell.")
-@click.option("--prompts", "prompts_path", type=_FILE, default=None,
-              help="Frozen prompts file (default: the canonical P-EASY/P-MEDIUM/P-HARD).")
-@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("runs"), show_default=True, help="Where packaged runs go.")
-@click.option("--nodes", "nodes_path", type=_FILE, default=None,
-              help="nodes.yaml: hardware per node, for metadata.json.")
+@click.option(
+    "--cells",
+    "cells_path",
+    type=_FILE,
+    required=True,
+    help="cells.yaml: node, engine, model and endpoint per cell.",
+)
+@click.option(
+    "--prompts",
+    "prompts_path",
+    type=_FILE,
+    default=None,
+    help="Frozen prompts file (default: the canonical P-EASY/P-MEDIUM/P-HARD).",
+)
+@click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Where packaged runs go.",
+)
+@click.option(
+    "--nodes",
+    "nodes_path",
+    type=_FILE,
+    default=None,
+    help="nodes.yaml: hardware per node, for metadata.json.",
+)
 @click.option("--host-node", default=None, help="Node name of this machine (default: nodes.yaml).")
-@click.option("--warm", type=int, default=5, show_default=True,
-              help="Warm calls per cell and prompt.")
-@click.option("--concurrency", type=int, default=1, show_default=True,
-              help="Warm requests kept in flight.")
+@click.option(
+    "--warm", type=int, default=5, show_default=True, help="Warm calls per cell and prompt."
+)
+@click.option(
+    "--concurrency", type=int, default=1, show_default=True, help="Warm requests kept in flight."
+)
 @click.option("--probe", "probe_only", is_flag=True, help="Print the probe table and stop.")
 @click.option("--smoke", is_flag=True, help="One cell, one prompt, one call.")
 @click.option("--cell", "cell_ids", multiple=True, help="Only this cell id (repeatable).")
@@ -123,15 +155,28 @@ _FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
 @click.option("--dirty-note", default=None, help="Why the dirty files do not matter.")
 @click.option("--force-load", is_flag=True, help="Run even when the load average is above 4.0.")
 @click.option("--for-publication", is_flag=True, help="Refuse when any cell fails its probe.")
-@click.option("--timeout", "call_timeout_s", type=float, default=300.0, show_default=True,
-              help="Seconds allowed per call.")
-@click.option("--stall-timeout", "stall_timeout_s", type=float, default=60.0, show_default=True,
-              help="Seconds allowed between two chunks of a stream.")
+@click.option(
+    "--timeout",
+    "call_timeout_s",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds allowed per call.",
+)
+@click.option(
+    "--stall-timeout",
+    "stall_timeout_s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds allowed between two chunks of a stream.",
+)
 @click.option("--title", default=None, help="Title of the packaged run.")
 @click.option("--description", default=None, help="Description of the packaged run.")
 @click.option("--tag", "tags", multiple=True, help="Tag for the packaged run (repeatable).")
-@click.option("--author", "authors", multiple=True,
-              help="Author (repeatable; default: git config user.name).")
+@click.option(
+    "--author", "authors", multiple=True, help="Author (repeatable; default: git config user.name)."
+)
 @click.option("--license", "license_", default="CC-BY-4.0", show_default=True)
 @click.option("--baseline", is_flag=True, help="Mark the run as a baseline.")
 @click.option("--no-package", is_flag=True, help="Leave the ledger unpackaged.")
@@ -152,10 +197,19 @@ def run(**kwargs: Any) -> None:
 
 @main.command()
 @click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("runs"), show_default=True)
-@click.option("--nodes", "nodes_path", type=_FILE, default=None,
-              help="nodes.yaml: hardware per node, for metadata.json.")
+@click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+)
+@click.option(
+    "--nodes",
+    "nodes_path",
+    type=_FILE,
+    default=None,
+    help="nodes.yaml: hardware per node, for metadata.json.",
+)
 @reports_errors
 def package(ledger: Path, runs_dir: Path, nodes_path: Path | None) -> None:
     """Package a recorded LEDGER as runs/<id>/ (interrupted if it has no end record)."""
@@ -166,24 +220,42 @@ def package(ledger: Path, runs_dir: Path, nodes_path: Path | None) -> None:
 
 @main.command(name="import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", default=None, metavar="FORMAT",
-              help="Source format (default: detected). See docs/importing.md.")
+@click.option(
+    "--format",
+    "fmt",
+    default=None,
+    metavar="FORMAT",
+    help="Source format (default: detected). See docs/importing.md.",
+)
 @click.option("--id", "run_id", default=None, help="Run id (default: <format>-<date>-<hash>).")
-@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("runs"), show_default=True)
+@click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+)
 @click.option("--origin", default=None, help="Where the file came from (metadata source.origin).")
 @click.option("--tag", "tags", multiple=True, help="Extra tag for the run (repeatable).")
 @reports_errors
-def import_(files: tuple[Path, ...], fmt: str | None, run_id: str | None, runs_dir: Path,
-            origin: str | None, tags: tuple[str, ...]) -> None:
+def import_(
+    files: tuple[Path, ...],
+    fmt: str | None,
+    run_id: str | None,
+    runs_dir: Path,
+    origin: str | None,
+    tags: tuple[str, ...],
+) -> None:
     """Package published result FILES (vLLM, llama-bench, lm-eval, ...) as runs/<id>/."""
     from sitegen.importers import import_files
 
-    report = import_files(list(files), runs_dir=runs_dir, fmt=fmt, run_id=run_id,
-                          origin=origin, tags=tags)
+    report = import_files(
+        list(files), runs_dir=runs_dir, fmt=fmt, run_id=run_id, origin=origin, tags=tags
+    )
     for item in report.runs:
-        click.echo(f"imported {item.source} as {item.path} "
-                   f"({item.format}: {item.results} results, {item.calls} calls)")
+        click.echo(
+            f"imported {item.source} as {item.path} "
+            f"({item.format}: {item.results} results, {item.calls} calls)"
+        )
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
 

@@ -36,7 +36,7 @@ def fingerprint(archive: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

@@ -23,7 +23,13 @@ def test_serve_rebuilds_on_change_and_survives_a_bad_edit(tmp_path, write_run):
     thread = threading.Thread(
         target=serve,
         args=(tmp_path,),
-        kwargs={"port": 0, "echo": messages.append, "stop": stop, "poll_seconds": 0.1, "on_ready": ready.append},
+        kwargs={
+            "port": 0,
+            "echo": messages.append,
+            "stop": stop,
+            "poll_seconds": 0.1,
+            "on_ready": ready.append,
+        },
         daemon=True,
     )
     thread.start()
