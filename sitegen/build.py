@@ -26,6 +26,7 @@ from sitegen.exceptions import BuildError, Problem, ValidationFailed
 from sitegen.fsutil import write_atomic
 from sitegen.jsonio import dumps
 from sitegen.ledger import read_calls
+from sitegen.links import check_links
 from sitegen.output import discard, stage, swap_in
 from sitegen.render import SiteData, render_site
 from sitegen.repro import check_all
@@ -152,6 +153,7 @@ def build(
         outputs = render_site(data)
         staging = stage(outputs, out)
         try:
+            finish_staging(staging, loaded)
             swap_in(staging, out)
         except BaseException:
             discard(staging)
@@ -160,6 +162,16 @@ def build(
     elapsed = time.perf_counter() - started
     _say(echo, f"wrote {len(outputs.data)} file(s) to {out} and {CATALOGUE} in {elapsed:.2f} s")
     return loaded
+
+
+def finish_staging(staging: Path, loaded: Loaded) -> None:
+    """Post-render steps and checks on the complete staging folder, before the swap.
+
+    Anything that fails here raises, and the previous site stays in place.
+    """
+    broken = check_links(staging)
+    if broken:
+        raise BuildError("broken links in the built site:\n" + "\n".join(broken))
 
 
 @contextmanager

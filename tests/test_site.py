@@ -211,3 +211,17 @@ def test_wheel_ships_the_default_theme_and_schemas(tmp_path):
     assert "sitegen/templates/assets/style.css" in names
     assert "sitegen/schemas/ledger-call.v1.json" in names
     assert "sitegen/default_methodology.md" in names
+
+
+def test_a_broken_internal_link_fails_the_build_and_keeps_the_previous_site(tmp_path, write_run):
+    write_run()
+    build(tmp_path)
+    before = tree(tmp_path / "site")
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "page.html").write_text(
+        "{% extends 'base.html' %}{% block main %}<a href='nowhere/index.html'>x</a>{% endblock %}"
+    )
+    broken = r"methodology/index.html:\d+: broken link 'nowhere/index.html'"
+    with pytest.raises(BuildError, match=broken):
+        build(tmp_path)
+    assert tree(tmp_path / "site") == before
