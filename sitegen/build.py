@@ -24,6 +24,15 @@ from sitegen.config import Config, load_config
 from sitegen.discover import LEDGER
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
 from sitegen.fsutil import write_atomic
+from sitegen.integrity import (
+    LOCK_NAME,
+    RETRACTIONS_NAME,
+    lock_text,
+    read_lock,
+    read_retractions,
+    updated_lock,
+    verify,
+)
 from sitegen.jsonio import dumps
 from sitegen.ledger import read_calls
 from sitegen.links import check_links
@@ -48,6 +57,7 @@ class Loaded:
     calls: pl.DataFrame
     rows: dict[str, list[dict[str, Any]]]
     catalogue: dict[str, Any]
+    lock: dict[str, Any]
 
 
 def _say(echo: Echo, message: str) -> None:
@@ -66,7 +76,13 @@ def load(archive: Path, *, strict: bool = False, skip_invalid: bool = False) -> 
     if not archive.is_dir():
         raise BuildError(f"{archive}: archive folder does not exist")
     config = load_config(archive)
-    runs, problems, _invalid = read_archive(archive, config)
+    runs, problems, invalid = read_archive(archive, config)
+    lock, lock_problems = read_lock(archive)
+    # Integrity failures are never skipped: leaving a changed published run
+    # out of the site would hide the change instead of reporting it.
+    fatal = lock_problems + verify(runs, lock, invalid) + _link_problems(runs)
+    if fatal:
+        raise ValidationFailed(fatal + (problems if not skip_invalid else []))
     left_out: dict[str, list[Problem]] = {}
     if problems:
         if not skip_invalid:
@@ -87,8 +103,31 @@ def load(archive: Path, *, strict: bool = False, skip_invalid: bool = False) -> 
     ledgers = {r.run_id: r.source.path / LEDGER for r in runs if r.ledger is not None}
     calls = read_calls(ledgers)
     rows = agg.rows_by_run(agg.aggregate(calls))
-    catalogue = build_catalogue(runs, checks, rows, config)
-    return Loaded(archive, config, runs, left_out, checks, calls, rows, catalogue)
+    retractions = read_retractions(archive)
+    unknown = sorted(set(retractions) - {r.run_id for r in runs} - invalid)
+    if unknown:
+        raise ValidationFailed(
+            [
+                Problem(RETRACTIONS_NAME, message=f"[{rid}]: no such run in the archive")
+                for rid in unknown
+            ]
+        )
+    catalogue = build_catalogue(runs, checks, rows, config, retractions)
+    new_lock = updated_lock(runs, lock)
+    return Loaded(archive, config, runs, left_out, checks, calls, rows, catalogue, new_lock)
+
+
+def _link_problems(runs: list[Run]) -> list[Problem]:
+    """``supersedes`` must name another run of the archive."""
+    ids = {r.run_id for r in runs}
+    return [
+        Problem(
+            f"runs/{r.run_id}/metadata.json",
+            message=f"$.supersedes: no run {r.metadata['supersedes']!r} in the archive",
+        )
+        for r in runs
+        if r.metadata.get("supersedes") and r.metadata["supersedes"] not in ids
+    ]
 
 
 def _report(loaded: Loaded, echo: Echo) -> None:
@@ -159,6 +198,10 @@ def build(
             discard(staging)
             raise
         write_atomic(archive / CATALOGUE, dumps(loaded.catalogue))
+        lock_path = archive / LOCK_NAME
+        text = lock_text(loaded.lock)
+        if not lock_path.is_file() or lock_path.read_text(encoding="utf-8") != text:
+            write_atomic(lock_path, text)
     elapsed = time.perf_counter() - started
     _say(echo, f"wrote {len(outputs.data)} file(s) to {out} and {CATALOGUE} in {elapsed:.2f} s")
     return loaded

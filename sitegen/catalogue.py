@@ -57,7 +57,13 @@ def sort_key(run: Run) -> tuple[str, str]:
     return (run.started_at or "", run.run_id)
 
 
-def entry(run: Run, check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+def entry(
+    run: Run,
+    check: dict[str, Any],
+    rows: list[dict[str, Any]],
+    superseded_by: list[str],
+    retraction: dict[str, str] | None,
+) -> dict[str, Any]:
     md = run.metadata
     targets = targets_of(run)
     ledger = run.ledger
@@ -73,6 +79,8 @@ def entry(run: Run, check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[s
         "synthetic": run.synthetic,
         "baseline": bool(md.get("baseline")),
         "supersedes": md.get("supersedes"),
+        "superseded_by": superseded_by,
+        "retracted": retraction,
         "source": md.get("source"),
         "tags": sorted(md.get("tags") or []),
         "authors": list(md.get("authors") or []),
@@ -102,9 +110,15 @@ def build_catalogue(
     checks: dict[str, dict[str, Any]],
     rows: dict[str, list[dict[str, Any]]],
     config: Config,
+    retractions: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The whole catalogue as plain data; runs newest first, ties by id."""
     ordered = sorted(runs, key=sort_key, reverse=True)
+    retractions = retractions or {}
+    successors: dict[str, list[str]] = {}
+    for run in sorted(runs, key=sort_key):
+        if run.metadata.get("supersedes"):
+            successors.setdefault(run.metadata["supersedes"], []).append(run.run_id)
     return {
         "schema_version": SCHEMA_VERSION,
         "archive": {
@@ -114,5 +128,14 @@ def build_catalogue(
             "license": config.get("archive.license"),
             "authors": config.get("archive.authors"),
         },
-        "runs": [entry(r, checks[r.run_id], rows.get(r.run_id, [])) for r in ordered],
+        "runs": [
+            entry(
+                r,
+                checks[r.run_id],
+                rows.get(r.run_id, []),
+                successors.get(r.run_id, []),
+                retractions.get(r.run_id),
+            )
+            for r in ordered
+        ],
     }

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import urllib.request
+
+from conftest import metadata
 
 from sitegen.serve import serve
 
@@ -16,7 +17,7 @@ def fetch(port: int, path: str) -> str:
 
 
 def test_serve_rebuilds_on_change_and_survives_a_bad_edit(tmp_path, write_run):
-    folder = write_run()
+    write_run()
     stop = threading.Event()
     ready: list[int] = []
     messages: list[str] = []
@@ -40,20 +41,19 @@ def test_serve_rebuilds_on_change_and_survives_a_bad_edit(tmp_path, write_run):
         port = ready[0]
         assert "Run r1" in fetch(port, "runs/r1/index.html")
 
-        md = json.loads((folder / "metadata.json").read_text())
-        md["title"] = "Renamed run"
-        (folder / "metadata.json").write_text(json.dumps(md))
+        write_run("r2", md=metadata("r2", title="A new run"))
         deadline = time.time() + 30
-        while "Renamed run" not in fetch(port, "index.html") and time.time() < deadline:
+        while "A new run" not in fetch(port, "index.html") and time.time() < deadline:
             time.sleep(0.1)
-        assert "Renamed run" in fetch(port, "index.html")
+        assert "A new run" in fetch(port, "index.html")
 
-        (folder / "run.jsonl").write_text("not json\n")
+        write_run("r3", ledger="not json\n", md=metadata("r3", title="Broken run"))
         deadline = time.time() + 30
         while not any("rebuild failed" in m for m in messages) and time.time() < deadline:
             time.sleep(0.1)
-        assert any("runs/r1/run.jsonl:1:1: malformed JSON" in m for m in messages)
-        assert "Renamed run" in fetch(port, "index.html")  # previous site still served
+        assert any("runs/r3/run.jsonl:1:1: malformed JSON" in m for m in messages)
+        index = fetch(port, "index.html")
+        assert "A new run" in index and "Broken run" not in index  # previous site still served
     finally:
         stop.set()
         thread.join(10)
