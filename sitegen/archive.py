@@ -46,11 +46,21 @@ class Run:
         return self.ledger.meta or {} if self.ledger else {}
 
     @property
+    def imported(self) -> bool:
+        return bool(self.metadata.get("source"))
+
+    @property
     def started_at(self) -> str | None:
+        # An imported run's ledger times are stand-ins written by the importer;
+        # only what the source said (in metadata.json) counts.
+        if self.imported:
+            return self.metadata.get("started_at_utc")
         return self.metadata.get("started_at_utc") or self.meta.get("started_at_utc")
 
     @property
     def finished_at(self) -> str | None:
+        if self.imported:
+            return self.metadata.get("finished_at_utc")
         end = self.ledger.end if self.ledger and self.ledger.end else {}
         return self.metadata.get("finished_at_utc") or end.get("finished_at_utc")
 

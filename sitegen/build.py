@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from sitegen import aggregate as agg
+from sitegen import charts
 from sitegen.archive import Run, read_archive
 from sitegen.catalogue import build_catalogue
 from sitegen.config import Config, load_config
@@ -188,8 +189,14 @@ def build(
             checks=loaded.checks,
             rows=loaded.rows,
             chart_cache=archive / CACHE_DIR / "charts",
+            calls=loaded.calls,
+            config=loaded.config,
         )
-        outputs = render_site(data)
+        with charts.batch(data.chart_cache) as chart_batch:
+            outputs = render_site(data)
+        chart_batch.render_pending(progress=echo)
+        outputs.transform(chart_batch.fill)
+        _say(echo, f"charts: {chart_batch.hits} from cache, {chart_batch.rendered} rendered")
         staging = stage(outputs, out)
         try:
             finish_staging(staging, loaded)
@@ -212,6 +219,12 @@ def finish_staging(staging: Path, loaded: Loaded) -> None:
 
     Anything that fails here raises, and the previous site stays in place.
     """
+    from sitegen.search import index_site
+    from sitegen.views import compact_charts_in
+
+    compact_charts_in(staging)
+    if loaded.config.get("site.search"):
+        index_site(staging)
     broken = check_links(staging)
     if broken:
         raise BuildError("broken links in the built site:\n" + "\n".join(broken))

@@ -2,16 +2,25 @@
 
 Rendering costs about 0.1 s a chart (and ~1 s to warm up a process), so SVGs
 are cached on disk keyed by the spec and the renderer version; the cache lives
-outside the output folder and is safe to delete. Each SVG gets a title and a
-description for screen readers, and its ids are prefixed with the chart's own
-id so several charts can share one page.
+outside the output folder and is safe to delete. Inside a ``ChartBatch``, a
+chart that is not cached yet becomes a placeholder, and the batch renders all
+missing charts at once in a pool of worker processes, then fills them in.
+Each SVG gets a title and a description for screen readers, and its ids are
+prefixed with the chart's own id so several charts can share one page.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
+import multiprocessing as mp
+import os
 import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +40,93 @@ def _spec_key(spec: dict[str, Any]) -> str:
     return hashlib.sha256(f"{RENDERER}\n{text}".encode()).hexdigest()
 
 
+def _cache_path(cache: Path, key: str) -> Path:
+    return cache / key[:2] / f"{key}.svg"
+
+
 def _render(spec: dict[str, Any], cache: Path | None) -> str:
     key = _spec_key(spec)
-    cached = cache / key[:2] / f"{key}.svg" if cache else None
+    cached = _cache_path(cache, key) if cache else None
     if cached and cached.is_file():
         return cached.read_text(encoding="utf-8")
     svg = vlc.vegalite_to_svg(spec)
     if cached:
         write_atomic(cached, svg)
     return svg
+
+
+def _render_in_worker(spec: dict[str, Any]) -> str:
+    return vlc.vegalite_to_svg(spec)
+
+
+@dataclass
+class ChartBatch:
+    """Charts requested while rendering pages, rendered together at the end."""
+
+    cache: Path
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    pending: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> spec
+    placements: list[tuple[str, str, str, str]] = field(default_factory=list)
+    hits: int = 0
+    rendered: int = 0
+
+    def placeholder(self, spec: dict[str, Any], chart_id: str, title: str, description: str) -> str:
+        key = _spec_key(spec)
+        self.pending[key] = spec
+        self.placements.append((key, chart_id, title, description))
+        return f"<!--sitegen-chart-{len(self.placements) - 1}-->"
+
+    def render_pending(self, progress: Callable[[str], Any] | None = None) -> None:
+        """Render every missing chart once, in parallel, into the cache."""
+        keys = sorted(self.pending)
+        if not keys:
+            return
+        workers = max(1, min(self.workers, len(keys) // 8 + 1))
+        specs = [self.pending[k] for k in keys]
+        if workers == 1:
+            svgs: Iterator[str] = map(_render_in_worker, specs)
+        else:
+            # spawn, not fork: forking a process that runs Polars' thread pool
+            # can deadlock the children.
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+            svgs = pool.map(_render_in_worker, specs, chunksize=4)
+        step = max(1, len(keys) // 10)
+        for done, (key, svg) in enumerate(zip(keys, svgs, strict=True), start=1):
+            write_atomic(_cache_path(self.cache, key), svg)
+            if progress and (done % step == 0 or done == len(keys)):
+                progress(f"charts: rendered {done}/{len(keys)} ({workers} worker(s))")
+        if workers > 1:
+            pool.shutdown()
+        self.rendered += len(keys)
+        self.pending.clear()
+
+    def fill(self, html: bytes) -> bytes:
+        """Replace the placeholders in one page with their accessible SVGs."""
+        if b"<!--sitegen-chart-" not in html:
+            return html
+
+        def sub(match: re.Match[bytes]) -> bytes:
+            key, chart_id, title, description = self.placements[int(match.group(1))]
+            svg = _cache_path(self.cache, key).read_text(encoding="utf-8")
+            return _accessible(svg, chart_id, title, description).encode("utf-8")
+
+        return re.sub(rb"<!--sitegen-chart-(\d+)-->", sub, html)
+
+
+_BATCH: contextvars.ContextVar[ChartBatch | None] = contextvars.ContextVar(
+    "chart_batch", default=None
+)
+
+
+@contextmanager
+def batch(cache: Path) -> Iterator[ChartBatch]:
+    """Collect uncached charts requested inside this block (see ChartBatch)."""
+    current = ChartBatch(cache)
+    token = _BATCH.set(current)
+    try:
+        yield current
+    finally:
+        _BATCH.reset(token)
 
 
 def _accessible(svg: str, chart_id: str, title: str, description: str) -> str:
@@ -71,8 +158,18 @@ def _esc(text: str) -> str:
 def svg_chart(
     chart: alt.TopLevelMixin, chart_id: str, title: str, description: str, cache: Path | None
 ) -> str:
-    """Render ``chart`` to an inline, accessible SVG string (trusted markup)."""
+    """Render ``chart`` to an inline, accessible SVG string (trusted markup).
+
+    Inside a ``batch``, an uncached chart returns a placeholder instead.
+    """
     spec = chart.to_dict()
+    current = _BATCH.get()
+    if current is not None:
+        cached = _cache_path(current.cache, _spec_key(spec))
+        if cached.is_file():
+            current.hits += 1
+            return _accessible(cached.read_text(encoding="utf-8"), chart_id, title, description)
+        return current.placeholder(spec, chart_id, title, description)
     return _accessible(_render(spec, cache), chart_id, title, description)
 
 

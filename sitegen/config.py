@@ -48,6 +48,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("archive.authors", list, [], "Archive maintainers, cited as authors."),
     Setting("archive.repository", str, "", "Public source repository of the archive (optional)."),
     Setting(
+        "site.runs_per_page",
+        int,
+        200,
+        "Runs listed per page on the index and on model, node and engine pages; "
+        "more make pages/2/, pages/3/, ...",
+        10,
+        100_000,
+    ),
+    Setting(
+        "site.search",
+        bool,
+        True,
+        "Build the Pagefind search index (pagefind/); search works when the site is served "
+        "over http.",
+    ),
+    Setting(
         "thresholds.ttft_regression",
         float,
         0.30,

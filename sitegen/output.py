@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,12 @@ class Outputs:
     def add(self, rel: str, content: bytes | str) -> None:
         self._claim(rel)
         self.data[rel] = content.encode("utf-8") if isinstance(content, str) else content
+
+    def transform(self, func: Callable[[bytes], bytes]) -> None:
+        """Apply ``func`` to every generated (not copied) output."""
+        for rel, content in self.data.items():
+            if not isinstance(content, Path):
+                self.data[rel] = func(content)
 
     def copy(self, rel: str, source: Path) -> None:
         self._claim(rel)

@@ -8,12 +8,13 @@ itself (sanitised Markdown, chart SVG).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import nh3
+import polars as pl
 from jinja2 import (
     ChoiceLoader,
     Environment,
@@ -25,14 +26,18 @@ from jinja2 import (
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from sitegen import __version__, charts
+from sitegen import __version__, charts, cite, feeds
 from sitegen.archive import Run
 from sitegen.catalogue import nodes_of, targets_of
+from sitegen.compare import METRICS, RunComparison, Thresholds, all_comparisons
+from sitegen.config import Config, defaults
+from sitegen.downloads import Download, downloads
 from sitegen.exceptions import BuildError
 from sitegen.jsonio import dumps
 from sitegen.output import Outputs
+from sitegen.views import KINDS, Group, build_groups, group_links, paginate, trend_points, trend_svg
 
-ASSETS = ("assets/style.css", "assets/table.js")
+ASSETS = ("assets/style.css", "assets/table.js", "assets/search.js")
 SAFE_SCHEMES = {"http", "https", "mailto"}
 
 
@@ -96,6 +101,36 @@ class SiteData:
     checks: dict[str, dict[str, Any]]
     rows: dict[str, list[dict[str, Any]]]
     chart_cache: Path | None
+    calls: pl.DataFrame | None = None  # every call record, for the downloads
+    config: Config = field(default_factory=defaults)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What several pages share, computed once per build."""
+
+    entries: list[dict[str, Any]]  # catalogue runs, newest first
+    by_id: dict[str, dict[str, Any]]
+    groups: dict[str, list[Group]]
+    links: dict[str, dict[str, str]]  # kind -> name -> group URL from the site root
+    comparisons: dict[str, RunComparison]
+    thresholds: Thresholds
+    per_page: int
+
+
+def context(data: SiteData) -> Context:
+    entries = data.catalogue["runs"]
+    groups = build_groups(entries, data.runs)
+    thresholds = Thresholds.from_config(data.config)
+    return Context(
+        entries=entries,
+        by_id={e["id"]: e for e in entries},
+        groups=groups,
+        links=group_links(groups),
+        comparisons=all_comparisons(list(data.runs.values()), data.rows, thresholds),
+        thresholds=thresholds,
+        per_page=int(data.config.get("site.runs_per_page")),
+    )
 
 
 def _describe_harness(run: Run) -> str:
@@ -165,7 +200,9 @@ def _run_charts(
     return out
 
 
-def render_run(env: Environment, data: SiteData, entry: dict[str, Any]) -> str:
+def render_run(
+    env: Environment, data: SiteData, ctx: Context, entry: dict[str, Any], citation: cite.Citation
+) -> str:
     run = data.runs[entry["id"]]
     rows = data.rows.get(run.run_id, [])
     matrix = entry["headline"]["warm_first_delta_ms_p50"]
@@ -191,6 +228,12 @@ def render_run(env: Environment, data: SiteData, entry: dict[str, Any]) -> str:
         results=run.ledger.results if run.ledger else [],
         notes=notes,
         interrupted_reason=end.get("interrupted_reason"),
+        links=ctx.links,
+        comparison=ctx.comparisons.get(run.run_id),
+        by_id=ctx.by_id,
+        metrics=METRICS,
+        thresholds=ctx.thresholds,
+        citation=citation,
     )
 
 
@@ -215,23 +258,33 @@ def _template_display(archive: Path, filename: str) -> str:
 def _render_site(data: SiteData) -> Outputs:
     env = environment(data.archive)
     outputs = Outputs()
+    ctx = context(data)
     archive_info = data.catalogue["archive"]
-    entries = data.catalogue["runs"]
-    outputs.add(
-        "index.html",
-        env.get_template("index.html").render(
-            root="",
-            archive=archive_info,
-            runs=entries,
-            synthetic_count=sum(1 for e in entries if e["synthetic"]),
-        ),
-    )
-    for entry in entries:
+    files = downloads(data.calls) if data.calls is not None else []
+    _index_pages(env, outputs, ctx, archive_info, files)
+    for entry in ctx.entries:
         run = data.runs[entry["id"]]
         base = f"runs/{run.run_id}/"
-        outputs.add(base + "index.html", render_run(env, data, entry))
+        citation = cite.run_citation(entry, archive_info)
+        outputs.add(base + "index.html", render_run(env, data, ctx, entry, citation))
+        outputs.add(base + "cite.bib", citation.bibtex)
+        outputs.add(base + "CITATION.cff", citation.cff)
         for f in run.source.files:
             outputs.copy(base + "files/" + f.rel, run.source.path / f.rel)
+    _group_pages(env, outputs, data, ctx, archive_info)
+    outputs.add(
+        "changes/index.html",
+        env.get_template("changes.html").render(
+            root="../",
+            archive=archive_info,
+            comparisons=[
+                (ctx.by_id[rid], c) for rid, c in _newest_first(ctx) if c.regressions or c.wins
+            ],
+            counts=_change_counts(ctx),
+            thresholds=ctx.thresholds,
+            metrics=METRICS,
+        ),
+    )
     methodology = data.archive / "methodology.md"
     if not methodology.is_file():
         methodology = default_methodology()
@@ -244,7 +297,148 @@ def _render_site(data: SiteData) -> Outputs:
             body=markdown(methodology.read_text(encoding="utf-8")),
         ),
     )
+    for item in files:
+        outputs.add(item.rel, item.content)
+    outputs.add(
+        "data/index.html",
+        env.get_template("data.html").render(root="../", archive=archive_info, files=files),
+    )
+    outputs.add("404.html", env.get_template("404.html").render(root="", archive=archive_info))
     outputs.add("catalogue.json", dumps(data.catalogue))
+    cff = cite.archive_cff(archive_info, ctx.entries, data.config.get("archive.repository"))
+    outputs.add("CITATION.cff", cite.cff_yaml(cff))
+    outputs.add(feeds.RUNS_FEED, feeds.runs_feed(archive_info, ctx.entries))
+    outputs.add(
+        feeds.REGRESSIONS_FEED,
+        feeds.regressions_feed(archive_info, ctx.entries, ctx.comparisons),
+    )
+    pages = [rel for rel in outputs.data if rel.endswith(".html") and rel != "404.html"]
+    lastmod = {
+        f"{e['url']}index.html": feeds._time(e)
+        for e in ctx.entries
+        if e.get("finished_at_utc") or e.get("started_at_utc")
+    }
+    outputs.add("sitemap.xml", feeds.sitemap(archive_info, pages, lastmod))
+    outputs.add("robots.txt", feeds.robots(archive_info))
     for rel in ASSETS:
         outputs.copy(rel, asset_source(data.archive, rel))
     return outputs
+
+
+def _newest_first(ctx: Context) -> list[tuple[str, RunComparison]]:
+    return [(e["id"], ctx.comparisons[e["id"]]) for e in ctx.entries if e["id"] in ctx.comparisons]
+
+
+def _change_counts(ctx: Context) -> dict[str, int]:
+    rows = [r for c in ctx.comparisons.values() for r in c.rows]
+    return {
+        "compared": len(rows),
+        "regressions": sum(1 for r in rows if r.regressions),
+        "wins": sum(1 for r in rows if r.wins),
+        "not_comparable": sum(1 for r in rows if not r.comparable),
+        "runs": sum(1 for c in ctx.comparisons.values() if c.rows),
+    }
+
+
+def _index_pages(
+    env: Environment,
+    outputs: Outputs,
+    ctx: Context,
+    archive_info: dict[str, Any],
+    files: list[Download],
+) -> None:
+    entries = ctx.entries
+    synthetic = sum(1 for e in entries if e["synthetic"])
+    for page in paginate("", entries, ctx.per_page):
+        outputs.add(
+            page.rel,
+            env.get_template("index.html").render(
+                root=page.root,
+                archive=archive_info,
+                runs=page.items,
+                page=page,
+                total=len(entries),
+                synthetic_count=synthetic,
+                files=files,
+                groups=ctx.groups,
+                kinds=KINDS,
+                counts=_change_counts(ctx),
+            ),
+        )
+
+
+def _group_pages(
+    env: Environment,
+    outputs: Outputs,
+    data: SiteData,
+    ctx: Context,
+    archive_info: dict[str, Any],
+) -> None:
+    for kind, groups in ctx.groups.items():
+        folder = KINDS[kind]["folder"]
+        outputs.add(
+            f"{folder}/index.html",
+            env.get_template("groups.html").render(
+                root="../",
+                archive=archive_info,
+                kind=kind,
+                info=KINDS[kind],
+                groups=groups,
+                by_id=ctx.by_id,
+            ),
+        )
+        for group in groups:
+            runs = [ctx.by_id[rid] for rid in group.run_ids]
+            for page in paginate(group.url, runs, ctx.per_page):
+                chart = None
+                if page.number == 1:
+                    points = trend_points(group, ctx.by_id, data.rows, page.root)
+                    svg = trend_svg(group, points, data.chart_cache)
+                    if svg is not None:
+                        drawn = len({p["run"] for p in points})
+                        chart = {"svg": Markup(svg), "runs": drawn}
+                outputs.add(
+                    page.rel,
+                    env.get_template("group.html").render(
+                        root=page.root,
+                        archive=archive_info,
+                        group=group,
+                        info=KINDS[kind],
+                        cells=_group_cells(group, runs, data.rows),
+                        runs=page.items,
+                        total=len(runs),
+                        page=page,
+                        chart=chart,
+                        links=ctx.links,
+                    ),
+                )
+
+
+def _group_cells(
+    group: Group, runs: list[dict[str, Any]], rows: dict[str, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Per cell: its target, how many runs measured it, and its latest warm values."""
+    out = []
+    for cell_id in sorted(group.cells):
+        measured = [e for e in runs if any(r["cell_id"] == cell_id for r in rows.get(e["id"], []))]
+        latest = measured[0] if measured else None
+        warm = (
+            {
+                r["prompt_id"]: r
+                for r in rows.get(latest["id"], [])
+                if r["cell_id"] == cell_id and r["phase"] == "warm"
+            }
+            if latest
+            else {}
+        )
+        out.append(
+            {
+                "cell_id": cell_id,
+                "target": group.cells[cell_id],
+                "runs": sum(1 for e in runs if cell_id in e["cells"]),
+                "measured": len(measured),
+                "latest": latest,
+                "warm": [warm[p] for p in sorted(warm)],
+            }
+        )
+    return out

@@ -1,0 +1,246 @@
+"""Citations: plain text, BibTeX and CITATION.cff for every run, and for the archive.
+
+Each citation names the archive, the run id, its title, authors and date, the
+permanent URL (from ``archive.base_url``) and the run's content digest, the
+sha256 of its file manifest, so a reader can check that the bytes they
+downloaded are the bytes that were cited.
+
+Without a base URL there is no permanent URL to give: the citations say so
+and give the run's path inside the site instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import yaml
+
+from sitegen.exceptions import BuildError
+
+CFF_SCHEMA = "vendor/citation-cff-1.2.0.schema.json"
+NO_BASE_URL = "the archive sets no archive.base_url"
+DIGEST_NOTE = "sha256 of the run's file manifest, listed on the run page"
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+def absolute(base_url: str, rel: str) -> str | None:
+    """``base_url + rel``, or None when the archive has no base URL."""
+    return base_url + rel if base_url else None
+
+
+@dataclass(frozen=True)
+class Citation:
+    """The three forms of one run's citation, as text."""
+
+    text: str
+    bibtex: str
+    cff: str
+    url: str | None  # absolute permalink, or None without a base URL
+
+
+@cache
+def _cff_validator() -> jsonschema.protocols.Validator:
+    text = resources.files("sitegen").joinpath("schemas", CFF_SCHEMA).read_text(encoding="utf-8")
+    schema = json.loads(text)
+    return jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def cff_errors(document: dict[str, Any]) -> list[str]:
+    """Every way ``document`` breaks the CFF 1.2.0 schema (empty when valid)."""
+    errors = sorted(_cff_validator().iter_errors(document), key=lambda e: list(e.absolute_path))
+    return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors]
+
+
+def known_license(license_id: str | None) -> str | None:
+    """The license if CFF knows it as an SPDX id, else None (left out of the CFF)."""
+    if not license_id:
+        return None
+    enum = _cff_validator().schema["definitions"]["license-enum"]["enum"]
+    return license_id if license_id in enum else None
+
+
+def cff_yaml(document: dict[str, Any]) -> str:
+    """The document as YAML, after checking it against the schema (a failure is a bug)."""
+    errors = cff_errors(document)
+    if errors:
+        raise BuildError("generated CITATION.cff is invalid: " + "; ".join(errors))
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=1000)
+
+
+def _authors(entry: dict[str, Any], archive: dict[str, Any]) -> list[str]:
+    return list(entry.get("authors") or archive.get("authors") or [archive["title"]])
+
+
+def _is_archive(names: list[str], archive: dict[str, Any]) -> bool:
+    return names == [archive["title"]] and not archive.get("authors")
+
+
+def _date(entry: dict[str, Any]) -> str | None:
+    stamp = entry.get("started_at_utc") or entry.get("finished_at_utc")
+    return stamp[:10] if stamp and re.match(r"^\d{4}-\d{2}-\d{2}", stamp) else None
+
+
+# ---------------------------------------------------------------- BibTeX
+
+_BIB_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "{": r"\{",
+    "}": r"\}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def bib_escape(text: str) -> str:
+    return "".join(_BIB_SPECIAL.get(ch, ch) for ch in " ".join(text.split()))
+
+
+def bib_author(name: str, whole: bool = False) -> str:
+    """A person's name as is; an organisation, or a name BibTeX would split wrongly,
+    kept whole in braces."""
+    escaped = bib_escape(name)
+    if whole or " and " in f" {name.lower()} " or "," in name or len(name.split()) > 3:
+        return "{" + escaped + "}"
+    return escaped
+
+
+def bib_key(run_id: str) -> str:
+    return "run-" + re.sub(r"[^A-Za-z0-9_:.-]", "-", run_id)
+
+
+def bibtex(entry: dict[str, Any], archive: dict[str, Any], url: str | None) -> str:
+    date = _date(entry)
+    names = _authors(entry, archive)
+    whole = _is_archive(names, archive)
+    fields: list[tuple[str, str]] = [
+        ("author", " and ".join(bib_author(a, whole) for a in names)),
+        ("title", "{" + bib_escape(entry["title"]) + "}"),
+        ("howpublished", bib_escape(f"{archive['title']}, benchmark run {entry['id']}")),
+    ]
+    if date:
+        fields.append(("year", date[:4]))
+    note = f"Run id {entry['id']}. Content digest {entry['digest']} ({DIGEST_NOTE})."
+    if url:
+        fields.append(("url", url))
+    else:
+        note += f" Path within the published site: {entry['url']} ({NO_BASE_URL})."
+    fields.append(("note", bib_escape(note)))
+    body = ",\n".join(f"  {k:<12} = {{{v}}}" for k, v in fields)
+    if date:
+        body += f",\n  {'month':<12} = {_MONTHS[int(date[5:7]) - 1]}"
+    return f"@misc{{{bib_key(entry['id'])},\n{body}\n}}\n"
+
+
+# ---------------------------------------------------------------- CFF
+
+
+def _cff_authors(names: list[str]) -> list[dict[str, str]]:
+    # Free-form names cannot be split into given and family names reliably,
+    # so each is an entity with a name, which CFF allows for any author.
+    return [{"name": n} for n in names]
+
+
+def run_cff(entry: dict[str, Any], archive: dict[str, Any], url: str | None) -> dict[str, Any]:
+    where = (
+        f"It is {url}." if url else f"It is at {entry['url']} in the published site; {NO_BASE_URL}."
+    )
+    doc: dict[str, Any] = {
+        "cff-version": "1.2.0",
+        "message": "If you use this benchmark run, please cite it as below. " + where,
+        "type": "dataset",
+        "title": entry["title"],
+        "version": entry["id"],
+        "authors": _cff_authors(_authors(entry, archive)),
+        "abstract": " ".join(
+            p
+            for p in (
+                f"Benchmark run {entry['id']} in {archive['title']}.",
+                entry.get("description") or "",
+            )
+            if p
+        ),
+    }
+    date = _date(entry)
+    if date:
+        doc["date-released"] = date
+    if url:
+        doc["url"] = url
+    identifiers: list[dict[str, str]] = []
+    if url:
+        identifiers.append({"type": "url", "value": url, "description": "Permanent URL of the run"})
+    identifiers.append(
+        {"type": "other", "value": entry["digest"], "description": "Content digest: " + DIGEST_NOTE}
+    )
+    doc["identifiers"] = identifiers
+    license_id = known_license(entry.get("license") or archive.get("license"))
+    if license_id:
+        doc["license"] = license_id
+    keywords = ["LLM inference benchmark", *entry.get("tags", [])]
+    doc["keywords"] = list(dict.fromkeys(keywords))
+    return doc
+
+
+def archive_cff(
+    archive: dict[str, Any], entries: list[dict[str, Any]], repository: str = ""
+) -> dict[str, Any]:
+    """The archive's own CITATION.cff, dated by its newest run."""
+    url = archive.get("base_url") or None
+    message = "If you use data from this archive, please cite it as below."
+    if not url:
+        message += f" No permanent URL is given: {NO_BASE_URL}."
+    doc: dict[str, Any] = {
+        "cff-version": "1.2.0",
+        "message": message,
+        "type": "dataset",
+        "title": archive["title"],
+        "authors": _cff_authors(list(archive.get("authors") or [archive["title"]])),
+    }
+    if archive.get("description"):
+        doc["abstract"] = archive["description"]
+    dates = sorted(d for d in (_date(e) for e in entries) if d)
+    if dates:
+        doc["date-released"] = dates[-1]
+    if url:
+        doc["url"] = url
+    if repository:
+        doc["repository"] = repository
+    license_id = known_license(archive.get("license"))
+    if license_id:
+        doc["license"] = license_id
+    doc["keywords"] = ["LLM inference benchmark", "benchmark archive"]
+    return doc
+
+
+# ---------------------------------------------------------------- plain text
+
+
+def plain_text(entry: dict[str, Any], archive: dict[str, Any], url: str | None) -> str:
+    date = _date(entry)
+    authors = ", ".join(_authors(entry, archive))
+    where = url if url else f"{entry['url']} (path within the published site; {NO_BASE_URL})"
+    return (
+        f"{authors} ({date[:4] if date else 'n.d.'}). {entry['title']} "
+        f"[benchmark run {entry['id']}{', ' + date if date else ''}]. {archive['title']}. "
+        f"{where}. Content digest {entry['digest']}."
+    )
+
+
+def run_citation(entry: dict[str, Any], archive: dict[str, Any]) -> Citation:
+    url = absolute(archive.get("base_url") or "", entry["url"])
+    return Citation(
+        text=plain_text(entry, archive, url),
+        bibtex=bibtex(entry, archive, url),
+        cff=cff_yaml(run_cff(entry, archive, url)),
+        url=url,
+    )

@@ -1,0 +1,250 @@
+"""Scanning text, bytes and folders: findings located in the raw file.
+
+Each file is matched twice at most: once on its raw view (entities decoded
+for HTML and Markdown, NFKC applied, invisible characters removed) and once
+on the lines that hold JSON escapes, decoded. Findings from both are merged
+by (line, column, rule), so one leak is reported once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import unicodedata
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from sitegen.exceptions import BuildError, Problem, ValidationFailed
+from sitegen.gate.allowlist import ALLOWLIST_NAME
+from sitegen.gate.rules import CREDENTIAL_RULES, FINDERS, Hit
+from sitegen.gate.views import View, escape_view, raw_view
+
+if TYPE_CHECKING:
+    from sitegen.gate.allowlist import Allowlist
+
+KINDS = frozenset({"text", "markdown", "log", "json", "jsonl", "html", "yaml", "csv"})
+_ENTITY_KINDS = frozenset({"html", "markdown"})
+_JSON_KINDS = frozenset({"json", "jsonl"})
+
+_KIND_BY_SUFFIX = {
+    ".json": "json", ".geojson": "json", ".ipynb": "json", ".map": "json", ".webmanifest": "json",
+    ".jsonl": "jsonl", ".ndjson": "jsonl",
+    ".html": "html", ".htm": "html", ".xhtml": "html", ".xml": "html", ".svg": "html",
+    ".md": "markdown", ".markdown": "markdown",
+    ".log": "log", ".out": "log", ".err": "log",
+    ".yaml": "yaml", ".yml": "yaml", ".cff": "yaml",
+    ".csv": "csv", ".tsv": "csv",
+}  # fmt: skip
+
+# Never read: binary formats whose bytes are not text (their text, if any, is
+# the publisher's to check with the tool that made them).
+BINARY_SUFFIXES = frozenset(
+    {".parquet", ".sqlite", ".sqlite3", ".db", ".duckdb", ".arrow", ".feather", ".npy", ".npz",
+     ".pkl", ".pickle", ".pt", ".pth", ".bin", ".safetensors", ".gguf", ".onnx", ".h5", ".hdf5",
+     ".png", ".jpg", ".jpeg", ".gif", ".webp", ".avif", ".ico", ".bmp", ".tif", ".tiff",
+     ".woff", ".woff2", ".ttf", ".otf", ".eot", ".pdf", ".zip", ".gz", ".tgz", ".bz2", ".xz",
+     ".zst", ".tar", ".7z", ".whl", ".so", ".dylib", ".dll", ".exe", ".o", ".a", ".class",
+     ".jar", ".pyc", ".mp3", ".mp4", ".wav", ".ogg", ".webm", ".mov"}
+)  # fmt: skip
+# Version-control folders are never published.
+SKIPPED_DIRS = frozenset({".git", ".hg", ".svn"})
+_SNIFF_BYTES = 8192
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One thing the gate refuses to publish, located in the raw file."""
+
+    path: str  # display path, e.g. "runs/x/run.jsonl" or "site/runs/x/index.html"
+    line: int  # 1-based
+    column: int  # 1-based, in characters of the raw line
+    rule: str
+    redacted: str  # safe to print: never the whole secret
+    fingerprint: str  # sha256 hex of f"{rule}:{matched_text}"
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: [{self.rule}] {self.redacted}"
+
+    def to_problem(self) -> Problem:
+        """The same location and text as a :class:`Problem`, for error reports."""
+        return Problem(self.path, self.line, self.column, f"[{self.rule}] {self.redacted}")
+
+    def allowlist_entry(self) -> str:
+        """A ``[[allow]]`` table to paste into gate-allowlist.toml (reason left to fill)."""
+        return (
+            f"[[allow]]  # {self.path}:{self.line}:{self.column} [{self.rule}] {self.redacted}\n"
+            f'fingerprint = "{self.fingerprint}"\n'
+            'reason = ""\n'
+        )
+
+
+def fingerprint(rule: str, matched: str) -> str:
+    """sha256 hex of ``rule:matched``: what an allowlist entry names."""
+    return hashlib.sha256(f"{rule}:{matched}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class _Locator:
+    """Raw offset -> (line, column), building the line table only when needed."""
+
+    def __init__(self, text: str):
+        self._text = text
+        self._starts: list[int] | None = None
+
+    def __call__(self, offset: int) -> tuple[int, int]:
+        if self._starts is None:
+            starts = [0]
+            find = self._text.find
+            i = find("\n")
+            while i >= 0:
+                starts.append(i + 1)
+                i = find("\n", i + 1)
+            self._starts = starts
+        line = bisect_right(self._starts, offset)
+        return line, offset - self._starts[line - 1] + 1
+
+
+def _hits(view: View) -> list[Hit]:
+    hits: list[Hit] = []
+    for finder in FINDERS:
+        hits.extend(finder(view.text))
+    creds = [(h.start, h.end) for h in hits if h.rule in CREDENTIAL_RULES]
+    if creds:
+        hits = [
+            h
+            for h in hits
+            if h.rule != "generic-secret" or not any(s < h.end and h.start < e for s, e in creds)
+        ]
+    return hits
+
+
+def _invisible_label(ch: str) -> str:
+    name = unicodedata.name(ch, "FORMAT CHARACTER")
+    return f"U+{ord(ch):04X} {name}"
+
+
+def scan_text(text: str, path: str, *, kind: str = "text") -> list[Finding]:
+    """Every finding in ``text``, sorted by line, column and rule.
+
+    ``kind`` says how the text is published: ``html`` and ``markdown`` have
+    their character references decoded before matching.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {sorted(KINDS)}")
+    entities = kind in _ENTITY_KINDS
+    locate = _Locator(text)
+    seen: set[tuple[int, int, str]] = set()
+    findings: list[Finding] = []
+
+    def add(raw_offset: int, rule: str, matched: str, redacted: str) -> None:
+        line, col = locate(raw_offset)
+        key = (line, col, rule)
+        if key in seen:
+            return
+        seen.add(key)
+        findings.append(Finding(path, line, col, rule, redacted, fingerprint(rule, matched)))
+
+    views = [raw_view(text, entities=entities)]
+    decoded = escape_view(text, entities=entities)
+    if decoded is not None:
+        views.append(decoded)
+    for view in views:
+        # an escaped \u200b is an invisible character once a JSON reader decodes it;
+        # in a log or a source file it stays six visible characters
+        if view is views[0] or kind in _JSON_KINDS:
+            for off, ch in view.invisibles:
+                add(off, "invisible-char", ch, _invisible_label(ch))
+        for hit in _hits(view):
+            add(view.raw_offset(hit.start), hit.rule, hit.matched, hit.redacted)
+    findings.sort()
+    return findings
+
+
+def _suffix(name: str) -> str:
+    """Lower-cased last suffix of a display path ("" when none): ".jsonl", ".html"."""
+    return PurePosixPath(name.replace("\\", "/")).suffix.lower()
+
+
+def kind_for(name: str) -> str:
+    """The scan kind for a file name (by its last suffix; ``text`` when unknown)."""
+    return _KIND_BY_SUFFIX.get(_suffix(name), "text")
+
+
+def scan_bytes(data: bytes, path: str) -> list[Finding]:
+    """Scan a file's bytes; invalid UTF-8 is replaced, never fatal."""
+    text = data.decode("utf-8", errors="replace")
+    return scan_text(text, path, kind=kind_for(path))
+
+
+def _walk(root: Path, rel: str, out: list[tuple[str, Path]]) -> None:
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as exc:
+        raise BuildError(
+            f"{root}: cannot list for the publication gate: {exc.strerror or exc}"
+        ) from exc
+    for entry in entries:
+        if entry.is_symlink():
+            continue  # never follow a link out of the published tree
+        child_rel = f"{rel}/{entry.name}" if rel else entry.name
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name not in SKIPPED_DIRS:
+                _walk(Path(entry.path), child_rel, out)
+        elif entry.is_file(follow_symlinks=False):
+            if not rel and entry.name == ALLOWLIST_NAME:
+                continue  # the publisher's own exemptions, not published content
+            out.append((child_rel, Path(entry.path)))
+
+
+def scan_tree(root: Path, display_prefix: str, allowlist: Allowlist) -> list[Finding]:
+    """Every finding in the regular files under ``root``, minus allowlisted ones.
+
+    Symbolic links inside the tree are skipped, never followed (``root``
+    itself may be one: the caller named it, e.g. a ``site`` link to the
+    current build). Files with a binary suffix are not read; a file with an
+    unknown suffix whose first 8 KiB hold a NUL byte is treated as binary.
+    Paths are shown as ``display_prefix/relative/path``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise BuildError(f"{root}: the publication gate needs a folder to scan")
+    files: list[tuple[str, Path]] = []
+    _walk(root, "", files)
+    prefix = display_prefix.strip("/")
+    findings: list[Finding] = []
+    for rel, path in files:
+        suffix = _suffix(rel)
+        if suffix in BINARY_SUFFIXES:
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise BuildError(
+                f"{path}: cannot read for the publication gate: {exc.strerror or exc}"
+            ) from exc
+        if suffix not in _KIND_BY_SUFFIX and b"\x00" in data[:_SNIFF_BYTES]:
+            continue
+        display = f"{prefix}/{rel}" if prefix else rel
+        findings.extend(scan_bytes(data, display))
+    return sorted(allowlist.filter(findings))
+
+
+def format_report(findings: list[Finding], *, fingerprints: bool = False) -> str:
+    """A human report: one finding per line, optionally with each fingerprint.
+
+    Fingerprints of short values (an IPv4 address, a user name) can be
+    reversed by brute force, so they are off unless asked for.
+    """
+    lines = []
+    for f in findings:
+        lines.append(str(f))
+        if fingerprints:
+            lines.append(f"    fingerprint {f.fingerprint}")
+    return "\n".join(lines)
+
+
+def fail_on_findings(findings: list[Finding]) -> None:
+    """Raise :class:`ValidationFailed` listing every finding; do nothing when there are none."""
+    if findings:
+        raise ValidationFailed([f.to_problem() for f in findings])

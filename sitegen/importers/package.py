@@ -1,0 +1,210 @@
+"""Turn a mapped source into a run folder: run.jsonl, metadata.json, source/.
+
+The folder is assembled under ``runs/.tmp-<id>-<random>/`` and renamed into
+place in one step, so a reader (or a build running at the same moment) sees
+either no run or a whole one; the build ignores dot-names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sitegen.exceptions import Problem
+
+from .base import Mapped, utc_text
+from .pointers import schema_messages
+
+RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+METADATA_FORMAT = "sitegen.metadata/1"
+LEDGER_VERSION = 1
+
+
+def derive_run_id(format_name: str, mapped: Mapped, raw: bytes) -> str:
+    """``<format>-<YYYYMMDD of the source timestamp>-<hash of the bytes>``.
+
+    The same file always gets the same id, so importing it twice is caught.
+    """
+    digest = hashlib.sha256(raw).hexdigest()[:10]
+    run_id = f"{format_name}-{mapped.clock_start:%Y%m%d}-{digest}".lower()
+    return re.sub(r"[^a-z0-9._-]+", "-", run_id)[:128]
+
+
+def build_ledger(
+    run_id: str, format_name: str, mapped: Mapped, source_name: str
+) -> list[dict[str, Any]]:
+    """meta record, result records, call records, end record."""
+    meta: dict[str, Any] = {
+        "type": "meta",
+        "ledger_version": LEDGER_VERSION,
+        "benchmark_run_id": run_id,
+        "git_sha": mapped.git_sha,
+        "git_dirty": mapped.git_dirty,
+        "harness_name": mapped.tool,
+        "harness_version": mapped.tool_version,
+        "started_at_utc": utc_text(mapped.started_at or mapped.clock_start),
+        "host": None,
+        "load_avg_start": None,
+        "cells_planned": [t.cell_id for t in mapped.targets],
+        "imported": {"format": format_name, "file": f"source/{source_name}"},
+    }
+    if mapped.concurrency is not None:
+        meta["concurrency"] = mapped.concurrency
+    if mapped.clock_note:
+        meta["time_note"] = mapped.clock_note
+    meta.update(mapped.meta_extra)
+    end_moment = mapped.finished_at or mapped.clock_end or mapped.clock_start
+    end: dict[str, Any] = {
+        "type": "end",
+        "finished_at_utc": utc_text(end_moment),
+        "load_avg_end": None,
+        "calls": len(mapped.calls),
+        "errors": mapped.errors,
+        "skipped": 0,
+        "results": len(mapped.results),
+        "interrupted": False,
+    }
+    if mapped.finished_at is None:
+        end["time_note"] = (
+            mapped.clock_note
+            if mapped.clock_end is not None and mapped.clock_note
+            else "the source does not record when the run finished; this is its start time"
+        )
+    end.update(mapped.end_extra)
+    return [meta, *mapped.results, *mapped.calls, end]
+
+
+def build_metadata(
+    run_id: str,
+    format_name: str,
+    mapped: Mapped,
+    source_name: str,
+    origin: str,
+    extra_tags: Sequence[str],
+) -> dict[str, Any]:
+    """metadata.json: provenance as stated by the source, unknowns left null."""
+    nodes = dict(mapped.nodes)
+    for target in mapped.targets:
+        if target.node and target.node not in nodes:
+            nodes[target.node] = {
+                "cpu": None,
+                "cores": None,
+                "gpu": None,
+                "memory_gb": None,
+                "os": None,
+            }
+    tags = list(dict.fromkeys(["imported", format_name, *mapped.tags, *extra_tags]))
+    metadata: dict[str, Any] = {
+        "format": METADATA_FORMAT,
+        "id": run_id,
+        "title": mapped.title[:300],
+        "description": (mapped.description or "")[:2000] or None,
+        "started_at_utc": utc_text(mapped.started_at) if mapped.started_at else None,
+        "finished_at_utc": utc_text(mapped.finished_at) if mapped.finished_at else None,
+        "status": "complete",
+        "harness": {"name": mapped.tool, "version": mapped.tool_version},
+        "git": {"sha": mapped.git_sha, "dirty": mapped.git_dirty},
+        "load_avg_start": None,
+        "targets": [t.to_json() for t in mapped.targets],
+        "nodes": nodes,
+        "tags": [t for t in tags if t],
+        "concurrency": mapped.concurrency,
+        "source": {
+            "format": format_name,
+            "tool": mapped.tool,
+            "tool_version": mapped.tool_version,
+            "file": source_name,
+            "origin": origin,
+            **mapped.source_extra,
+        },
+    }
+    if mapped.clock_note:
+        metadata["source"]["time_note"] = mapped.clock_note
+    return metadata
+
+
+@cache
+def _our_schema(name: str) -> dict[str, Any]:
+    return json.loads(resources.files("sitegen").joinpath("schemas", name).read_text("utf-8"))
+
+
+def check_generated(
+    display: str, ledger: list[dict[str, Any]], metadata: dict[str, Any]
+) -> list[Problem]:
+    """The generated files against the archive's own schemas (a guard against
+    mapping bugs: an import never writes a run the build would refuse)."""
+    problems = [
+        Problem(display, message=f"generated metadata.json {m}")
+        for m in schema_messages(_our_schema("metadata.v1.json"), metadata)
+    ]
+    for number, record in enumerate(ledger, start=1):
+        schema = _our_schema(f"ledger-{record['type']}.v1.json")
+        problems.extend(
+            Problem(display, message=f"generated run.jsonl line {number} {m}")
+            for m in schema_messages(schema, record)
+        )
+    return problems
+
+
+def dumps_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def dumps_ledger(records: list[dict[str, Any]]) -> str:
+    return "".join(
+        json.dumps(r, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+        for r in records
+    )
+
+
+def _write(path: Path, data: bytes) -> None:
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def write_run(
+    runs_dir: Path,
+    run_id: str,
+    ledger: list[dict[str, Any]],
+    metadata: dict[str, Any],
+    source_name: str,
+    raw: bytes,
+) -> Path:
+    """Write the run folder atomically; nothing is left behind on failure.
+
+    Raises ``FileExistsError`` if the run already exists (never overwritten).
+    """
+    final = runs_dir / run_id
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    if final.exists() or final.is_symlink():
+        raise FileExistsError(str(final))
+    while True:
+        staging = runs_dir / f".tmp-{run_id}-{secrets.token_hex(4)}"
+        try:
+            staging.mkdir()
+            break
+        except FileExistsError:
+            continue
+    try:
+        (staging / "source").mkdir()
+        _write(staging / "source" / source_name, raw)
+        _write(staging / "run.jsonl", dumps_ledger(ledger).encode("utf-8"))
+        _write(staging / "metadata.json", dumps_json(metadata).encode("utf-8"))
+        if final.exists():
+            raise FileExistsError(str(final))
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final

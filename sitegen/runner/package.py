@@ -1,0 +1,203 @@
+"""Packaging: a recorded ledger becomes ``runs/<id>/``, atomically.
+
+The folder is assembled as ``runs/.tmp-<id>-<random>/`` (the build ignores
+dot-names) and renamed into place only when every file is written, so a
+reader never sees half a run. A ledger without an end record, or with one
+marked interrupted, is packaged with status ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sitegen.exceptions import RunnerError, SitegenError
+from sitegen.jsonio import dumps as canonical
+from sitegen.runner import runmd
+from sitegen.runner.cells import load_inventory
+from sitegen.runner.engines import ENGINE_NAMES
+from sitegen.runner.ledger import Ledger, read_ledger
+
+RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+TARGET_KEYS = (
+    "cell_id",
+    "node",
+    "engine",
+    "engine_version",
+    "model",
+    "model_digest",
+    "quantization",
+    "parameters",
+    "context_length",
+    "settings",
+    "model_file",
+)
+Echo = Callable[[str], None]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def build_metadata(ledger: Ledger, nodes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """metadata.json for a recorded run, from its meta record (and an inventory)."""
+    meta = ledger.meta
+    end = ledger.end or {}
+    publish = meta.get("publish") or {}
+    run_id = meta["benchmark_run_id"]
+    status = "interrupted" if ledger.interrupted else "complete"
+    targets = [
+        {k: t.get(k) for k in TARGET_KEYS if k in t}
+        for t in meta.get("targets") or []
+        if isinstance(t, dict) and t.get("cell_id")
+    ]
+    planned = meta.get("cells_planned") or []
+    used_targets = [t for t in targets if t["cell_id"] in planned] or targets
+    engines = sorted(
+        {
+            ENGINE_NAMES.get(t.get("engine"), t.get("engine"))
+            for t in used_targets
+            if t.get("engine")
+        }
+    )
+    node_names = sorted({t.get("node") for t in used_targets if t.get("node")})
+    title = publish.get("title") or (
+        f"{' + '.join(engines) or 'Engines'} on {', '.join(node_names) or meta.get('host')}: "
+        f"{_plural(len(planned), 'cell')} x {_plural(len(meta.get('prompts') or {}), 'prompt')}"
+        + (f", concurrency {meta['concurrency']}" if (meta.get("concurrency") or 1) > 1 else "")
+        + (" (smoke)" if meta.get("smoke") else "")
+    )
+    calls = ledger.calls
+    errors = sum(1 for c in calls if c.get("error"))
+    concurrency = meta.get("concurrency") or 1
+    description = publish.get("description") or (
+        f"Recorded with {meta.get('harness_name') or 'the runner'} {meta.get('harness_version')}: "
+        f"1 cold + {meta.get('warm_runs', '?')} warm calls per cell and prompt, "
+        + ("single stream" if concurrency == 1 else f"up to {concurrency} requests in flight")
+        + f". {_plural(len(calls), 'call')} recorded, {_plural(errors, 'error')}"
+        + (f", {_plural(len(ledger.skips), 'cell')} skipped" if ledger.skips else "")
+        + "."
+        + (
+            " The run was interrupted; every call that finished is kept."
+            if status == "interrupted"
+            else ""
+        )
+    )
+    inventory = nodes if nodes is not None else (meta.get("nodes") or {})
+    wanted_nodes = set(node_names) | ({meta["host"]} if meta.get("host") else set())
+    tags = list(
+        dict.fromkeys(
+            [
+                *publish.get("tags", []),
+                *sorted({t["engine"] for t in used_targets if t.get("engine")}),
+            ]
+        )
+    )
+    if concurrency > 1:
+        tags.append("concurrency")
+    if status == "interrupted":
+        tags.append("interrupted")
+    out: dict[str, Any] = {
+        "format": "sitegen.metadata/1",
+        "id": run_id,
+        "title": title[:300],
+        "description": description[:2000],
+        "started_at_utc": meta.get("started_at_utc"),
+        "finished_at_utc": end.get("finished_at_utc"),
+        "status": status,
+        "harness": {"name": meta.get("harness_name"), "version": meta.get("harness_version")},
+        "git": {
+            "sha": meta.get("git_sha"),
+            "dirty": meta.get("git_dirty"),
+            "dirty_files": meta.get("git_dirty_files") or [],
+            "dirty_note": meta.get("git_dirty_note"),
+        },
+        "load_avg_start": meta.get("load_avg_start"),
+        "targets": used_targets,
+        "nodes": {n: inventory[n] for n in sorted(wanted_nodes) if n in inventory},
+        "prompts": meta.get("prompts") or {},
+        "license": publish.get("license") or "CC-BY-4.0",
+        "authors": [a for a in publish.get("authors") or [] if a],
+        "tags": tags,
+        "baseline": bool(publish.get("baseline", False)),
+        "synthetic": bool(meta.get("synthetic", False)),
+        "concurrency": concurrency,
+        "host": meta.get("host"),
+    }
+    if not ledger.end and calls:
+        out["last_call_started_at_utc"] = calls[-1].get("started_at_utc")
+    return out
+
+
+def package_ledger(
+    ledger_path: Path,
+    *,
+    runs_dir: Path = Path("runs"),
+    nodes_path: Path | None = None,
+    echo: Echo | None = None,
+    refresh: bool = True,
+) -> Path:
+    """Package ``ledger_path`` as ``runs_dir/<id>/`` and rebuild the catalogue."""
+    say = echo or (lambda _s: None)
+    ledger = read_ledger(ledger_path)
+    run_id = str(ledger.meta["benchmark_run_id"])
+    if not RUN_ID_RE.match(run_id):
+        raise RunnerError(f"{ledger_path}: run id {run_id!r} is not a valid folder name")
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    final = runs_dir / run_id
+    if final.exists():
+        raise RunnerError(f"{final} already exists; a run is packaged once")
+    nodes = load_inventory(nodes_path).nodes if nodes_path else None
+    metadata = build_metadata(ledger, nodes)
+    stem = ledger_path.with_suffix("")
+    log_path = stem.with_name(stem.name + ".log")
+    probes_path = stem.with_name(stem.name + ".probes.json")
+    tmp = runs_dir / f".tmp-{run_id}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        (tmp / "run.jsonl").write_text(
+            "".join(line + "\n" for line in ledger.raw_lines), encoding="utf-8"
+        )
+        (tmp / "metadata.json").write_text(canonical(metadata), encoding="utf-8")
+        (tmp / "run.md").write_text(runmd.render(ledger, metadata), encoding="utf-8")
+        log_text = log_path.read_text(encoding="utf-8") if log_path.is_file() else ""
+        if ledger.dropped_tail:
+            log_text += "packaging: dropped a torn final ledger line (the writer was killed)\n"
+        if not ledger.end:
+            log_text += "packaging: no end record; packaged as interrupted\n"
+        if log_text:
+            (tmp / "run.log").write_text(log_text, encoding="utf-8")
+        if probes_path.is_file():
+            shutil.copyfile(probes_path, tmp / "probes.json")
+        for child in tmp.iterdir():
+            with child.open("rb") as fh:
+                os.fsync(fh.fileno())
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    say(f"packaged {metadata['status']} run {run_id} -> {final}")
+    if refresh:
+        refresh_catalogue(runs_dir.resolve().parent, say)
+    return final
+
+
+def refresh_catalogue(archive: Path, say: Echo) -> bool:
+    """Rebuild catalogue.json through the build pipeline, when it is available."""
+    try:
+        from sitegen.build import refresh_catalogue as rebuild
+    except ImportError:
+        say("catalogue not rebuilt: this sitegen has no build.refresh_catalogue yet")
+        return False
+    try:
+        rebuild(archive)
+    except SitegenError as exc:
+        say(f"catalogue not rebuilt (the run is packaged): {exc}")
+        return False
+    say(f"catalogue rebuilt in {archive}")
+    return True

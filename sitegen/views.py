@@ -1,0 +1,352 @@
+"""Cross-run views: a page per model, per node and per engine, and the trend charts.
+
+A group is every cell whose target names that model (node, engine), and every
+run that measured or planned one of those cells. Its page lists the runs and
+the cells, and draws one faceted chart: per cell (rows) and prompt (columns),
+warm TTFT p50/p95 and tokens/s over time, each point a link to its run.
+
+Pages that can grow with the archive (the index, a group's run list) are cut
+into pages of ``site.runs_per_page`` runs: ``index.html`` then
+``pages/2/index.html``, and so on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+
+from sitegen import charts
+from sitegen.archive import Run
+from sitegen.catalogue import targets_of
+
+KINDS: dict[str, dict[str, str]] = {
+    "model": {"folder": "models", "title": "Models", "one": "Model"},
+    "node": {"folder": "nodes", "title": "Nodes", "one": "Node"},
+    "engine": {"folder": "engines", "title": "Engines", "one": "Engine"},
+}
+# What a cell is called on a group page: the parts the group does not fix.
+_LABEL_PARTS = {
+    "model": ("node", "engine"),
+    "node": ("engine", "model"),
+    "engine": ("node", "model"),
+}
+
+_UNSAFE = re.compile(r"[^a-z0-9._-]+")
+_CLEAN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+RESERVED_SLUGS = {"index.html", "pages"}
+MAX_SLUG = 80
+TREND_RUNS = 60  # at most this many recent runs are drawn per group; the tables list all
+TREND_LINKS = 360  # linked points per chart (~200 bytes each), to keep pages light
+TREND_PANELS = 18  # cell x prompt panels per chart (~4 KB each, both metrics)
+
+
+def slugify(name: str) -> str:
+    """Lowercase ``[a-z0-9._-]``, other characters folded to ``-``; never empty."""
+    slug = _UNSAFE.sub("-", name.lower()).strip("-.")[:MAX_SLUG].strip("-.")
+    return slug or "x"
+
+
+def _hashed(slug: str, name: str, length: int = 8) -> str:
+    return f"{slug[: MAX_SLUG - length - 1]}-{hashlib.sha256(name.encode()).hexdigest()[:length]}"
+
+
+def slugs(names: Iterable[str]) -> dict[str, str]:
+    """name -> slug, deterministic and collision-proof.
+
+    A name that already is a clean slug keeps it (stable URLs). Others use
+    their folded form unless that is taken or reserved, in which case a short
+    hash of the exact name is appended.
+    """
+    ordered = sorted(set(names))
+    taken = {
+        n for n in ordered if _CLEAN.match(n) and n not in RESERVED_SLUGS and len(n) <= MAX_SLUG
+    }
+    out = {n: n for n in taken}
+    folded: dict[str, list[str]] = {}
+    for n in ordered:
+        if n not in out:
+            folded.setdefault(slugify(n), []).append(n)
+    for slug, group in sorted(folded.items()):
+        for n in group:
+            candidate = slug
+            if len(group) > 1 or candidate in taken or candidate in RESERVED_SLUGS:
+                length = 8
+                candidate = _hashed(slug, n, length)
+                while candidate in taken:
+                    length += 4
+                    candidate = _hashed(slug, n, length)
+            taken.add(candidate)
+            out[n] = candidate
+    return out
+
+
+@dataclass
+class Group:
+    """One model, node or engine, with its cells and runs (newest first)."""
+
+    kind: str
+    name: str
+    slug: str
+    cells: dict[str, dict[str, Any]] = field(default_factory=dict)  # cell id -> target
+    run_ids: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"{KINDS[self.kind]['folder']}/{self.slug}/"
+
+    def label(self, cell_id: str) -> str:
+        target = self.cells[cell_id]
+        parts = [str(target.get(p) or "?") for p in _LABEL_PARTS[self.kind]]
+        return " · ".join(parts)
+
+
+def build_groups(entries: Sequence[dict[str, Any]], runs: dict[str, Run]) -> dict[str, list[Group]]:
+    """kind -> its groups sorted by name; runs in catalogue order (newest first)."""
+    found: dict[str, dict[str, Group]] = {kind: {} for kind in KINDS}
+    for entry in entries:
+        for target in targets_of(runs[entry["id"]]):
+            for kind in KINDS:
+                name = target.get(kind)
+                if not name:
+                    continue
+                group = found[kind].setdefault(name, Group(kind, name, ""))
+                group.cells.setdefault(target["cell_id"], target)
+                if not group.run_ids or group.run_ids[-1] != entry["id"]:
+                    group.run_ids.append(entry["id"])
+    out: dict[str, list[Group]] = {}
+    for kind, groups in found.items():
+        names = slugs(groups)
+        for name, group in groups.items():
+            group.slug = names[name]
+        out[kind] = [groups[n] for n in sorted(groups)]
+    return out
+
+
+def group_links(groups: dict[str, list[Group]]) -> dict[str, dict[str, str]]:
+    """kind -> name -> the group page's URL relative to the site root."""
+    return {kind: {g.name: g.url for g in gs} for kind, gs in groups.items()}
+
+
+# ---------------------------------------------------------------- pagination
+
+
+@dataclass(frozen=True)
+class Page:
+    rel: str  # output path of this page
+    root: str  # relative path back to the site root
+    items: list[Any]
+    number: int
+    count: int
+    nav: list[tuple[int, str]]  # (page number, href relative to this page)
+    first: int  # 1-based position of the first item on this page
+    last: int
+
+
+def page_path(base: str, number: int) -> str:
+    return f"{base}index.html" if number == 1 else f"{base}pages/{number}/index.html"
+
+
+def paginate(base: str, items: Sequence[Any], per_page: int) -> list[Page]:
+    """Cut ``items`` into pages under ``base`` (``""`` or ``"models/x/"``); always one page."""
+    chunks = [list(items[i : i + per_page]) for i in range(0, len(items), per_page)] or [[]]
+    rels = [page_path(base, n) for n in range(1, len(chunks) + 1)]
+    pages = []
+    first = 1
+    for n, (rel, chunk) in enumerate(zip(rels, chunks, strict=True), start=1):
+        here = posixpath.dirname(rel) or "."
+        nav = [(m, posixpath.relpath(other, here)) for m, other in enumerate(rels, start=1)]
+        depth = rel.count("/")
+        last = first + len(chunk) - 1
+        pages.append(Page(rel, "../" * depth, chunk, n, len(chunks), nav, first, last))
+        first = last + 1
+    return pages
+
+
+# ---------------------------------------------------------------- trend charts
+
+
+def trend_points(
+    group: Group,
+    entries: dict[str, dict[str, Any]],
+    rows: dict[str, list[dict[str, Any]]],
+    root: str,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """One point per run x cell x prompt x metric, for the newest dated runs.
+
+    At most ``TREND_PANELS`` cell x prompt panels (those measured most often),
+    and by default as many runs as keep the chart under ``TREND_LINKS`` linked
+    points (two per run and panel: TTFT p50 and tokens/s), between 5 and
+    ``TREND_RUNS``.
+    """
+    dated = [rid for rid in group.run_ids if entries[rid].get("started_at_utc")]
+    warm = {
+        rid: [r for r in rows.get(rid, []) if r["phase"] == "warm" and r["cell_id"] in group.cells]
+        for rid in dated
+    }
+    dated = [rid for rid in dated if warm[rid]]
+    counts: dict[tuple[str, str], int] = {}
+    for rs in warm.values():
+        for r in rs:
+            counts[(r["cell_id"], r["prompt_id"])] = (
+                counts.get((r["cell_id"], r["prompt_id"]), 0) + 1
+            )
+    panels = set(sorted(counts, key=lambda k: (-counts[k], k))[:TREND_PANELS])
+    if limit is None:
+        limit = max(5, min(TREND_RUNS, TREND_LINKS // (2 * max(1, len(panels)))))
+    points = []
+    for rid in dated[:limit]:
+        entry = entries[rid]
+        for row in warm[rid]:
+            if (row["cell_id"], row["prompt_id"]) not in panels:
+                continue
+            base = {
+                "time": entry["started_at_utc"],
+                "run": rid,
+                "cell": group.label(row["cell_id"]),
+                "prompt": row["prompt_id"],
+                "href": f"{root}{entry['url']}index.html",
+            }
+            for metric, series, column in (
+                ("ttft", "p50", "first_delta_ms_p50"),
+                ("ttft", "p95", "first_delta_ms_p95"),
+                ("tps", "mean", "tokens_per_sec_mean"),
+            ):
+                if row.get(column) is not None:
+                    points.append(base | {"metric": metric, "series": series, "value": row[column]})
+    points.sort(
+        key=lambda p: (p["metric"], p["cell"], p["prompt"], p["series"], p["time"], p["run"])
+    )
+    return points
+
+
+def _facet(points: list[dict[str, Any]], metric: str, axis: str) -> alt.FacetChart:
+    data = [p for p in points if p["metric"] == metric]
+    linked = alt.datum.series != "p95"  # one link per run and metric keeps the page light
+    base = alt.Chart(alt.Data(values=data)).encode(
+        x=alt.X(
+            "time:T",
+            title=None,
+            axis=alt.Axis(format="%Y-%m-%d", labelAngle=-30, tickCount=3, grid=False),
+        ),
+        y=alt.Y(
+            "value:Q",
+            title=None,
+            scale=alt.Scale(zero=False, nice=True),
+            axis=alt.Axis(tickCount=3, domain=False, ticks=False),
+        ),
+        color=alt.Color("series:N", title="series", sort=["p50", "p95", "mean"]),
+    )
+    line = base.mark_line(strokeWidth=1.5)
+    dots = (
+        base.mark_point(filled=True, size=30)
+        .encode(href="href:N", description="label:N")
+        .transform_filter(linked)
+        .transform_calculate(
+            label=alt.datum.run
+            + " "
+            + alt.datum.series
+            + " "
+            + alt.expr.format(alt.datum.value, ",.1f")
+        )
+    )
+    return (
+        alt.layer(line, dots)
+        .properties(width=170, height=90)
+        .facet(
+            row=alt.Row("cell:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
+            column=alt.Column("prompt:N", title=None),
+        )
+        .resolve_scale(y="independent")
+    )
+
+
+def trend_chart(points: list[dict[str, Any]]) -> alt.VConcatChart | None:
+    if not points:
+        return None
+    chart = alt.vconcat(
+        _facet(points, "ttft", "warm TTFT (ms)").properties(
+            title="Warm time to first delta, p50 and p95 (ms)"
+        ),
+        _facet(points, "tps", "tokens/s").properties(title="Warm tokens per second (mean)"),
+    )
+    return chart.configure(font="sans-serif", background="white").configure_view(stroke=None)
+
+
+_VEGA_BASE = 'xlink:href="https://vega.github.io/vega-datasets/'
+_GEOMETRY = re.compile(r'\b(d|transform)="([^"]*)"')
+_LONG_NUMBER = re.compile(r"(\d+\.\d)\d+")
+# Markup that draws nothing: default attributes, labels Vega hid to avoid overlap,
+# empty foreground paths.
+_NOISE = (
+    re.compile(r' opacity="1"'),
+    re.compile(r' pointer-events="none"'),
+    re.compile(r'<text [^>]*opacity="0"[^>]*>[^<]*</text>'),
+    re.compile(r'<path class="foreground" aria-hidden="true" d="" display="none"/>'),
+)
+
+
+def compact(svg: str) -> str:
+    """Make point links relative again and trim coordinates to 0.1 px.
+
+    vl-convert resolves hrefs against its data URL; ``xlink:href`` becomes
+    plain ``href`` (SVG 2), which the build's link check reads. Rounding the
+    geometry halves the size of a chart with hundreds of points.
+    """
+    svg = svg.replace(_VEGA_BASE, 'href="').replace("xlink:href=", "href=")
+    for pattern in _NOISE:
+        svg = pattern.sub("", svg)
+
+    def trim(match: re.Match[str]) -> str:
+        return f'{match.group(1)}="{_LONG_NUMBER.sub(_first_group, match.group(2))}"'
+
+    return _GEOMETRY.sub(trim, svg)
+
+
+def _first_group(match: re.Match[str]) -> str:
+    return match.group(1)
+
+
+def trend_svg(group: Group, points: list[dict[str, Any]], cache: Path | None) -> str | None:
+    chart = trend_chart(points)
+    if chart is None:
+        return None
+    runs = len({p["run"] for p in points})
+    title = f"Trends for {KINDS[group.kind]['one'].lower()} {group.name}"
+    description = (
+        f"Warm TTFT p50 and p95 and warm tokens per second over time for the {runs} most "
+        f"recent dated run(s) of {len(group.cells)} cell(s), one panel per cell and prompt. "
+        "Each point links to its run; the tables on this page list every run."
+    )
+    # Inside a chart batch this is a placeholder; compact_charts_in() finishes it.
+    return charts.svg_chart(chart, "chart-trend", title, description, cache)
+
+
+_SVG_BLOCK = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
+
+
+def compact_page(html: str) -> str:
+    """``compact`` every inline SVG of a page."""
+    return _SVG_BLOCK.sub(lambda m: compact(m.group(0)), html)
+
+
+def compact_charts_in(site: Path) -> None:
+    """Post-render: compact the charts of every written page that has one.
+
+    Charts are filled into pages after rendering (see ``charts.batch``), so
+    this runs on the staging folder, before the link check reads the point links.
+    """
+    for page in sorted(site.rglob("*.html")):
+        html = page.read_text(encoding="utf-8")
+        if "<svg" not in html:
+            continue
+        new = compact_page(html)
+        if new != html:
+            page.write_text(new, encoding="utf-8")

@@ -1,0 +1,140 @@
+"""Publication gate, property-based: every real address is caught, nothing crashes."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
+
+from sitegen.gate import KINDS, scan_bytes, scan_text
+
+# The allowed networks as the documentation states them (written out here, not
+# imported, so a change to the code's list has to be made on purpose).
+ALLOWED = [
+    ipaddress.ip_network(n)
+    for n in (
+        "192.0.2.0/24",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "127.0.0.0/8",
+        "0.0.0.0/8",
+        "2001:db8::/32",
+        "::1/128",
+        "::/128",
+    )
+]
+
+
+def allowed(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if any(addr.version == n.version and addr in n for n in ALLOWED):
+        return True
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return mapped is not None and allowed(mapped)
+
+
+# Word-boundary separators an address may sit between. Excluded on purpose:
+# "." and "-" glue a dotted quad into a version ("v1.2.3.4", "torch-2.1.0.1"),
+# "=" can form "==" (a version pin), ":" and "[" "]" make colon-hex text part
+# of a longer token or a Python slice.
+SEPARATORS = list(" \t\n,;()\"'<>/|{}!?*")
+# Surrounding text: words and spaces, never ending in a version keyword.
+WORDS = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _", max_size=30
+)
+VERSION_WORDS = ("version", "ver", "release", "revision", "rev", "section")
+
+
+def embed(prefix: str, sep1: str, addr: str, sep2: str, suffix: str) -> tuple[str, int]:
+    text = f"{prefix}{sep1}{addr}{sep2}{suffix}"
+    return text, len(prefix) + len(sep1)
+
+
+def position(text: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of a character offset."""
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def assume_no_version_word(prefix: str) -> None:
+    """A dotted quad right after "version", "rev" ... is documented as a version."""
+    assume(not re.search(r"(?:" + "|".join(VERSION_WORDS) + r")s?[ _]*$", prefix.lower()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    addr=st.ip_addresses(v=4),
+    prefix=WORDS,
+    suffix=WORDS,
+    sep1=st.sampled_from(SEPARATORS),
+    sep2=st.sampled_from(SEPARATORS),
+)
+@example(ipaddress.IPv4Address("10.0.0.1"), "host", "up", " ", " ")
+@example(ipaddress.IPv4Address("255.255.255.255"), "", "", "(", ")")
+def test_every_public_or_private_ipv4_is_caught(addr, prefix, suffix, sep1, sep2):
+    assume(not allowed(addr))
+    assume_no_version_word(prefix)
+    text, col = embed(prefix, sep1, str(addr), sep2, suffix)
+    findings = scan_text(text, "p.txt")
+    assert any(f.rule == "ipv4" and (f.line, f.column) == position(text, col) for f in findings), (
+        text,
+        findings,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    addr=st.ip_addresses(v=6),
+    prefix=WORDS,
+    suffix=WORDS,
+    sep1=st.sampled_from(SEPARATORS),
+    sep2=st.sampled_from(SEPARATORS),
+    exploded=st.booleans(),
+)
+@example(ipaddress.IPv6Address("fe80::1"), "addr", "", " ", " ", False)
+@example(ipaddress.IPv6Address("1::2"), "", "", " ", " ", False)
+def test_every_non_documentation_ipv6_is_caught(addr, prefix, suffix, sep1, sep2, exploded):
+    assume(not allowed(addr))
+    shown = addr.exploded if exploded else str(addr)
+    # documented: a lone hex word before "::" reads as reST "be::" or C++ "add::"
+    assume(not re.fullmatch(r"[a-f]{1,4}::", shown))
+    text, col = embed(prefix, sep1, shown, sep2, suffix)
+    findings = scan_text(text, "p.txt")
+    assert any(f.rule == "ipv6" and (f.line, f.column) == position(text, col) for f in findings), (
+        text,
+        findings,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(), kind=st.sampled_from(sorted(KINDS)))
+@example("&#", "html")
+@example('"\\ud800"', "json")
+@example("\ufeff\u200b&#8203;\\u200b", "html")
+@example("-----BEGIN RSA PRIVATE KEY-----", "text")
+def test_scan_text_never_raises(text, kind):
+    for f in scan_text(text, "any", kind=kind):
+        assert f.line >= 1 and f.column >= 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.binary(),
+    name=st.sampled_from(["a.html", "b.json", "c.jsonl", "d.md", "e.log", "f", "g.csv", "h.yaml"]),
+)
+@example(b"\xff\xfe\x00&#49;\xc3", "a.html")
+def test_scan_bytes_never_raises(data, name):
+    findings = scan_bytes(data, name)
+    assert all(f.path == name for f in findings)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(alphabet=st.characters(codec="utf-8"), max_size=200),
+    kind=st.sampled_from(sorted(KINDS)),
+)
+def test_positions_are_inside_the_text(text, kind):
+    lines = text.split("\n")
+    for f in scan_text(text, "any", kind=kind):
+        assert f.line <= len(lines)
+        assert f.column <= len(lines[f.line - 1]) + 1
