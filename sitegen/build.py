@@ -25,6 +25,8 @@ from sitegen.config import Config, load_config
 from sitegen.discover import LEDGER
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
 from sitegen.fsutil import write_atomic
+from sitegen.gate import Allowlist, format_report, load_allowlist, scan_tree
+from sitegen.gate.cache import ScanCache
 from sitegen.integrity import (
     LOCK_NAME,
     RETRACTIONS_NAME,
@@ -59,6 +61,8 @@ class Loaded:
     rows: dict[str, list[dict[str, Any]]]
     catalogue: dict[str, Any]
     lock: dict[str, Any]
+    allowlist: Allowlist
+    gate_cache: ScanCache
 
 
 def _say(echo: Echo, message: str) -> None:
@@ -79,9 +83,13 @@ def load(archive: Path, *, strict: bool = False, skip_invalid: bool = False) -> 
     config = load_config(archive)
     runs, problems, invalid = read_archive(archive, config)
     lock, lock_problems = read_lock(archive)
-    # Integrity failures are never skipped: leaving a changed published run
-    # out of the site would hide the change instead of reporting it.
+    allowlist = load_allowlist(archive)
+    gate_cache = ScanCache(archive / CACHE_DIR / "gate.json")
+    findings = scan_tree(archive / "runs", "runs", allowlist, gate_cache)
+    # Integrity and publication-gate failures are never skipped: leaving a run
+    # out of the site would hide the problem instead of reporting it.
     fatal = lock_problems + verify(runs, lock, invalid) + _link_problems(runs)
+    fatal += [f.to_problem() for f in findings]
     if fatal:
         raise ValidationFailed(fatal + (problems if not skip_invalid else []))
     left_out: dict[str, list[Problem]] = {}
@@ -115,7 +123,19 @@ def load(archive: Path, *, strict: bool = False, skip_invalid: bool = False) -> 
         )
     catalogue = build_catalogue(runs, checks, rows, config, retractions)
     new_lock = updated_lock(runs, lock)
-    return Loaded(archive, config, runs, left_out, checks, calls, rows, catalogue, new_lock)
+    return Loaded(
+        archive,
+        config,
+        runs,
+        left_out,
+        checks,
+        calls,
+        rows,
+        catalogue,
+        new_lock,
+        allowlist,
+        gate_cache,
+    )
 
 
 def _link_problems(runs: list[Run]) -> list[Problem]:
@@ -205,6 +225,7 @@ def build(
             discard(staging)
             raise
         write_atomic(archive / CATALOGUE, dumps(loaded.catalogue))
+        loaded.gate_cache.save()
         lock_path = archive / LOCK_NAME
         text = lock_text(loaded.lock)
         if not lock_path.is_file() or lock_path.read_text(encoding="utf-8") != text:
@@ -228,11 +249,26 @@ def finish_staging(staging: Path, loaded: Loaded) -> None:
     broken = check_links(staging)
     if broken:
         raise BuildError("broken links in the built site:\n" + "\n".join(broken))
+    # The gate also reads the built pages: text can reach them from places the
+    # run scan does not see (templates, settings, methodology).
+    findings = scan_tree(staging, "site", loaded.allowlist, loaded.gate_cache)
+    if findings:
+        raise ValidationFailed([f.to_problem() for f in findings])
 
 
 @contextmanager
 def _no_lock() -> Iterator[None]:
     yield
+
+
+def gate_report(archive: Path, *, fingerprints: bool = False) -> str:
+    """The gate's findings over ``runs/`` and the built ``site/``, one per line."""
+    archive = Path(archive)
+    allowlist = load_allowlist(archive)
+    findings = scan_tree(archive / "runs", "runs", allowlist)
+    if (archive / "site").is_dir():
+        findings += scan_tree(archive / "site", "site", allowlist)
+    return format_report(findings, fingerprints=fingerprints)
 
 
 def refresh_catalogue(archive: Path) -> None:

@@ -89,6 +89,24 @@ def check(archive: Path, strict: bool) -> None:
 
 
 @main.command()
+@ARCHIVE
+@click.option(
+    "--fingerprints",
+    is_flag=True,
+    help="Also print each finding's fingerprint, for gate-allowlist.toml.",
+)
+@reports_errors
+def gate(archive: Path, fingerprints: bool) -> None:
+    """Scan ARCHIVE's runs and built site with the publication gate."""
+    from sitegen.build import gate_report
+
+    report = gate_report(archive, fingerprints=fingerprints)
+    click.echo(report or "ok: no findings")
+    if report:
+        sys.exit(1)
+
+
+@main.command()
 def settings() -> None:
     """Print the table of sitegen.toml settings with their defaults."""
     from sitegen.config import settings_markdown

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
 from sitegen.gate.allowlist import ALLOWLIST_NAME
+from sitegen.gate.cache import ScanCache
 from sitegen.gate.rules import CREDENTIAL_RULES, FINDERS, Hit
 from sitegen.gate.views import View, escape_view, raw_view
 
@@ -197,7 +198,9 @@ def _walk(root: Path, rel: str, out: list[tuple[str, Path]]) -> None:
             out.append((child_rel, Path(entry.path)))
 
 
-def scan_tree(root: Path, display_prefix: str, allowlist: Allowlist) -> list[Finding]:
+def scan_tree(
+    root: Path, display_prefix: str, allowlist: Allowlist, cache: ScanCache | None = None
+) -> list[Finding]:
     """Every finding in the regular files under ``root``, minus allowlisted ones.
 
     Symbolic links inside the tree are skipped, never followed (``root``
@@ -226,8 +229,21 @@ def scan_tree(root: Path, display_prefix: str, allowlist: Allowlist) -> list[Fin
         if suffix not in _KIND_BY_SUFFIX and b"\x00" in data[:_SNIFF_BYTES]:
             continue
         display = f"{prefix}/{rel}" if prefix else rel
-        findings.extend(scan_bytes(data, display))
+        findings.extend(_scan_cached(data, display, cache))
     return sorted(allowlist.filter(findings))
+
+
+def _scan_cached(data: bytes, display: str, cache: ScanCache | None) -> list[Finding]:
+    """scan_bytes, answered from ``cache`` when these bytes were scanned before."""
+    if cache is None:
+        return scan_bytes(data, display)
+    key = cache.key(kind_for(display), data)
+    rows = cache.get(key)
+    if rows is None:
+        found = scan_bytes(data, display)
+        cache.put(key, [[f.line, f.column, f.rule, f.redacted, f.fingerprint] for f in found])
+        return found
+    return [Finding(display, *row) for row in rows]
 
 
 def format_report(findings: list[Finding], *, fingerprints: bool = False) -> str:
