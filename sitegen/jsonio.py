@@ -14,20 +14,22 @@ from typing import Any
 from sitegen.exceptions import Problem
 
 
-class _DuplicateKeyError(ValueError):
-    pass
+class DuplicateKeyError(ValueError):
+    """A JSON object repeats a key (which value would count is ambiguous)."""
 
 
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for json.loads that refuses repeated keys."""
     obj: dict[str, Any] = {}
     for key, value in pairs:
         if key in obj:
-            raise _DuplicateKeyError(key)
+            raise DuplicateKeyError(key)
         obj[key] = value
     return obj
 
 
-def _constant(name: str) -> Any:
+def reject_constants(name: str) -> Any:
+    """``parse_constant`` for json.loads that refuses NaN and Infinity."""
     raise ValueError(f"{name} is not valid JSON (NaN and Infinity are not allowed)")
 
 
@@ -43,8 +45,10 @@ def _key_line(text: str, key: str) -> int | None:
 def loads_strict(text: str, display: str) -> tuple[Any, list[Problem]]:
     """Parse JSON text; on failure return ``(None, [problem with line/column])``."""
     try:
-        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant), []
-    except _DuplicateKeyError as exc:
+        return json.loads(
+            text, object_pairs_hook=reject_duplicates, parse_constant=reject_constants
+        ), []
+    except DuplicateKeyError as exc:
         key = str(exc)
         return None, [Problem(display, _key_line(text, key), None, f"duplicate key {key!r}")]
     except json.JSONDecodeError as exc:

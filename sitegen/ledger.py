@@ -18,6 +18,7 @@ import polars as pl
 
 from sitegen import schema
 from sitegen.exceptions import Problem
+from sitegen.jsonio import DuplicateKeyError, reject_constants, reject_duplicates
 
 RECORD_SCHEMAS = {
     "meta": "ledger-meta.v1.json",
@@ -80,23 +81,6 @@ class LedgerSummary:
         return self.end is None or bool(self.end.get("interrupted"))
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise _DuplicateKey(key)
-        obj[key] = value
-    return obj
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON (NaN and Infinity are not allowed)")
-
-
 def _decode_error_column(raw: bytes, exc: UnicodeDecodeError) -> int:
     # Column in characters of the valid prefix, 1-based.
     return len(raw[: exc.start].decode("utf-8", errors="replace")) + 1
@@ -147,9 +131,9 @@ def prepass(
                 continue
             try:
                 record = json.loads(
-                    text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants
+                    text, object_pairs_hook=reject_duplicates, parse_constant=reject_constants
                 )
-            except _DuplicateKey as exc:
+            except DuplicateKeyError as exc:
                 bad(lineno, f"duplicate key {str(exc)!r}")
                 continue
             except json.JSONDecodeError as exc:

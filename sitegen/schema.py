@@ -2,30 +2,199 @@
 
 Validation runs on every ledger line, so the fast path uses fastjsonschema
 (compiled to Python). Only when a document fails do we ask jsonschema for the
-full list of errors, each located by a JSON pointer such as
-``$.results[2].value``.
+full list of errors. jsonschema's own messages quote whole Python reprs and
+hide where the problem is; here every message starts with a JSON pointer in
+``$.a[2].b`` form and says what was expected and what was found, e.g.
+``$.results[2].value: expected number, got "0.8"``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import fastjsonschema
 import jsonschema
+from jsonschema.exceptions import ValidationError
 
-_TYPE_NAMES = {
-    "string": "string",
-    "number": "number",
-    "integer": "integer",
-    "boolean": "true/false",
-    "object": "object",
-    "array": "array",
-    "null": "null",
-}
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MAX_SHOWN = 60
+
+FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
+
+
+@FORMAT_CHECKER.checks("date-time", raises=ValueError)
+def _is_date_time(value: object) -> bool:
+    """An ISO 8601 date and time with a zone (``Z`` or ``+hh:mm``), as RFC 3339 asks."""
+    if not isinstance(value, str):
+        return True
+    if "T" not in value.upper():
+        raise ValueError("no time part")
+    parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    if parsed.tzinfo is None:
+        raise ValueError("no time zone")
+    return True
+
+
+def pointer(path: Iterable[str | int]) -> str:
+    """``["results", 2, "value"]`` -> ``$.results[2].value``; odd keys are quoted."""
+    out = "$"
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _PLAIN_KEY.match(part):
+            out += f".{part}"
+        else:
+            out += f"[{json.dumps(part, ensure_ascii=False)}]"
+    return out
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a Python value's type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def shown(value: Any) -> str:
+    """A short rendering of a found value: scalars as JSON, containers by kind."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    text = json.dumps(value, ensure_ascii=False)
+    if len(text) > _MAX_SHOWN:
+        text = text[: _MAX_SHOWN - 1] + "…"
+    return text
+
+
+def _type_words(types: str | Sequence[str]) -> str:
+    if isinstance(types, str):
+        return types
+    return " or ".join(types)
+
+
+def _describe_subschema(schema: Any) -> str | None:
+    """Words for one branch of an anyOf/oneOf, when it is simple enough."""
+    if not isinstance(schema, dict):
+        return None
+    if "const" in schema:
+        return json.dumps(schema["const"], ensure_ascii=False)
+    if "enum" in schema:
+        return " or ".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"])
+    if "type" in schema:
+        return _type_words(schema["type"])
+    return None
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def describe(error: ValidationError) -> list[tuple[list[str | int], str]]:
+    """(path, message) pairs for one error; an extra-properties error gives one per key."""
+    path: list[str | int] = list(error.absolute_path)
+    value = error.instance
+    kind = error.validator
+    arg = error.validator_value
+    if kind == "type":
+        return [(path, f"expected {_type_words(arg)}, got {shown(value)}")]
+    if kind == "required":
+        missing = [name for name in arg if isinstance(value, dict) and name not in value]
+        return [(path, f"missing required property {json.dumps(m)}") for m in missing] or [
+            (path, error.message)
+        ]
+    if kind == "additionalProperties" and isinstance(value, dict):
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        allowed = set(schema.get("properties", {}))
+        patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+        extras = [k for k in value if k not in allowed and not any(p.search(k) for p in patterns)]
+        names = ", ".join(sorted(allowed))
+        return [
+            ([*path, key], f"unexpected property (allowed here: {names})") for key in extras
+        ] or [(path, error.message)]
+    if kind == "enum":
+        options = ", ".join(json.dumps(v, ensure_ascii=False) for v in arg)
+        return [(path, f"expected one of {options}, got {shown(value)}")]
+    if kind == "const":
+        return [(path, f"expected {json.dumps(arg, ensure_ascii=False)}, got {shown(value)}")]
+    if kind == "pattern":
+        return [(path, f"expected a string matching {arg}, got {shown(value)}")]
+    if kind == "format":
+        words = {"date-time": "an ISO 8601 date-time with a time zone"}.get(arg, f"a {arg}")
+        return [(path, f"expected {words}, got {shown(value)}")]
+    if kind == "minLength":
+        return [(path, f"expected at least {_plural(arg, 'character')}, got {shown(value)}")]
+    if kind == "maxLength":
+        return [(path, f"expected at most {_plural(arg, 'character')}, got {len(value)}")]
+    if kind in ("minimum", "exclusiveMinimum"):
+        bound = "at least" if kind == "minimum" else "more than"
+        return [(path, f"expected a value {bound} {arg}, got {shown(value)}")]
+    if kind in ("maximum", "exclusiveMaximum"):
+        bound = "at most" if kind == "maximum" else "less than"
+        return [(path, f"expected a value {bound} {arg}, got {shown(value)}")]
+    if kind == "minItems":
+        return [(path, f"expected at least {_plural(arg, 'item')}, got {len(value)}")]
+    if kind == "maxItems":
+        return [(path, f"expected at most {_plural(arg, 'item')}, got {len(value)}")]
+    if kind == "minProperties":
+        return [(path, f"expected at least {_plural(arg, 'property')}, got {len(value)}")]
+    if kind in ("anyOf", "oneOf"):
+        words = [_describe_subschema(s) for s in arg]
+        if all(words):
+            return [(path, f"expected {' or '.join(w for w in words if w)}, got {shown(value)}")]
+    return [(path, error.message)]
+
+
+def _order_key(instance: Any, path: Sequence[str | int]) -> tuple[int, ...]:
+    """Where a path sits in the document, so problems are listed top to bottom."""
+    key: list[int] = []
+    node = instance
+    for part in path:
+        if isinstance(node, dict) and part in node:
+            key.append(list(node).index(part))
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            key.append(part)
+            node = node[part]
+        else:
+            key.append(1 << 30)
+            break
+    return tuple(key)
+
+
+def schema_messages(schema: dict[str, Any], instance: Any) -> list[str]:
+    """Every problem of ``instance`` against ``schema``, as ``$.pointer: message`` lines."""
+    validator = jsonschema.Draft7Validator(schema, format_checker=FORMAT_CHECKER)
+    pairs: list[tuple[list[str | int], str]] = []
+    for error in validator.iter_errors(instance):
+        pairs.extend(describe(error))
+    pairs.sort(key=lambda pair: _order_key(instance, pair[0]))
+    seen: set[str] = set()
+    out: list[str] = []
+    for path, message in pairs:
+        line = f"{pointer(path)}: {message}"
+        if line not in seen:
+            seen.add(line)
+            out.append(line)
+    return out
 
 
 @cache
@@ -40,61 +209,6 @@ def _fast(name: str) -> Callable[[Any], Any]:
     return fastjsonschema.compile(load(name))
 
 
-@cache
-def _full(name: str) -> jsonschema.protocols.Validator:
-    schema = load(name)
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
-
-
-def pointer(path: Iterable[Any]) -> str:
-    """``["results", 2, "value"]`` -> ``$.results[2].value``."""
-    out = "$"
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-def _describe(error: jsonschema.ValidationError) -> str:
-    where = pointer(error.absolute_path)
-    if error.validator == "type":
-        wanted = error.validator_value
-        wanted = [wanted] if isinstance(wanted, str) else wanted
-        names = " or ".join(_TYPE_NAMES.get(w, w) for w in wanted)
-        got = json.dumps(error.instance, ensure_ascii=False)
-        if len(got) > 40:
-            got = got[:37] + "..."
-        return f"{where}: expected {names}, got {_json_type(error.instance)} {got}"
-    if error.validator == "required":
-        missing = error.message.replace(" is a required property", "").strip("'")
-        return f"{where}: missing required field {missing!r}"
-    if error.validator == "minimum":
-        return f"{where}: must be at least {error.validator_value}, got {error.instance}"
-    if error.validator in ("enum", "const"):
-        allowed = error.validator_value if error.validator == "enum" else [error.validator_value]
-        options = ", ".join(json.dumps(a) for a in allowed)
-        return f"{where}: must be one of {options}, got {json.dumps(error.instance)}"
-    if error.validator == "additionalProperties":
-        return f"{where}: {error.message}"
-    return f"{where}: {error.message}"
-
-
 def errors(name: str, document: Any) -> list[str]:
     """Every problem of ``document`` against schema ``name``; empty when valid."""
     try:
@@ -102,5 +216,4 @@ def errors(name: str, document: Any) -> list[str]:
         return []
     except fastjsonschema.JsonSchemaException:
         pass
-    found = sorted(_full(name).iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
-    return [_describe(e) for e in found] or ["does not match its schema"]
+    return schema_messages(load(name), document) or ["does not match its schema"]

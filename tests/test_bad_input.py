@@ -68,12 +68,12 @@ CASES = {
     "wrong-type": (
         lambda: lines(meta_record(), call_record(completion_tokens="12")),
         "runs/r1/run.jsonl:2:",
-        '$.completion_tokens: expected integer or null, got string "12"',
+        '$.completion_tokens: expected integer or null, got "12"',
     ),
     "negative-duration": (
         lambda: lines(meta_record(), call_record(total_duration_ms=-5)),
         "runs/r1/run.jsonl:2:",
-        "$.total_duration_ms: must be at least 0, got -5",
+        "$.total_duration_ms: expected a value at least 0, got -5",
     ),
     "unknown-record-type": (
         lambda: lines(meta_record(), {"type": "banana"}),
@@ -83,7 +83,7 @@ CASES = {
     "missing-required-field": (
         lambda: lines(meta_record(), {k: v for k, v in call_record().items() if k != "cell_id"}),
         "runs/r1/run.jsonl:2:",
-        "$: missing required field 'cell_id'",
+        '$: missing required property "cell_id"',
     ),
     "empty-ledger": (lambda: "", "runs/r1/run.jsonl:", "missing meta record"),
 }
@@ -116,7 +116,7 @@ def test_every_problem_in_the_archive_is_reported_in_one_pass(built, write_run):
     code, out = run_cli("check", str(built))
     assert code == 1
     assert "runs/r1/run.jsonl:2:" in out
-    assert "runs/r1/run.jsonl:3:" in out and "$.run_idx: must be at least 0" in out
+    assert "runs/r1/run.jsonl:3:" in out and "$.run_idx: expected a value at least 0" in out
     assert "runs/r2/run.jsonl:2:" in out
 
 

@@ -15,7 +15,7 @@ import pytest
 import sitegen.importers as importers
 from sitegen.importers import detect_format, import_files
 from sitegen.importers.base import read_document, scrub_text
-from sitegen.importers.pointers import pointer
+from sitegen.schema import pointer
 
 DATA = Path(__file__).parent / "data" / "import"
 LM_EVAL = "results_2026-01-20T09-14-55.812345.json"

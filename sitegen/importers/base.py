@@ -18,8 +18,8 @@ from importlib import resources
 from typing import Any
 
 from sitegen.exceptions import Problem
-
-from .pointers import schema_messages
+from sitegen.jsonio import DuplicateKeyError, reject_duplicates
+from sitegen.schema import schema_messages
 
 
 @dataclass(frozen=True)
@@ -37,26 +37,13 @@ class Document:
         return self.rows_lines is not None
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise _DuplicateKey(key)
-        obj[key] = value
-    return obj
-
-
 def _loads(text: str) -> Any:
     """json.loads refusing repeated keys (which value would count is ambiguous).
 
     NaN and Infinity are accepted here: tools write them (vLLM's statistics
     of zero successful requests), and they become null in generated files.
     """
-    return json.loads(text, object_pairs_hook=_no_duplicates)
+    return json.loads(text, object_pairs_hook=reject_duplicates)
 
 
 def _duplicate_problem(display: str, text: str, key: str, line: int | None = None) -> Problem:
@@ -87,7 +74,7 @@ def read_document(display: str, raw: bytes) -> Document:
         raise SourceUnreadable([Problem(display, message="file is empty")])
     try:
         return Document(display, raw, _loads(text))
-    except _DuplicateKey as exc:
+    except DuplicateKeyError as exc:
         raise SourceUnreadable([_duplicate_problem(display, text, str(exc))]) from None
     except json.JSONDecodeError as exc:
         first = exc
@@ -102,7 +89,7 @@ def read_document(display: str, raw: bytes) -> Document:
             continue
         try:
             rows.append(_loads(line))
-        except _DuplicateKey as exc:
+        except DuplicateKeyError as exc:
             raise SourceUnreadable([_duplicate_problem(display, line, str(exc), number)]) from None
         except json.JSONDecodeError as exc:
             raise SourceUnreadable(

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from sitegen.exceptions import Problem
+from sitegen.schema import schema_messages
 
 from .base import Mapped, utc_text
-from .pointers import schema_messages
 
 RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 METADATA_FORMAT = "sitegen.metadata/1"

@@ -23,9 +23,9 @@ from typing import Any
 from sitegen.exceptions import Problem
 from sitegen.gate.allowlist import load_allowlist
 from sitegen.gate.scan import Finding, scan_bytes, scan_text
+from sitegen.schema import pointer
 
 from .base import Document
-from .pointers import pointer
 
 _HOST_KEYS = {"hostname", "host_name", "host", "fqdn", "node_name", "nodename"}
 _SECRET_KEYS = re.compile(

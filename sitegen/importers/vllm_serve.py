@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sitegen.exceptions import Problem
+from sitegen.schema import pointer
 
 from .base import (
     Document,
@@ -30,7 +31,6 @@ from .base import (
     scrub_text,
     text_or_none,
 )
-from .pointers import pointer
 
 NAME = "vllm-bench-serve"
 TOOL = "vllm bench serve"
