@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from sitegen import schema
+from sitegen.cache import ReadCache, no_cache
 from sitegen.config import Config
 from sitegen.discover import LEDGER, METADATA, RunSource, discover
 from sitegen.exceptions import Problem
-from sitegen.fsutil import sha256_file
 from sitegen.jsonio import load_strict
 from sitegen.ledger import LedgerSummary, prepass
 
@@ -30,6 +30,10 @@ class Run:
     ledger: LedgerSummary | None
     manifest: list[dict[str, Any]]  # [{"path", "sha256", "bytes"}], sorted by path
     digest: str
+
+    @property
+    def ledger_sha256(self) -> str | None:
+        return next((m["sha256"] for m in self.manifest if m["path"] == LEDGER), None)
 
     @property
     def run_id(self) -> str:
@@ -114,25 +118,36 @@ def _consistency(
     return []
 
 
-def read_run(source: RunSource, config: Config) -> tuple[Run | None, list[Problem]]:
-    """Validate one run folder completely; ``None`` when anything is wrong."""
+def read_run(
+    source: RunSource, config: Config, cache: ReadCache | None = None
+) -> tuple[Run | None, list[Problem]]:
+    """Validate one run folder completely; ``None`` when anything is wrong.
+
+    A ledger whose bytes passed the pre-pass before is not parsed again: its
+    summary comes from the cache, keyed by its sha256.
+    """
+    max_line = config.get("limits.max_line_bytes")
+    cache = cache or no_cache(max_line)
     metadata, problems = _read_metadata(source)
+    manifest = [
+        {"path": f.rel, "sha256": cache.sha256(source.path / f.rel), "bytes": f.size}
+        for f in source.files
+    ]
     ledger = None
     if source.has_ledger:
-        ledger, ledger_problems = prepass(
-            source.path / LEDGER,
-            source.file_display(LEDGER),
-            max_line_bytes=config.get("limits.max_line_bytes"),
-        )
-        problems += ledger_problems
+        sha = next(m["sha256"] for m in manifest if m["path"] == LEDGER)
+        ledger = cache.summary(sha)
+        if ledger is None:
+            ledger, ledger_problems = prepass(
+                source.path / LEDGER, source.file_display(LEDGER), max_line_bytes=max_line
+            )
+            problems += ledger_problems
+            if not ledger_problems:
+                cache.store_summary(sha, ledger)
     if metadata is not None:
         problems += _consistency(source, metadata, ledger)
     if problems or metadata is None:
         return None, problems
-    manifest = [
-        {"path": f.rel, "sha256": sha256_file(source.path / f.rel), "bytes": f.size}
-        for f in source.files
-    ]
     return Run(source, metadata, ledger, manifest, manifest_digest(manifest)), []
 
 
@@ -160,7 +175,9 @@ def _duplicate_ids(runs: list[Run]) -> list[Problem]:
     return problems
 
 
-def read_archive(archive: Path, config: Config) -> tuple[list[Run], list[Problem], set[str]]:
+def read_archive(
+    archive: Path, config: Config, cache: ReadCache | None = None
+) -> tuple[list[Run], list[Problem], set[str]]:
     """All valid runs, every problem found, and the ids of the runs left out."""
     sources, problems = discover(archive, max_file_bytes=config.get("limits.max_file_bytes"))
     runs: list[Run] = []
@@ -170,7 +187,7 @@ def read_archive(archive: Path, config: Config) -> tuple[list[Run], list[Problem
         if len(parts) > 1:
             invalid.add(parts[1])
     for source in sources:
-        run, run_problems = read_run(source, config)
+        run, run_problems = read_run(source, config, cache)
         problems += run_problems
         if run is None:
             invalid.add(source.run_id)

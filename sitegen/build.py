@@ -20,6 +20,7 @@ import polars as pl
 from sitegen import aggregate as agg
 from sitegen import charts
 from sitegen.archive import Run, read_archive
+from sitegen.cache import ReadCache
 from sitegen.catalogue import build_catalogue
 from sitegen.config import Config, load_config
 from sitegen.discover import LEDGER
@@ -70,7 +71,9 @@ def _say(echo: Echo, message: str) -> None:
         echo(message)
 
 
-def load(archive: Path, *, strict: bool = False, skip_invalid: bool = False) -> Loaded:
+def load(
+    archive: Path, *, strict: bool = False, skip_invalid: bool = False, use_cache: bool = True
+) -> Loaded:
     """Read, validate, check and aggregate the whole archive.
 
     Raises ValidationFailed with every problem of the archive, unless
@@ -81,7 +84,11 @@ def load(archive: Path, *, strict: bool = False, skip_invalid: bool = False) -> 
     if not archive.is_dir():
         raise BuildError(f"{archive}: archive folder does not exist")
     config = load_config(archive)
-    runs, problems, invalid = read_archive(archive, config)
+    cache = ReadCache(
+        archive / CACHE_DIR if use_cache else None,
+        max_line_bytes=config.get("limits.max_line_bytes"),
+    )
+    runs, problems, invalid = read_archive(archive, config, cache)
     lock, lock_problems = read_lock(archive)
     allowlist = load_allowlist(archive)
     gate_cache = ScanCache(archive / CACHE_DIR / "gate.json")
@@ -109,8 +116,11 @@ def load(archive: Path, *, strict: bool = False, skip_invalid: bool = False) -> 
         ]
         if unreliable:
             raise ValidationFailed(unreliable)
-    ledgers = {r.run_id: r.source.path / LEDGER for r in runs if r.ledger is not None}
-    calls = read_calls(ledgers)
+    with_ledger = [r for r in runs if r.ledger is not None]
+    ledgers = {r.run_id: r.source.path / LEDGER for r in with_ledger}
+    cached = {r.run_id: cache.calls_path(r.ledger_sha256 or "") for r in with_ledger}
+    calls = read_calls(ledgers, {k: v for k, v in cached.items() if v is not None})
+    cache.save()
     rows = agg.rows_by_run(agg.aggregate(calls))
     retractions = read_retractions(archive)
     unknown = sorted(set(retractions) - {r.run_id for r in runs} - invalid)

@@ -10,6 +10,7 @@ handed to Polars, with an explicit schema, to build one frame of calls.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,31 +182,52 @@ def prepass(
     return summary, problems
 
 
-def read_calls(ledgers: dict[str, Path]) -> pl.DataFrame:
+def read_calls(ledgers: dict[str, Path], cached: dict[str, Path] | None = None) -> pl.DataFrame:
     """One frame of every call record of the given ledgers, ``run_id`` as a column.
 
     Call only with ledgers that passed the pre-pass: the explicit schema then
-    matches what is on disk, and nothing is coerced.
+    matches what is on disk, and nothing is coerced. ``cached`` maps a run id
+    to a Parquet file of that ledger's call rows (keyed by the ledger's
+    content elsewhere): read when it exists, written after parsing when not,
+    so a rebuild parses only new or changed ledgers.
     """
     columns = {"run_id": pl.String(), **CALL_SCHEMA}
-    if not ledgers:
+    cached = cached or {}
+    frames: list[pl.LazyFrame] = []
+    to_parse: dict[str, str] = {}
+    for run_id, path in sorted(ledgers.items()):
+        cache_file = cached.get(run_id)
+        if cache_file is not None and cache_file.is_file():
+            frames.append(pl.scan_parquet(cache_file).with_columns(pl.lit(run_id).alias("run_id")))
+        else:
+            to_parse[str(path)] = run_id
+    if to_parse:
+        parsed = (
+            pl.scan_ndjson(list(to_parse), schema=CALL_SCHEMA, include_file_paths="_path")
+            # Harness-style probe failures are "call" lines with phase "skipped";
+            # the pre-pass turned them into skip records.
+            .filter((pl.col("type") == "call") & pl.col("phase").is_in(["cold", "warm"]))
+            .collect()
+        )
+        for (path,), part in parsed.partition_by("_path", as_dict=True).items():
+            run_id = to_parse[path]
+            part = part.drop("_path")
+            cache_file = cached.get(run_id)
+            if cache_file is not None:
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+                part.write_parquet(tmp, statistics=False)
+                os.replace(tmp, cache_file)
+            frames.append(part.lazy().with_columns(pl.lit(run_id).alias("run_id")))
+        # Ledgers without any call rows still get an (empty) cache entry.
+        for run_id in to_parse.values():
+            cache_file = cached.get(run_id)
+            if cache_file is not None and not cache_file.is_file():
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                pl.DataFrame(schema=CALL_SCHEMA).write_parquet(cache_file, statistics=False)
+    if not frames:
         return pl.DataFrame(schema=columns)
-    by_path = {str(p): run_id for run_id, p in ledgers.items()}
-    frame = (
-        pl.scan_ndjson(
-            [Path(p) for p in by_path],
-            schema=CALL_SCHEMA,
-            include_file_paths="_path",
-        )
-        # Harness-style probe failures are "call" lines with phase "skipped";
-        # the pre-pass turned them into skip records.
-        .filter((pl.col("type") == "call") & pl.col("phase").is_in(["cold", "warm"]))
-        .with_columns(
-            pl.col("_path").replace_strict(by_path, return_dtype=pl.String()).alias("run_id")
-        )
-        .select(list(columns))
-        .collect()
-    )
+    frame = pl.concat([f.select(list(columns)) for f in frames], how="vertical").collect()
     return frame.sort(["run_id", "cell_id", "prompt_id", "phase", "run_idx"], maintain_order=True)
 
 

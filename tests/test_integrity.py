@@ -171,3 +171,18 @@ def test_ledger_reader_never_crashes_on_arbitrary_bytes(tmp_path, data):
             assert text.startswith(f"runs/x/run.jsonl:{problem.line}")
     if not problems:
         assert summary.meta is not None  # a clean parse always has its meta record
+
+
+def test_rebuild_reuses_cached_ledger_reads_and_still_sees_an_edit(tmp_path, write_run):
+    """The read cache is keyed by content: an edit with the old mtime is still caught."""
+    folder = write_run("r1")
+    build(tmp_path)
+    loaded = build(tmp_path)
+    assert loaded.calls.height == 1
+    ledger = folder / "run.jsonl"
+    stat = ledger.stat()
+    data = ledger.read_bytes().replace(b"100.0", b"900.0")
+    ledger.write_bytes(data)
+    os.utime(ledger, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # hide the edit's mtime
+    with pytest.raises(ValidationFailed, match="changed run.jsonl"):
+        build(tmp_path)
