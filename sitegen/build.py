@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from sitegen import aggregate as agg
-from sitegen import charts
+from sitegen import charts, state
 from sitegen.archive import Run, read_archive
 from sitegen.cache import ReadCache
 from sitegen.catalogue import build_catalogue
@@ -209,7 +209,9 @@ def build(
     archive = Path(archive)
     out = Path(out) if out is not None else archive / "site"
     started = time.perf_counter()
+    options = {"strict": strict, "skip_invalid": skip_invalid}
     with build_lock(archive) if archive.is_dir() else _no_lock():
+        inputs = state.fingerprint(archive, out, options) if archive.is_dir() else ""
         loaded = load(archive, strict=strict, skip_invalid=skip_invalid)
         _report(loaded, echo)
         data = SiteData(
@@ -240,6 +242,7 @@ def build(
         text = lock_text(loaded.lock)
         if not lock_path.is_file() or lock_path.read_text(encoding="utf-8") != text:
             write_atomic(lock_path, text)
+        state.record(archive, out, options, inputs)
     elapsed = time.perf_counter() - started
     _say(echo, f"wrote {len(outputs.data)} file(s) to {out} and {CATALOGUE} in {elapsed:.2f} s")
     return loaded

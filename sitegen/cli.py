@@ -63,9 +63,20 @@ def main() -> None:
     "--skip-invalid", is_flag=True, help="Leave invalid runs out, list them, and build the rest."
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
+@click.option("--force", is_flag=True, help="Rebuild even when nothing changed.")
 @reports_errors
-def build(archive: Path, out: Path | None, strict: bool, skip_invalid: bool, quiet: bool) -> None:
+def build(
+    archive: Path, out: Path | None, strict: bool, skip_invalid: bool, quiet: bool, force: bool
+) -> None:
     """Build catalogue.json and the static site from ARCHIVE (default: .)."""
+    from sitegen import state
+
+    site = out if out is not None else archive / "site"
+    options = {"strict": strict, "skip_invalid": skip_invalid}
+    if not force and archive.is_dir() and state.up_to_date(archive, site, options):
+        if not quiet:
+            click.echo(f"nothing changed since the last build of {site}")
+        return
     from sitegen.build import build as do_build
 
     do_build(
@@ -104,6 +115,24 @@ def gate(archive: Path, fingerprints: bool) -> None:
     click.echo(report or "ok: no findings")
     if report:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option(
+    "--archive",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The archive holding both runs.",
+)
+@reports_errors
+def compare(run_a: str, run_b: str, archive: Path) -> None:
+    """Compare RUN_B against RUN_A (as its baseline), per cell and prompt."""
+    from sitegen.compare import compare_runs
+
+    click.echo(compare_runs(archive, run_a, run_b), nl=False)
 
 
 @main.command()

@@ -225,3 +225,21 @@ def test_a_broken_internal_link_fails_the_build_and_keeps_the_previous_site(tmp_
     with pytest.raises(BuildError, match=broken):
         build(tmp_path)
     assert tree(tmp_path / "site") == before
+
+
+def test_a_rebuild_with_nothing_changed_is_skipped_and_any_change_rebuilds(tmp_path, write_run):
+    from click.testing import CliRunner
+
+    from sitegen.cli import main
+
+    write_run()
+    runner = CliRunner()
+    first = runner.invoke(main, ["build", str(tmp_path)])
+    assert first.exit_code == 0 and "wrote" in first.output
+    second = runner.invoke(main, ["build", str(tmp_path)])
+    assert second.exit_code == 0 and "nothing changed" in second.output
+    write_run("r2", md=metadata("r2"), ledger=[meta_record("r2"), call_record(), end_record()])
+    third = runner.invoke(main, ["build", str(tmp_path)])
+    assert "nothing changed" not in third.output and "2 run(s)" in third.output
+    forced = runner.invoke(main, ["build", str(tmp_path), "--force"])
+    assert "wrote" in forced.output

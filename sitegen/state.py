@@ -1,0 +1,92 @@
+"""Is the last build still current? A stdlib-only answer, so that a rebuild
+with nothing changed costs a directory walk instead of a full build.
+
+The fingerprint covers every input that can change the output: the run
+folders, the archive's settings, allowlist, retractions, lock, methodology
+and templates, the build options, and sitegen's own code and default theme.
+Each file counts by (path, size, mtime, ctime), never by content, so nothing
+is read; anything that touches a file makes the next build run for real.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+STATE_FILE = Path(".sitegen-cache") / "last-build.json"
+ARCHIVE_INPUTS = (
+    "runs",
+    "templates",
+    "sitegen.toml",
+    "gate-allowlist.toml",
+    "retractions.toml",
+    "methodology.md",
+)
+# Written by the build itself: their state after the build is what counts.
+ARCHIVE_OUTPUTS = ("catalogue.json", "runs.lock")
+
+
+def _walk(top: Path, digest: hashlib._Hash) -> None:
+    if not top.exists() and not top.is_symlink():
+        digest.update(f"absent {top}\n".encode())
+        return
+    if top.is_dir() and not top.is_symlink():
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames.sort()
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            digest.update(f"dir {dirpath}\n".encode())
+            for name in sorted(filenames):
+                _stamp(Path(dirpath) / name, digest)
+    else:
+        _stamp(top, digest)
+
+
+def _stamp(path: Path, digest: hashlib._Hash) -> None:
+    st = path.lstat()
+    digest.update(f"{path} {st.st_mode} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}\n".encode())
+
+
+def fingerprint(archive: Path, out: Path, options: dict[str, object]) -> str:
+    digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
+    digest.update(f"out {out.absolute()}\n".encode())
+    for name in ARCHIVE_INPUTS:
+        _walk(archive / name, digest)
+    _walk(Path(__file__).resolve().parent, digest)  # sitegen itself, with its packaged theme
+    return digest.hexdigest()
+
+
+def outputs_stamp(archive: Path) -> str:
+    digest = hashlib.sha256()
+    for name in ARCHIVE_OUTPUTS:
+        _walk(archive / name, digest)
+    return digest.hexdigest()
+
+
+def up_to_date(archive: Path, out: Path, options: dict[str, object]) -> bool:
+    """True when the last successful build had exactly these inputs and its output is intact."""
+    try:
+        last = json.loads((archive / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(last, dict) or last.get("fingerprint") != fingerprint(archive, out, options):
+        return False
+    if last.get("outputs") != outputs_stamp(archive):
+        return False
+    target = last.get("build")
+    return isinstance(target, str) and out.is_symlink() and str(out.resolve()) == target
+
+
+def record(archive: Path, out: Path, options: dict[str, object], fingerprint_at_start: str) -> None:
+    """Remember the inputs of a build that just succeeded (taken when it started)."""
+    path = archive / STATE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    state = {
+        "fingerprint": fingerprint_at_start,
+        "outputs": outputs_stamp(archive),
+        "build": str(out.resolve()),
+    }
+    tmp.write_text(json.dumps(state), encoding="utf-8")
+    os.replace(tmp, path)
