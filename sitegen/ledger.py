@@ -87,7 +87,7 @@ def _decode_error_column(raw: bytes, exc: UnicodeDecodeError) -> int:
     return len(raw[: exc.start].decode("utf-8", errors="replace")) + 1
 
 
-def _normalise(record: dict[str, Any]) -> dict[str, Any]:
+def normalise_record(record: dict[str, Any]) -> dict[str, Any]:
     """Harness ledgers mark probe failures as ``phase: "skipped"`` lines."""
     if record.get("phase") == "skipped" and record.get("type") in ("call", "skip"):
         out = {"type": "skip", "cell_id": record.get("cell_id")}
@@ -147,7 +147,7 @@ def prepass(
                 kind = "array" if isinstance(record, list) else type(record).__name__
                 bad(lineno, f"record is not a JSON object (got {kind})")
                 continue
-            record = _normalise(record)
+            record = normalise_record(record)
             rtype = record.get("type")
             if rtype not in RECORD_SCHEMAS:
                 known = ", ".join(RECORD_SCHEMAS)
