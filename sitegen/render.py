@@ -39,6 +39,7 @@ from sitegen.views import KINDS, Group, build_groups, group_links, paginate, tre
 
 ASSETS = ("assets/style.css", "assets/table.js", "assets/search.js")
 SAFE_SCHEMES = {"http", "https", "mailto"}
+RESULT_FIELDS = ("name", "metric", "value", "unit", "stderr", "higher_is_better", "model")
 
 
 def default_theme() -> Path:
@@ -225,7 +226,10 @@ def render_run(
         cells=_cells(rows),
         charts=_run_charts(run.run_id, rows, data.chart_cache),
         skips=run.ledger.skips if run.ledger else [],
-        results=run.ledger.results if run.ledger else [],
+        # Optional fields of result records may be absent: give every one a value.
+        results=[dict.fromkeys(RESULT_FIELDS) | r for r in run.ledger.results]
+        if run.ledger
+        else [],
         notes=notes,
         interrupted_reason=end.get("interrupted_reason"),
         links=ctx.links,
