@@ -93,8 +93,10 @@ DOM_CHECK = """() => {
       if (urlAttr && scheme) bad.push(el.tagName + ' ' + name + '=' + value);
     }
     if (el.tagName === 'SCRIPT' && !el.src) bad.push('inline script');
-    if (['IFRAME', 'OBJECT', 'EMBED', 'BASE'].includes(el.tagName)) bad.push('element ' + el.tagName);
-    if (el.tagName === 'META' && (el.httpEquiv || '').toLowerCase() === 'refresh') bad.push('meta refresh');
+    const tag = el.tagName;
+    if (['IFRAME', 'OBJECT', 'EMBED', 'BASE'].includes(tag)) bad.push('element ' + tag);
+    const equiv = (el.httpEquiv || '').toLowerCase();
+    if (tag === 'META' && equiv === 'refresh') bad.push('meta refresh');
   }
   return bad;
 }"""
