@@ -184,5 +184,5 @@ def test_rebuild_reuses_cached_ledger_reads_and_still_sees_an_edit(tmp_path, wri
     data = ledger.read_bytes().replace(b"100.0", b"900.0")
     ledger.write_bytes(data)
     os.utime(ledger, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # hide the edit's mtime
-    with pytest.raises(ValidationFailed, match="changed run.jsonl"):
+    with pytest.raises(ValidationFailed, match=r"changed run\.jsonl"):
         build(tmp_path)
