@@ -24,7 +24,7 @@ def test_ordinary_paths_stay_inside(tmp_path):
 def test_two_outputs_to_the_same_path_are_an_error(tmp_path):
     outputs = Outputs()
     outputs.add("runs/r1/index.html", "<p>one</p>")
-    with pytest.raises(BuildError, match="two outputs claim the same path 'runs/r1/index.html'"):
+    with pytest.raises(BuildError, match=r"two outputs claim the same path 'runs/r1/index\.html'"):
         outputs.copy("runs/r1/index.html", tmp_path / "other.html")
 
 
