@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from sitegen import aggregate as agg
-from sitegen import charts, state
+from sitegen import state
 from sitegen.archive import Run, read_archive
 from sitegen.cache import ReadCache
 from sitegen.catalogue import build_catalogue
@@ -41,7 +41,6 @@ from sitegen.jsonio import dumps
 from sitegen.ledger import read_calls
 from sitegen.links import check_links
 from sitegen.output import discard, stage, swap_in
-from sitegen.render import SiteData, render_site
 from sitegen.repro import check_all
 
 Echo = Callable[[str], Any] | None
@@ -214,6 +213,11 @@ def build(
         inputs = state.fingerprint(archive, out, options) if archive.is_dir() else ""
         loaded = load(archive, strict=strict, skip_invalid=skip_invalid)
         _report(loaded, echo)
+        # Imported here: Altair and Jinja take most of a second to import, and
+        # the catalogue-only path (runner, importers) never needs them.
+        from sitegen import charts
+        from sitegen.render import SiteData, render_site
+
         data = SiteData(
             archive=archive,
             catalogue=loaded.catalogue,

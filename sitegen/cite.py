@@ -153,7 +153,9 @@ def _cff_authors(names: list[str]) -> list[dict[str, str]]:
 
 def run_cff(entry: dict[str, Any], archive: dict[str, Any], url: str | None) -> dict[str, Any]:
     where = (
-        f"It is {url}." if url else f"It is at {entry['url']} in the published site; {NO_BASE_URL}."
+        f"Permanent URL: {url}"
+        if url
+        else f"Path within the published site: {entry['url']} ({NO_BASE_URL})."
     )
     doc: dict[str, Any] = {
         "cff-version": "1.2.0",

@@ -123,7 +123,7 @@ def gate(archive: Path, fingerprints: bool) -> None:
 @click.option(
     "--archive",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
+    default=Path(),
     show_default=True,
     help="The archive holding both runs.",
 )

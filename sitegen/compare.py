@@ -38,7 +38,7 @@ class Metric:
 METRICS: tuple[Metric, ...] = (
     Metric("first_delta_ms_p50", "warm TTFT p50", "ms", True, "ttft_regression"),
     Metric("total_duration_ms_p50", "warm total p50", "ms", True, "total_regression"),
-    Metric("tokens_per_sec_mean", "warm tokens/s", "tokens/s", False, "tps_regression"),
+    Metric("tokens_per_sec_mean", "warm tokens/s", "", False, "tps_regression"),
 )
 
 GUARDED = (("model_digest", "model digest"), ("engine_version", "engine version"))
@@ -319,7 +319,7 @@ def fmt_success(row: Row) -> str:
 def verdict_text(row: Row) -> str:
     if not row.comparable:
         return "not like-for-like: " + "; ".join(row.differences)
-    return row.verdict
+    return "within thresholds" if row.verdict == "ok" else row.verdict
 
 
 def table(comparison: RunComparison) -> list[list[str]]:

@@ -50,7 +50,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "site.runs_per_page",
         int,
-        200,
+        100,
         "Runs listed per page on the index and on model, node and engine pages; "
         "more make pages/2/, pages/3/, ...",
         10,

@@ -8,6 +8,7 @@ itself (sanitised Markdown, chart SVG).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -38,6 +39,7 @@ from sitegen.output import Outputs
 from sitegen.views import KINDS, Group, build_groups, group_links, paginate, trend_points, trend_svg
 
 ASSETS = ("assets/style.css", "assets/table.js", "assets/search.js")
+CHANGES_PER_PAGE = 25  # runs with a regression or a win, per page of changes/
 SAFE_SCHEMES = {"http", "https", "mailto"}
 RESULT_FIELDS = ("name", "metric", "value", "unit", "stderr", "higher_is_better", "model")
 
@@ -85,10 +87,19 @@ _MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": 
 )
 
 
-def markdown(text: str) -> Markup:
-    """Markdown with raw HTML off, then sanitised: links only http, https, mailto."""
+_HEADING = re.compile(r"<(/?)h([1-6])\b")
+
+
+def markdown(text: str, demote: int = 0) -> Markup:
+    """Markdown with raw HTML off, then sanitised: links only http, https, mailto.
+
+    ``demote`` lowers every heading by that many levels, so notes shown under a
+    section heading keep the page's outline (and its single h1).
+    """
     html = _MD.render(text)
     clean = nh3.clean(html, url_schemes=SAFE_SCHEMES, link_rel="noopener noreferrer nofollow")
+    if demote:
+        clean = _HEADING.sub(lambda m: f"<{m.group(1)}h{min(6, int(m.group(2)) + demote)}", clean)
     return Markup(clean)
 
 
@@ -210,7 +221,8 @@ def render_run(
     prompt_ids = sorted({p for values in matrix.values() for p in values})
     notes = None
     if any(f.rel == "run.md" for f in run.source.files):
-        notes = markdown((run.source.path / "run.md").read_text(encoding="utf-8", errors="replace"))
+        text = (run.source.path / "run.md").read_text(encoding="utf-8", errors="replace")
+        notes = markdown(text, demote=2)
     end = run.ledger.end if run.ledger and run.ledger.end else {}
     return env.get_template("run.html").render(
         root="../../",
@@ -276,19 +288,20 @@ def _render_site(data: SiteData) -> Outputs:
         for f in run.source.files:
             outputs.copy(base + "files/" + f.rel, run.source.path / f.rel)
     _group_pages(env, outputs, data, ctx, archive_info)
-    outputs.add(
-        "changes/index.html",
-        env.get_template("changes.html").render(
-            root="../",
-            archive=archive_info,
-            comparisons=[
-                (ctx.by_id[rid], c) for rid, c in _newest_first(ctx) if c.regressions or c.wins
-            ],
-            counts=_change_counts(ctx),
-            thresholds=ctx.thresholds,
-            metrics=METRICS,
-        ),
-    )
+    changed = [(ctx.by_id[rid], c) for rid, c in _newest_first(ctx) if c.regressions or c.wins]
+    for page in paginate("changes/", changed, CHANGES_PER_PAGE):
+        outputs.add(
+            page.rel,
+            env.get_template("changes.html").render(
+                root=page.root,
+                archive=archive_info,
+                comparisons=page.items,
+                page=page,
+                counts=_change_counts(ctx),
+                thresholds=ctx.thresholds,
+                metrics=METRICS,
+            ),
+        )
     methodology = data.archive / "methodology.md"
     if not methodology.is_file():
         methodology = default_methodology()

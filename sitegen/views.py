@@ -17,6 +17,7 @@ import posixpath
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ _CLEAN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 RESERVED_SLUGS = {"index.html", "pages"}
 MAX_SLUG = 80
 TREND_RUNS = 60  # at most this many recent runs are drawn per group; the tables list all
-TREND_LINKS = 360  # linked points per chart (~200 bytes each), to keep pages light
+TREND_LINKS = 240  # linked points per chart (~250 bytes with their lines), to keep pages light
 TREND_PANELS = 18  # cell x prompt panels per chart (~4 KB each, both metrics)
 
 
@@ -227,6 +228,14 @@ def trend_points(
     return points
 
 
+def time_format(points: list[dict[str, Any]]) -> str:
+    """Dates for runs days apart; day and time when they all fall within two days."""
+    stamps = sorted(p["time"] for p in points)
+    first = datetime.fromisoformat(stamps[0].replace("Z", "+00:00"))
+    last = datetime.fromisoformat(stamps[-1].replace("Z", "+00:00"))
+    return "%Y-%m-%d" if (last - first).total_seconds() >= 2 * 86400 else "%m-%d %H:%M"
+
+
 def _facet(points: list[dict[str, Any]], metric: str, axis: str) -> alt.FacetChart:
     data = [p for p in points if p["metric"] == metric]
     linked = alt.datum.series != "p95"  # one link per run and metric keeps the page light
@@ -234,7 +243,14 @@ def _facet(points: list[dict[str, Any]], metric: str, axis: str) -> alt.FacetCha
         x=alt.X(
             "time:T",
             title=None,
-            axis=alt.Axis(format="%Y-%m-%d", labelAngle=-30, tickCount=3, grid=False),
+            # UTC, like every time on the site (and independent of the build machine)
+            scale=alt.Scale(type="utc"),
+            axis=alt.Axis(
+                format=time_format(points),
+                labelAngle=-30,
+                tickCount=3,
+                grid=False,
+            ),
         ),
         y=alt.Y(
             "value:Q",
@@ -294,13 +310,17 @@ _NOISE = (
 
 
 def compact(svg: str) -> str:
-    """Make point links relative again and trim coordinates to 0.1 px.
+    """Make point links relative again, and trim coordinates to 0.1 px.
 
     vl-convert resolves hrefs against its data URL; ``xlink:href`` becomes
     plain ``href`` (SVG 2), which the build's link check reads. Rounding the
     geometry halves the size of a chart with hundreds of points.
     """
     svg = svg.replace(_VEGA_BASE, 'href="').replace("xlink:href=", "href=")
+    if "<a href=" in svg:
+        # An image's children are presentational: with links inside, the chart
+        # is a labelled group instead, so each point stays a reachable link.
+        svg = svg.replace(' role="img" ', ' role="group" ', 1)
     for pattern in _NOISE:
         svg = pattern.sub("", svg)
 

@@ -1,0 +1,160 @@
+"""Comparisons against baselines: thresholds, baseline choice, the like-for-like guard,
+and the same table on the run page, the changes page and ``sitegen compare``."""
+
+from __future__ import annotations
+
+import pytest
+from bs4 import BeautifulSoup
+from click.testing import CliRunner
+from conftest import PROMPT_SHA, call_record, end_record, meta_record, metadata
+
+from sitegen.build import build
+from sitegen.cli import main
+from sitegen.compare import METRICS, Facts, Thresholds, change, compare_row, flag
+
+CELL = "node-a:llamacpp:m1"
+TTFT, TOTAL, TPS = METRICS
+
+
+def soup(path) -> BeautifulSoup:
+    return BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+
+
+def facts(run_id: str, *, digest="sha256:" + "0" * 64, version="b1234", prompt=PROMPT_SHA, **row):
+    warm = {
+        "first_delta_ms_p50": 100.0,
+        "total_duration_ms_p50": 1000.0,
+        "tokens_per_sec_mean": 50.0,
+        "success_rate": 1.0,
+    } | row
+    return Facts(
+        run_id=run_id,
+        title=run_id,
+        started_at="2026-05-01T10:00:00Z",
+        baseline=False,
+        targets={CELL: {"model_digest": digest, "engine_version": version}},
+        prompts={"P-EASY": prompt} if prompt else {},
+        warm={(CELL, "P-EASY"): warm},
+    )
+
+
+def test_thirty_percent_slower_is_a_regression_and_thirty_percent_better_a_win():
+    t = Thresholds()
+    assert flag(TTFT, change(100.0, 130.0), t) == "regression"
+    assert flag(TTFT, change(100.0, 129.0), t) is None
+    assert flag(TTFT, change(100.0, 70.0), t) == "win"
+    assert flag(TOTAL, change(1000.0, 1300.0), t) == "regression"
+    assert flag(TPS, change(50.0, 35.0), t) == "regression"  # 30% lower tokens/s
+    assert flag(TPS, change(50.0, 36.0), t) is None
+    assert flag(TPS, change(50.0, 65.0), t) == "win"
+    assert change(0.0, 10.0) is None and change(None, 10.0) is None
+
+
+def test_success_rate_under_the_minimum_is_a_red_flag():
+    row = compare_row(facts("b", success_rate=0.9), facts("a"), CELL, "P-EASY", Thresholds())
+    assert row.success_flag and row.regressions == ["warm success rate"]
+    assert row.verdict == "regression"
+
+
+@pytest.mark.parametrize(
+    ("changed", "reason"),
+    [
+        ({"digest": "sha256:" + "1" * 64}, "model digest differs"),
+        ({"version": "b9999"}, "engine version differs"),
+        ({"prompt": "f" * 64}, "prompt sha256 differs"),
+        ({"version": None}, "engine version not recorded for this run"),
+    ],
+)
+def test_a_comparison_that_is_not_like_for_like_is_labelled_and_not_counted(changed, reason):
+    slower = facts("b", first_delta_ms_p50=300.0, **changed)
+    row = compare_row(slower, facts("a"), CELL, "P-EASY", Thresholds())
+    assert not row.comparable
+    assert any(reason in d for d in row.differences), row.differences
+    assert row.verdict == "not like-for-like"
+    assert row.regressions == [] and row.wins == []
+
+
+# ---------------------------------------------------------------- through the build
+
+
+def write(write_run, run_id: str, start: str, *, baseline=False, ttft=100.0, **md_extra):
+    calls = [
+        call_record(run_idx=i, first_delta_ms=ttft, total_duration_ms=ttft + 1000.0)
+        for i in range(3)
+    ]
+    write_run(
+        run_id,
+        ledger=[meta_record(run_id, started_at_utc=start), *calls, end_record()],
+        md=metadata(run_id, started_at_utc=start, baseline=baseline, **md_extra),
+    )
+
+
+@pytest.fixture
+def archive(tmp_path, write_run):
+    """An old baseline, a newer baseline, a run 50% slower than the newer one,
+    and a later run whose model changed."""
+    write(write_run, "base-old", "2026-05-01T00:00:00Z", baseline=True, ttft=50.0)
+    write(write_run, "base-new", "2026-05-02T00:00:00Z", baseline=True, ttft=100.0)
+    write(write_run, "slow", "2026-05-03T00:00:00Z", ttft=150.0)
+    other = metadata("other")["targets"][0] | {"model_digest": "sha256:" + "9" * 64}
+    write(write_run, "other", "2026-05-04T00:00:00Z", ttft=400.0, targets=[other])
+    build(tmp_path)
+    return tmp_path
+
+
+def test_run_page_compares_with_the_most_recent_earlier_baseline(archive):
+    page = soup(archive / "site" / "runs" / "slow" / "index.html")
+    (row,) = page.select("section.changes table.changes tbody tr")
+    cells = row.find_all("td")
+    assert cells[2].a["href"] == "../../runs/base-new/index.html"  # not base-old
+    assert "+50.0%" in cells[3].get_text() and "regression" in cells[3].get_text()
+    assert cells[-1].get_text(strip=True) == "regression"
+    # The newer baseline itself is compared with the older one: twice as slow.
+    base_row = soup(archive / "site" / "runs" / "base-new" / "index.html").select_one(
+        "table.changes tbody tr"
+    )
+    assert "base-old" in base_row.get_text() and "+100.0%" in base_row.get_text()
+    # The oldest baseline has nothing before it.
+    first = soup(archive / "site" / "runs" / "base-old" / "index.html")
+    assert "No earlier baseline run measured this cell" in first.select_one("section.changes").text
+
+
+def test_changed_model_is_not_like_for_like_on_the_page_and_not_on_the_changes_page(archive):
+    page = soup(archive / "site" / "runs" / "other" / "index.html")
+    verdict = page.select_one("table.changes tbody tr td:last-child").get_text(" ", strip=True)
+    assert verdict.startswith("not like-for-like") and "model digest differs" in verdict
+    changes = soup(archive / "site" / "changes" / "index.html")
+    listed = [a.get_text() for a in changes.select("main h2 a")]
+    assert "Run slow" in listed and "Run other" not in listed
+    assert "1 not like-for-like" in changes.get_text(" ", strip=True)
+
+
+def test_thresholds_are_configurable_per_archive(archive):
+    (archive / "sitegen.toml").write_text("[thresholds]\nttft_regression = 0.6\n")
+    build(archive)
+    page = soup(archive / "site" / "runs" / "slow" / "index.html")
+    row = page.select_one("table.changes tbody tr")
+    assert (
+        "+50.0%" in row.get_text() and row.find_all("td")[-1].get_text(strip=True) != "regression"
+    )
+    assert "at least 60% slower" in page.get_text(" ", strip=True)
+
+
+def test_compare_command_prints_the_same_table(archive):
+    result = CliRunner().invoke(
+        main, ["compare", "base-new", "slow", "--archive", str(archive)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "slow against base-new"
+    (row,) = [line for line in lines if line.startswith(CELL)]
+    assert "100.0 → 150.0 (+50.0%) regression" in row and row.rstrip().endswith("regression")
+    assert "1 regression(s), 0 win(s), 0 not like-for-like" in result.output
+    guarded = CliRunner().invoke(main, ["compare", "slow", "other", "--archive", str(archive)])
+    assert "not like-for-like: model digest differs" in guarded.output
+
+
+def test_compare_command_reports_an_unknown_run_cleanly(archive):
+    result = CliRunner().invoke(main, ["compare", "base-new", "nope", "--archive", str(archive)])
+    assert result.exit_code == 1
+    assert "runs/nope: no such run" in result.output and "Traceback" not in result.output
