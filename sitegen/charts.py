@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -196,20 +195,34 @@ def with_data(template: dict[str, Any], values: list[dict[str, Any]], title: str
     return spec
 
 
-@cache
+_TEMPLATES: dict[Any, dict[str, Any]] = {}
+
+
+def cached_template(key: Any, factory: Callable[[], alt.Chart]) -> dict[str, Any]:
+    """The themed, validated spec of ``factory()``, built once per process and key.
+
+    Use with ``with_data`` to make many charts of one shape cheaply.
+    """
+    if key not in _TEMPLATES:
+        _TEMPLATES[key] = _theme(factory()).to_dict()  # validated here, once
+    return _TEMPLATES[key]
+
+
 def _bar_template(axis_title: str) -> dict[str, Any]:
-    chart = (
-        alt.Chart(alt.Data(values=[]))
-        .mark_bar()
-        .encode(
-            y=alt.Y("cell:N", title=None, sort=None),
-            yOffset=alt.YOffset("prompt:N", sort=None),
-            x=alt.X("value:Q", title=axis_title),
-            color=alt.Color("prompt:N", title="prompt", sort=None),
-        )
-        .properties(title="", width=460)
+    return cached_template(
+        ("bar_by_cell", axis_title),
+        lambda: (
+            alt.Chart(alt.Data(values=[]))
+            .mark_bar()
+            .encode(
+                y=alt.Y("cell:N", title=None, sort=None),
+                yOffset=alt.YOffset("prompt:N", sort=None),
+                x=alt.X("value:Q", title=axis_title),
+                color=alt.Color("prompt:N", title="prompt", sort=None),
+            )
+            .properties(title="", width=460)
+        ),
     )
-    return _theme(chart).to_dict()  # validated once per process
 
 
 def bar_by_cell(

@@ -27,7 +27,7 @@ from jinja2 import (
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from sitegen import __version__, charts, cite, feeds
+from sitegen import __version__, charts, cite, feeds, scores
 from sitegen.archive import Run
 from sitegen.catalogue import nodes_of, targets_of
 from sitegen.compare import METRICS, RunComparison, Thresholds, all_comparisons
@@ -408,12 +408,23 @@ def _group_pages(
             runs = [ctx.by_id[rid] for rid in group.run_ids]
             for page in paginate(group.url, runs, ctx.per_page):
                 chart = None
+                series: list[scores.Series] = []
+                score_charts: list[dict[str, Any]] = []
                 if page.number == 1:
                     points = trend_points(group, ctx.by_id, data.rows, page.root)
                     svg = trend_svg(group, points, data.chart_cache)
                     if svg is not None:
                         drawn = len({p["run"] for p in points})
                         chart = {"svg": Markup(svg), "runs": drawn}
+                    if kind == "model":
+                        series, score_charts = scores.model_scores(
+                            group.name,
+                            [data.runs[rid] for rid in group.run_ids],
+                            ctx.by_id,
+                            data.chart_cache,
+                        )
+                        for c in score_charts:
+                            c["svg"] = Markup(c["svg"])
                 outputs.add(
                     page.rel,
                     env.get_template("group.html").render(
@@ -427,6 +438,8 @@ def _group_pages(
                         page=page,
                         chart=chart,
                         links=ctx.links,
+                        series=series,
+                        score_charts=score_charts,
                     ),
                 )
 

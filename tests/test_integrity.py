@@ -186,3 +186,25 @@ def test_rebuild_reuses_cached_ledger_reads_and_still_sees_an_edit(tmp_path, wri
     os.utime(ledger, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # hide the edit's mtime
     with pytest.raises(ValidationFailed, match=r"changed run\.jsonl"):
         build(tmp_path)
+
+
+def test_superseding_and_retracted_runs_show_banners_that_link_both_ways(tmp_path, write_run):
+    from bs4 import BeautifulSoup
+
+    write_run("r1")
+    write_run(
+        "r2",
+        md=metadata("r2", supersedes="r1", started_at_utc="2026-06-01T00:00:00Z"),
+        ledger=[meta_record("r2"), call_record(), end_record()],
+    )
+    retraction = '[r1]\nreason = "Wrong flags."\ndate = "2026-11-23"\n'
+    (tmp_path / "retractions.toml").write_text(retraction)
+    build(tmp_path)
+    old = BeautifulSoup((tmp_path / "site/runs/r1/index.html").read_text(), "html.parser")
+    new = BeautifulSoup((tmp_path / "site/runs/r2/index.html").read_text(), "html.parser")
+    assert old.select_one(".notice.superseded a")["href"] == "../r2/index.html"
+    assert "Wrong flags." in old.select_one(".notice.retracted").get_text()
+    assert old.select_one(".badge.retracted") and old.select_one(".badge.superseded")
+    assert new.select_one(".notice.supersedes a")["href"] == "../r1/index.html"
+    index = BeautifulSoup((tmp_path / "site/index.html").read_text(), "html.parser")
+    assert index.select_one(".badge.retracted")
