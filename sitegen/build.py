@@ -227,6 +227,7 @@ def build(
             chart_cache=archive / CACHE_DIR / "charts",
             calls=loaded.calls,
             config=loaded.config,
+            extra_downloads=(sqlite_download(loaded, archive / CACHE_DIR),),
         )
         with charts.batch(data.chart_cache) as chart_batch:
             outputs = render_site(data)
@@ -250,6 +251,19 @@ def build(
     elapsed = time.perf_counter() - started
     _say(echo, f"wrote {len(outputs.data)} file(s) to {out} and {CATALOGUE} in {elapsed:.2f} s")
     return loaded
+
+
+def sqlite_download(loaded: Loaded, cache_dir: Path) -> Any:
+    """The relational export as a download (written via a scratch file: SQLite needs one)."""
+    from sitegen.downloads import Download
+    from sitegen.relational import write_sqlite
+
+    scratch = cache_dir / "archive.sqlite"
+    write_sqlite(scratch, loaded)
+    content = scratch.read_bytes()
+    runs = len(loaded.runs)
+    title = f"The whole archive as relational tables ({runs} runs; schema in docs/relational.md)"
+    return Download("data/archive.sqlite", title, content, loaded.calls.height, ["calls", "runs"])
 
 
 def finish_staging(staging: Path, loaded: Loaded) -> None:

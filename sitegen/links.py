@@ -1,4 +1,5 @@
-"""Link check of a built site: every internal href and src must name a file."""
+"""Link check of a built site: every internal href and src must name a file,
+and every absolute URL must use a safe scheme (http, https or mailto)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-_URL_ATTRS = {"href", "src"}
+_URL_ATTRS = {"href", "src", "action", "formaction", "poster", "data", "xlink:href"}
+SAFE_SCHEMES = {"http", "https", "mailto"}
 
 
 class _Collector(HTMLParser):
@@ -39,6 +41,10 @@ def check_links(root: Path) -> list[str]:
         collector = _Collector()
         collector.feed(page.read_text(encoding="utf-8", errors="replace"))
         for line, url in collector.urls:
+            scheme = urlsplit(url.strip()).scheme.lower()
+            if scheme and scheme not in SAFE_SCHEMES:
+                broken.append(f"{page.relative_to(root)}:{line}: unsafe URL scheme in {url!r}")
+                continue
             target = internal_target(page, url)
             if target is None:
                 continue

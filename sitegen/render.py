@@ -115,6 +115,7 @@ class SiteData:
     chart_cache: Path | None
     calls: pl.DataFrame | None = None  # every call record, for the downloads
     config: Config = field(default_factory=defaults)
+    extra_downloads: tuple[Download, ...] = ()  # e.g. the SQLite export
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,7 @@ def _render_site(data: SiteData) -> Outputs:
     ctx = context(data)
     archive_info = data.catalogue["archive"]
     files = downloads(data.calls) if data.calls is not None else []
+    files += list(data.extra_downloads)
     _index_pages(env, outputs, ctx, archive_info, files)
     for entry in ctx.entries:
         run = data.runs[entry["id"]]

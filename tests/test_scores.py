@@ -59,3 +59,21 @@ def test_model_page_compares_runs_of_the_same_task_and_metric_with_a_chart(tmp_p
     first = json.loads((SAMPLES / "llama-bench-cpu.jsonl").read_text().splitlines()[0])
     values = {td.get_text() for td in model_page.select("table.scores td.num")}
     assert str(first["avg_ts"]) in values or f"{first['avg_ts']}" in values
+
+
+def test_the_site_ships_the_sqlite_export_with_the_source_values(tmp_path):
+    import sqlite3
+
+    imported_archive(tmp_path, SAMPLES / "results_2026-01-20T09-14-55.812345.json")
+    build(tmp_path)
+    db = tmp_path / "site" / "data" / "archive.sqlite"
+    data_page = page(tmp_path / "site" / "data" / "index.html")
+    assert "data/archive.sqlite" in {a.get_text() for a in data_page.select("table.files a")}
+    source = json.loads((SAMPLES / "results_2026-01-20T09-14-55.812345.json").read_text())
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+        (value,) = con.execute(
+            "SELECT m.value FROM run_model_metrics m JOIN tasks t ON t.task_key = m.task_key "
+            "WHERE t.name = 'arc_easy' AND m.metric = 'acc'"
+        ).fetchone()
+    assert value == source["results"]["arc_easy"]["acc,none"]

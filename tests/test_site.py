@@ -243,3 +243,13 @@ def test_a_rebuild_with_nothing_changed_is_skipped_and_any_change_rebuilds(tmp_p
     assert "nothing changed" not in third.output and "2 run(s)" in third.output
     forced = runner.invoke(main, ["build", str(tmp_path), "--force"])
     assert "wrote" in forced.output
+
+
+def test_a_url_with_an_unsafe_scheme_in_any_attribute_fails_the_build(tmp_path, write_run):
+    write_run()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "page.html").write_text(
+        "{% extends 'base.html' %}{% block main %}<a href='data:text/html,x'>x</a>{% endblock %}"
+    )
+    with pytest.raises(BuildError, match=r"methodology/index\.html:\d+: unsafe URL scheme"):
+        build(tmp_path)
