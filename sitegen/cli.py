@@ -156,6 +156,13 @@ def serve(archive: Path, out: Path | None, port: int) -> None:
 
 
 _FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
+NODES_OPTION = click.option(
+    "--nodes",
+    "nodes_path",
+    type=_FILE,
+    default=None,
+    help="nodes.yaml: hardware per node, for metadata.json.",
+)
 
 
 @main.command()
@@ -180,13 +187,7 @@ _FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
     show_default=True,
     help="Where packaged runs go.",
 )
-@click.option(
-    "--nodes",
-    "nodes_path",
-    type=_FILE,
-    default=None,
-    help="nodes.yaml: hardware per node, for metadata.json.",
-)
+@NODES_OPTION
 @click.option("--host-node", default=None, help="Node name of this machine (default: nodes.yaml).")
 @click.option(
     "--warm", type=int, default=5, show_default=True, help="Warm calls per cell and prompt."
@@ -250,13 +251,7 @@ def run(**kwargs: Any) -> None:
     default=Path("runs"),
     show_default=True,
 )
-@click.option(
-    "--nodes",
-    "nodes_path",
-    type=_FILE,
-    default=None,
-    help="nodes.yaml: hardware per node, for metadata.json.",
-)
+@NODES_OPTION
 @reports_errors
 def package(ledger: Path, runs_dir: Path, nodes_path: Path | None) -> None:
     """Package a recorded LEDGER as runs/<id>/ (interrupted if it has no end record)."""
