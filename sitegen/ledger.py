@@ -52,18 +52,6 @@ CALL_SCHEMA: dict[str, pl.DataType] = {
     "error": pl.String(),
 }
 
-RESULT_COLUMNS: dict[str, pl.DataType] = {
-    "run_id": pl.String(),
-    "name": pl.String(),
-    "metric": pl.String(),
-    "value": pl.Float64(),
-    "unit": pl.String(),
-    "stderr": pl.Float64(),
-    "higher_is_better": pl.Boolean(),
-    "model": pl.String(),
-    "cell_id": pl.String(),
-}
-
 
 @dataclass
 class LedgerSummary:
@@ -229,22 +217,3 @@ def read_calls(ledgers: dict[str, Path], cached: dict[str, Path] | None = None) 
         return pl.DataFrame(schema=columns)
     frame = pl.concat([f.select(list(columns)) for f in frames], how="vertical").collect()
     return frame.sort(["run_id", "cell_id", "prompt_id", "phase", "run_idx"], maintain_order=True)
-
-
-def results_frame(summaries: dict[str, LedgerSummary]) -> pl.DataFrame:
-    """Result records of all runs as one frame (they are few: scores, summaries)."""
-    rows = [
-        {"run_id": run_id, **{k: r.get(k) for k in RESULT_COLUMNS if k != "run_id"}}
-        for run_id, s in sorted(summaries.items())
-        for r in s.results
-    ]
-    for row in rows:
-        if row["value"] is not None:
-            row["value"] = float(row["value"])
-        if row["stderr"] is not None:
-            row["stderr"] = float(row["stderr"])
-    return (
-        pl.DataFrame(rows, schema=RESULT_COLUMNS, orient="row")
-        if rows
-        else pl.DataFrame(schema=RESULT_COLUMNS)
-    )
