@@ -79,7 +79,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from generate_archive import generate  # noqa: E402
+from generate_archive import count_calls, generate  # noqa: E402
 
 DEFINITION = (
     "result point = one non-null aggregate statistic of one (run, cell, prompt, phase) "
@@ -339,6 +339,39 @@ def published_asv_points(html: Path, benchmarks: set[str]) -> int:
     return total
 
 
+def asv_project(archive: Path, root: Path) -> tuple[Points, AsvProject]:
+    """Write an asv project under ``root`` holding the result points of the built ``archive``."""
+    points = read_points(archive / "site" / "data" / "aggregates.csv")
+    return points, write_asv_project(root, archive, points)
+
+
+def publish_command(asv: str, project: AsvProject) -> list[str]:
+    """``asv publish`` of ``project``; ``--no-pull``: the repository is local, nothing to fetch."""
+    return [asv, "--config", str(project.config), "publish", "--no-pull"]
+
+
+def check_published(html: Path, points: Points, project: AsvProject) -> str:
+    """Check that asv's first publish kept every result point; return a line saying so.
+
+    asv skips results it cannot match to a commit or benchmark without an
+    error, so a timing of a publish that dropped points would flatter it.
+    """
+    seen = published_asv_points(html, {f"sitegen.{m}" for m in points.metrics})
+    index = json.loads((html / "index.json").read_text(encoding="utf-8"))
+    if seen != points.count:
+        raise BenchError(
+            f"asv published {seen} values, expected {points.count}: "
+            "it skipped some results (rerun with --keep, then asv publish -v there)"
+        )
+    return (
+        f"asv project: {project.commits} commits (one per run with calls), "
+        f"{project.benchmarks} track benchmarks x {project.combinations} "
+        f"(cell, prompt, phase) parameter combinations; asv publish accepted it: "
+        f"{len(index['revision_to_hash'])} revisions, its graphs hold {seen} "
+        "non-null values"
+    )
+
+
 def find_asv(explicit: str | None) -> str:
     """The asv executable: --asv, else $ASV, else asv on PATH; a clean error when absent."""
     name = explicit or os.environ.get("ASV") or "asv"
@@ -367,15 +400,17 @@ def timed(cmd: list[str], cwd: Path, timeout: float, env: dict[str, str] | None 
     return elapsed
 
 
-def versions(asv: str) -> dict[str, str]:
+def versions(asv: str | None = None) -> dict[str, str]:
+    """Versions of Python and the packages that set the figures (and of asv, when given)."""
     out = {"python": platform.python_version()}
     for dist in ("sitegen", "polars", "vl-convert-python"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = "not installed"
-    probe = subprocess.run([asv, "--version"], capture_output=True, text=True)
-    out["asv"] = (probe.stdout or probe.stderr).strip().removeprefix("asv ").strip() or "?"
+    if asv is not None:
+        probe = subprocess.run([asv, "--version"], capture_output=True, text=True)
+        out["asv"] = (probe.stdout or probe.stderr).strip().removeprefix("asv ").strip() or "?"
     return out
 
 
@@ -441,15 +476,10 @@ def measure(args: argparse.Namespace, asv: str, tmp: Path) -> None:
     has_force = "--force" in help_text
 
     first = timed(build, archive, args.timeout, env)  # not in the table: publishes the data
-    points = read_points(archive / "site" / "data" / "aggregates.csv")
-    calls = sum(
-        line.startswith('{"type":"call"')
-        for p in (archive / "runs").glob("*/run.jsonl")
-        for line in p.open(encoding="utf-8")
-    )
+    calls = count_calls(archive)
     asv_root = tmp / "asv"
-    project = write_asv_project(asv_root, archive, points)
-    publish = [asv, "--config", str(project.config), "publish", "--no-pull"]
+    points, project = asv_project(archive, asv_root)
+    publish = publish_command(asv, project)
 
     print(DEFINITION)
     print(
@@ -475,21 +505,7 @@ def measure(args: argparse.Namespace, asv: str, tmp: Path) -> None:
         _clear(asv_root / "html")
         cold_a.append(timed(publish, asv_root, args.timeout))
         if i == 0:
-            seen = published_asv_points(asv_root / "html", {f"sitegen.{m}" for m in points.metrics})
-            index = json.loads((asv_root / "html" / "index.json").read_text(encoding="utf-8"))
-            print(
-                f"asv project: {project.commits} commits (one per run with calls), "
-                f"{project.benchmarks} track benchmarks x {project.combinations} "
-                f"(cell, prompt, phase) parameter combinations; asv publish accepted it: "
-                f"{len(index['revision_to_hash'])} revisions, its graphs hold {seen} "
-                "non-null values",
-                flush=True,
-            )
-            if seen != points.count:
-                raise BenchError(
-                    f"asv published {seen} values, expected {points.count}: "
-                    "it skipped some results (rerun with --keep, then asv publish -v there)"
-                )
+            print(check_published(asv_root / "html", points, project), flush=True)
         warm_a.append(timed(publish, asv_root, args.timeout))
         print(
             f"  repetition {i + 1}/{args.repeat}: sitegen cold {cold_s[-1]:.1f} s, "

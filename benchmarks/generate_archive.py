@@ -247,6 +247,15 @@ def generate(
     ]
 
 
+def count_calls(root: Path) -> int:
+    """Call records in the ledgers under ``root/runs`` (written by this generator: type first)."""
+    total = 0
+    for ledger in sorted((root / "runs").glob("*/run.jsonl")):
+        with ledger.open("rb") as f:
+            total += sum(line.startswith(b'{"type":"call"') for line in f)
+    return total
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)

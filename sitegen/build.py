@@ -8,6 +8,7 @@ and reports progress.
 from __future__ import annotations
 
 import fcntl
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from sitegen import aggregate as agg
-from sitegen import state
+from sitegen import reuse, state
 from sitegen.archive import Run, read_archive
 from sitegen.cache import ReadCache
 from sitegen.catalogue import build_catalogue
@@ -38,7 +39,6 @@ from sitegen.integrity import (
     verify,
 )
 from sitegen.jsonio import dumps
-from sitegen.ledger import read_calls
 from sitegen.links import check_links
 from sitegen.output import discard, stage, swap_in
 from sitegen.repro import check_all
@@ -46,6 +46,9 @@ from sitegen.repro import check_all
 Echo = Callable[[str], Any] | None
 CATALOGUE = "catalogue.json"
 CACHE_DIR = ".sitegen-cache"
+# Written into the staging folder by finish_staging, which keeps them current itself.
+FINISHED_LATER = ("pagefind/",)
+REPORT_LIMIT = 10  # unreliable runs named by a build; `sitegen check` names them all
 
 
 @dataclass
@@ -116,9 +119,9 @@ def load(
         if unreliable:
             raise ValidationFailed(unreliable)
     with_ledger = [r for r in runs if r.ledger is not None]
-    ledgers = {r.run_id: r.source.path / LEDGER for r in with_ledger}
-    cached = {r.run_id: cache.calls_path(r.ledger_sha256 or "") for r in with_ledger}
-    calls = read_calls(ledgers, {k: v for k, v in cached.items() if v is not None})
+    calls = cache.calls(
+        {r.run_id: (r.source.path / LEDGER, r.ledger_sha256 or "") for r in with_ledger}
+    )
     cache.save()
     rows = agg.rows_by_run(agg.aggregate(calls))
     retractions = read_retractions(archive)
@@ -160,13 +163,15 @@ def _link_problems(runs: list[Run]) -> list[Problem]:
     ]
 
 
-def _report(loaded: Loaded, echo: Echo) -> None:
+def _report(loaded: Loaded, echo: Echo, limit: int | None = None) -> None:
+    """Counts, the unreliable runs (the first ``limit`` of them) and the runs left out."""
     n = len(loaded.runs)
-    unreliable = sum(1 for c in loaded.checks.values() if c["verdict"] == "unreliable")
-    _say(echo, f"{n} run(s), {loaded.calls.height} call(s); {unreliable} unreliable")
-    for rid, c in sorted(loaded.checks.items()):
-        if c["verdict"] == "unreliable":
-            _say(echo, f"  runs/{rid}: unreliable: {'; '.join(c['reasons'])}")
+    unreliable = sorted(rid for rid, c in loaded.checks.items() if c["verdict"] == "unreliable")
+    _say(echo, f"{n} run(s), {loaded.calls.height} call(s); {len(unreliable)} unreliable")
+    for rid in unreliable[:limit]:
+        _say(echo, f"  runs/{rid}: unreliable: {'; '.join(loaded.checks[rid]['reasons'])}")
+    if limit is not None and len(unreliable) > limit:
+        _say(echo, f"  ... and {len(unreliable) - limit} more (`sitegen check` lists them all)")
     for key, problems in sorted(loaded.left_out.items()):
         _say(echo, f"left out {key}:")
         for p in problems:
@@ -212,11 +217,15 @@ def build(
     with build_lock(archive) if archive.is_dir() else _no_lock():
         inputs = state.fingerprint(archive, out, options) if archive.is_dir() else ""
         loaded = load(archive, strict=strict, skip_invalid=skip_invalid)
-        _report(loaded, echo)
+        _report(loaded, echo, limit=REPORT_LIMIT)
         # Imported here: Altair and Jinja take most of a second to import, and
         # the catalogue-only path (runner, importers) never needs them.
         from sitegen import charts
+        from sitegen.downloads import data_downloads
         from sitegen.render import SiteData, render_site
+        from sitegen.views import compact_page
+
+        records = reuse.records_dir(archive / CACHE_DIR, out)
 
         data = SiteData(
             archive=archive,
@@ -225,22 +234,31 @@ def build(
             checks=loaded.checks,
             rows=loaded.rows,
             chart_cache=archive / CACHE_DIR / "charts",
-            calls=loaded.calls,
             config=loaded.config,
-            extra_downloads=(sqlite_download(loaded, archive / CACHE_DIR),),
+            files=tuple(data_downloads(loaded, archive / CACHE_DIR)),
+            previous=reuse.Previous(records, out),
         )
         with charts.batch(data.chart_cache) as chart_batch:
             outputs = render_site(data)
+        fresh = len(outputs.fresh())
+        _say(echo, f"pages: {fresh} rendered, {data.previous.reused} unchanged and reused")
+        charts_started = time.perf_counter()
         chart_batch.render_pending(progress=echo)
-        outputs.transform(chart_batch.fill)
-        _say(echo, f"charts: {chart_batch.hits} from cache, {chart_batch.rendered} rendered")
-        staging = stage(outputs, out)
+        outputs.transform(lambda html: _finish_page(html, chart_batch.fill, compact_page), ".html")
+        chart_seconds = time.perf_counter() - charts_started
+        _say(
+            echo,
+            f"charts: {chart_batch.hits} from cache, {chart_batch.rendered} rendered"
+            f" in {chart_seconds:.1f} s",
+        )
+        staging = stage(outputs, out, reuse.take_spare(records, out), keep=FINISHED_LATER)
         try:
             finish_staging(staging, loaded)
             swap_in(staging, out)
         except BaseException:
             discard(staging)
             raise
+        reuse.save(records, staging, outputs.reuse_record())
         write_atomic(archive / CATALOGUE, dumps(loaded.catalogue))
         loaded.gate_cache.save()
         lock_path = archive / LOCK_NAME
@@ -253,17 +271,14 @@ def build(
     return loaded
 
 
-def sqlite_download(loaded: Loaded, cache_dir: Path) -> Any:
-    """The relational export as a download (written via a scratch file: SQLite needs one)."""
-    from sitegen.downloads import Download
-    from sitegen.relational import write_sqlite
-
-    scratch = cache_dir / "archive.sqlite"
-    write_sqlite(scratch, loaded)
-    content = scratch.read_bytes()
-    runs = len(loaded.runs)
-    title = f"The whole archive as relational tables ({runs} runs; schema in docs/relational.md)"
-    return Download("data/archive.sqlite", title, content, loaded.calls.height, ["calls", "runs"])
+def _finish_page(
+    html: bytes, fill: Callable[[bytes], bytes], compact: Callable[[str], str]
+) -> bytes:
+    """Put the rendered charts into a page, then compact its inline SVG."""
+    html = fill(html)
+    if b"<svg" not in html:
+        return html
+    return compact(html.decode("utf-8")).encode("utf-8")
 
 
 def finish_staging(staging: Path, loaded: Loaded) -> None:
@@ -272,9 +287,10 @@ def finish_staging(staging: Path, loaded: Loaded) -> None:
     Anything that fails here raises, and the previous site stays in place.
     """
     from sitegen.search import index_site
-    from sitegen.views import compact_charts_in
 
-    compact_charts_in(staging)
+    # A recycled folder still holds the index of an older build: start clean
+    # (its files may be hardlinks shared with the live site, never written into).
+    shutil.rmtree(staging / "pagefind", ignore_errors=True)
     if loaded.config.get("site.search"):
         index_site(staging)
     broken = check_links(staging)

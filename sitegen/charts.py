@@ -52,7 +52,7 @@ def _render(spec: dict[str, Any], cache: Path | None) -> str:
         return cached.read_text(encoding="utf-8")
     svg = vlc.vegalite_to_svg(spec)
     if cached:
-        write_atomic(cached, svg)
+        write_atomic(cached, svg, durable=False)
     return svg
 
 
@@ -93,7 +93,7 @@ class ChartBatch:
             svgs = pool.map(_render_in_worker, specs, chunksize=4)
         step = max(1, len(keys) // 10)
         for done, (key, svg) in enumerate(zip(keys, svgs, strict=True), start=1):
-            write_atomic(_cache_path(self.cache, key), svg)
+            write_atomic(_cache_path(self.cache, key), svg, durable=False)
             if progress and (done % step == 0 or done == len(keys)):
                 progress(f"charts: rendered {done}/{len(keys)} ({workers} worker(s))")
         if workers > 1:

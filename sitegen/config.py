@@ -51,10 +51,21 @@ SETTINGS: tuple[Setting, ...] = (
         "site.runs_per_page",
         int,
         100,
-        "Runs listed per page on the index and on model, node and engine pages; "
-        "more make pages/2/, pages/3/, ...",
+        "Runs listed per page on the index and on model, node and engine pages. The front "
+        "page lists the newest; all runs are also in fixed blocks counted from the oldest "
+        "(pages/1/ holds the oldest), which keep their content as the archive grows.",
         10,
         100_000,
+    ),
+    Setting(
+        "site.run_charts",
+        int,
+        1000,
+        "Run pages drawn with bar charts: those of the newest N runs (0: none). Older run "
+        "pages show the same values in their tables only. Each chart is rendered once (about "
+        "0.1 s) and cached, so this bounds the first build of a large archive.",
+        0,
+        1 << 40,
     ),
     Setting(
         "site.search",
@@ -62,6 +73,17 @@ SETTINGS: tuple[Setting, ...] = (
         True,
         "Build the Pagefind search index (pagefind/); search works when the site is served "
         "over http.",
+    ),
+    Setting(
+        "data.split_calls_above",
+        int,
+        250_000,
+        "Above this many call records, the call downloads are split into one Parquet and one "
+        "CSV file per month of the runs' start (data/calls/YYYY-MM.parquet) and "
+        "data/archive.sqlite leaves its calls table empty, so that adding a run rewrites "
+        "small files only.",
+        0,
+        1 << 40,
     ),
     Setting(
         "thresholds.ttft_regression",

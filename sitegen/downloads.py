@@ -1,80 +1,454 @@
-"""Data downloads for researchers: every call archive-wide, and the aggregates.
+"""Data downloads for researchers: the call records, the aggregates and the SQLite export.
 
-``data/calls.parquet`` and ``data/calls.csv`` hold one row per call record of
-every run (``run_id`` first), ``data/aggregates.parquet`` and
-``data/aggregates.csv`` one row per run, cell, prompt and phase, the numbers
-on the run pages. Parquet is written with fixed settings (zstd level 3, one
-row group per 100,000 rows, statistics on) and Polars writes no timestamp, so
-the same archive gives the same bytes.
+What a build publishes under ``data/`` (``docs/data.md`` has the details):
+
+- the call records, one row per call of every run (``run_id`` first): one
+  ``data/calls.parquet`` and ``data/calls.csv`` while the archive holds at
+  most ``data.split_calls_above`` calls, else one pair per calendar month of
+  the runs' start, ``data/calls/2026-11.parquet`` (``undated`` for runs that
+  state no start), so that adding a run rewrites one month's files only;
+- ``data/aggregates.parquet`` and ``.csv``: one row per run, cell, prompt and
+  phase, the numbers on the run pages;
+- ``data/archive.sqlite`` (``sitegen.relational``): every table, with the
+  ``calls`` table filled only while the call files are not split.
+
+Every file is written once into the cache folder, under a name made from a
+digest of its inputs (the code that writes it, and the (run id, ledger
+sha256) pairs of its runs, or for the SQLite export each run's content digest,
+check and retraction), with a small JSON sidecar holding its sha256, size and
+row count. A rebuild with unchanged inputs only reads sidecars; a new run
+rewrites its month's call files, the aggregates (from cached per-month parts)
+and the SQLite export (which copies the unchanged runs' rows from the previous
+export). A ``Download`` points at the cached file, which the site links or
+copies, so no file is held in memory. Entries a build no longer uses are
+removed at its end, and the whole folder is safe to delete.
+
+Parquet is written with fixed settings (zstd level 3, one row group per
+100,000 rows, statistics on) and Polars writes no timestamp, so the same
+archive gives the same bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache, cached_property
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from sitegen import __version__, relational
 from sitegen import aggregate as agg
+from sitegen.exceptions import BuildError
+from sitegen.fsutil import sha256_file, write_atomic
+from sitegen.ledger import CALL_SCHEMA
+
+if TYPE_CHECKING:
+    from sitegen.archive import Run
+    from sitegen.build import Loaded
 
 ROW_GROUP = 100_000
+SPLIT_SETTING = "data.split_calls_above"
+UNDATED = "undated"
+STORE = "downloads"  # folder of the cache entries, inside the cache folder
+CALL_ORDER = ["run_id", "cell_id", "prompt_id", "phase", "run_idx"]
+SQLITE_TABLES = ["runs", "calls", "skips", "run_model_metrics", "models", "prompts", "tasks"]
+_MONTH = re.compile(r"^(\d{4}-\d{2})-")
+# Everything whose change can change a published byte: the sources of the
+# modules that read the runs and calls and write the files, the canonical
+# prompts (the SQLite export fills prompt texts from them), and the library
+# versions.
+_SOURCES = (
+    "downloads.py",
+    "relational.py",
+    "archive.py",
+    "ledger.py",
+    "aggregate.py",
+    "catalogue.py",
+    "repro.py",
+    "runner/cells.py",
+    "runner/prompts.yaml",
+)
 
 
 @dataclass(frozen=True)
 class Download:
+    """One published data file: where it goes in the site and the cached file it is."""
+
     rel: str  # output path
     title: str
-    content: bytes
+    path: Path  # the file to publish (cached: never modified, only replaced)
     rows: int
     columns: list[str]
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.content).hexdigest()
-
-    @property
-    def size(self) -> int:
-        return len(self.content)
+    sha256: str = ""
+    size: int = -1
+    month: str | None = None  # for call files split by month: "2026-11" or "undated"
 
 
-def parquet_bytes(frame: pl.DataFrame) -> bytes:
-    buffer = io.BytesIO()
+@cache
+def code_version() -> str:
+    """Digest of the code and libraries behind every byte of the downloads."""
+    digest = hashlib.sha256(f"{__version__}\n{pl.__version__}\n{sqlite3.sqlite_version}".encode())
+    package = resources.files("sitegen")
+    for name in _SOURCES:
+        digest.update(name.encode() + b"\n" + package.joinpath(name).read_bytes())
+    return digest.hexdigest()
+
+
+def _digest(*parts: Any) -> str:
+    text = json.dumps([code_version(), *parts], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --- the cache of written files ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A complete file in the store, and what its sidecar says about it."""
+
+    path: Path
+    info: dict[str, Any]
+
+    def download(self, rel: str, title: str, month: str | None = None) -> Download:
+        info = self.info
+        return Download(
+            rel,
+            title,
+            self.path,
+            info["rows"],
+            info["columns"],
+            info["sha256"],
+            info["size"],
+            month,
+        )
+
+
+class Store:
+    """Files named by the digest of their inputs, each with a JSON sidecar.
+
+    A file is written under a temporary name and renamed into place; its
+    sidecar is written after it, so a file without a valid sidecar (a build
+    killed in between) is simply written again.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.used: set[str] = set()
+
+    def get(self, name: str) -> _Entry | None:
+        """The complete entry of that name, marked as used by this build; else None."""
+        entry = self._read(name)
+        if entry is not None:
+            self.used.add(name)
+        return entry
+
+    def _read(self, name: str) -> _Entry | None:
+        path = self.folder / name
+        try:
+            info = json.loads((self.folder / f"{name}.json").read_text(encoding="utf-8"))
+            size = path.stat().st_size
+        except (OSError, ValueError):
+            return None
+        if not isinstance(info, dict) or info.get("size") != size:
+            return None
+        return _Entry(path, info)
+
+    def put(
+        self, name: str, write: Callable[[Path], None], rows: int, columns: list[str], **extra: Any
+    ) -> _Entry:
+        """Write a file with ``write(path)`` and record it; the file is complete when seen."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / name
+        tmp = self.folder / f".{name}.{os.getpid()}.tmp"
+        try:
+            write(tmp)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        info = {"sha256": sha256_file(path), "size": path.stat().st_size, "rows": rows}
+        info |= {"columns": columns, **extra}
+        write_atomic(self.folder / f"{name}.json", json.dumps(info, sort_keys=True))
+        self.used.add(name)
+        return _Entry(path, info)
+
+    def entries(self, pattern: str) -> Iterable[_Entry]:
+        """Complete entries whose name matches the glob ``pattern`` (not marked as used)."""
+        for path in sorted(self.folder.glob(pattern)):
+            if not path.name.endswith(".json") and not path.name.startswith("."):
+                entry = self._read(path.name)
+                if entry is not None:
+                    yield entry
+
+    def prune(self) -> None:
+        """Remove every file this build did not use (old versions, scratch files)."""
+        if not self.folder.is_dir():
+            return
+        for path in self.folder.iterdir():
+            name = path.name.removesuffix(".json")
+            if name not in self.used:
+                path.unlink(missing_ok=True)
+
+
+# --- writers ---------------------------------------------------------------------
+
+
+def write_parquet(frame: pl.DataFrame, path: Path) -> None:
     frame.write_parquet(
-        buffer,
+        path,
         compression="zstd",
         compression_level=3,
         statistics=True,
         row_group_size=ROW_GROUP,
     )
-    return buffer.getvalue()
 
 
-def csv_bytes(frame: pl.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.write_csv(buffer, line_terminator="\n", null_value="")
-    return buffer.getvalue()
+def write_csv(frame: pl.DataFrame, path: Path) -> None:
+    frame.write_csv(path, line_terminator="\n", null_value="")
 
 
-def aggregates_frame(calls: pl.DataFrame) -> pl.DataFrame:
-    """The aggregates, floats rounded to 3 decimals like every page and catalogue.json."""
-    frame = agg.aggregate(calls)
+def _round_floats(frame: pl.DataFrame) -> pl.DataFrame:
+    """Floats rounded to 3 decimals, like every page and catalogue.json."""
     floats = [name for name, dtype in frame.schema.items() if dtype.is_float()]
     return frame.with_columns(pl.col(floats).round(3))
 
 
-def downloads(calls: pl.DataFrame) -> list[Download]:
-    """The files under ``data/``, in the order the data page lists them."""
-    calls = calls.sort(["run_id", "cell_id", "prompt_id", "phase", "run_idx"], maintain_order=True)
-    aggregates = aggregates_frame(calls)
-    calls = calls.drop("type")  # always "call" here
+# --- which runs go into which file -------------------------------------------------
+
+
+def month_of(run: Run) -> str:
+    """The calendar month (``YYYY-MM``, UTC) a run started in, or ``undated``."""
+    match = _MONTH.match(run.started_at or "")
+    return match.group(1) if match else UNDATED
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Runs whose calls share one file: all of them, or those of one month."""
+
+    name: str  # "calls" or the month
+    runs: tuple[tuple[str, str], ...]  # sorted (run id, ledger sha256)
+    month: str | None
+
+    @cached_property
+    def key(self) -> str:
+        return _digest("calls", self.name, self.runs)
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [rid for rid, _sha in self.runs]
+
+
+def _groups(runs: Sequence[Run], split: bool) -> list[_Group]:
+    """The call files' groups of runs, in publication order."""
+    members: dict[str, list[tuple[str, str]]] = {}
+    for run in runs:
+        if run.ledger is not None and run.ledger.calls:
+            name = month_of(run) if split else "calls"
+            members.setdefault(name, []).append((run.run_id, run.ledger_sha256 or ""))
+    if not split:
+        return [_Group("calls", tuple(sorted(members.get("calls", []))), None)]
+    # Months in time order, the runs without a start last.
+    names = sorted(members, key=lambda m: (m == UNDATED, m))
+    return [_Group(m, tuple(sorted(members[m])), m) for m in names]
+
+
+def _frames(calls: pl.DataFrame, groups: list[_Group]) -> dict[str, pl.DataFrame]:
+    """Each group's call rows (one pass over the frame, whatever the number of groups)."""
+    empty = calls.clear()
+    if len(groups) == 1 and groups[0].month is None:
+        return {groups[0].name: calls}
+    owner = {rid: g.name for g in groups for rid in g.run_ids}
+    if not owner:
+        return {g.name: empty for g in groups}
+    tagged = calls.filter(pl.col("run_id").is_in(list(owner))).with_columns(
+        pl.col("run_id").replace_strict(owner, return_dtype=pl.String()).alias("_group")
+    )
+    parts = tagged.partition_by("_group", as_dict=True, include_key=False, maintain_order=True)
+    found = {name: part for (name,), part in parts.items()}
+    return {g.name: found.get(g.name, empty) for g in groups}
+
+
+# --- the call files and the aggregates ------------------------------------------------
+
+
+def _call_files(
+    store: Store, calls: pl.DataFrame, groups: list[_Group]
+) -> tuple[list[Download], dict[str, Path]]:
+    """Each group's Parquet and CSV, and the path of each group's cached aggregates."""
+    entries: dict[tuple[str, str], _Entry] = {}
+    parts: dict[str, Path] = {}
+    missing = []
+    for group in groups:
+        found = {ext: store.get(_name(group, ext)) for ext in ("parquet", "csv", "agg.parquet")}
+        if all(found.values()):
+            entries |= {(group.name, ext): e for ext, e in found.items() if e is not None}
+        else:
+            missing.append(group)
+    frames = _frames(calls, missing) if missing else {}
+    for group in missing:
+        frame = frames[group.name].sort(CALL_ORDER, maintain_order=True)
+        published = frame.drop("type")  # always "call" here
+        for ext, writer in (("parquet", write_parquet), ("csv", write_csv)):
+            entries[(group.name, ext)] = _put_frame(store, _name(group, ext), published, writer)
+        summary = agg.aggregate(frame)
+        entries[(group.name, "agg.parquet")] = _put_frame(
+            store, _name(group, "agg.parquet"), summary, _write_part
+        )
     out = []
-    for frame, name, title in (
-        (calls, "calls", "Every call record of every run"),
-        (aggregates, "aggregates", "Aggregates per run, cell, prompt and phase"),
-    ):
-        for ext, writer in (("parquet", parquet_bytes), ("csv", csv_bytes)):
-            out.append(
-                Download(f"data/{name}.{ext}", title, writer(frame), frame.height, frame.columns)
-            )
-    return out
+    for group in groups:
+        parts[group.name] = entries[(group.name, "agg.parquet")].path
+        for ext in ("parquet", "csv"):
+            entry = entries[(group.name, ext)]
+            if group.month is None:
+                out.append(entry.download(f"data/calls.{ext}", "Every call record of every run"))
+            else:
+                rel, title = f"data/calls/{group.month}.{ext}", _month_title(group.month)
+                out.append(entry.download(rel, title, group.month))
+    return out, parts
+
+
+def _put_frame(
+    store: Store, name: str, frame: pl.DataFrame, writer: Callable[[pl.DataFrame, Path], None]
+) -> _Entry:
+    return store.put(name, lambda path: writer(frame, path), frame.height, frame.columns)
+
+
+def _write_part(frame: pl.DataFrame, path: Path) -> None:
+    """A group's unrounded aggregates: internal to the cache, never published."""
+    frame.write_parquet(path, statistics=False)
+
+
+def _name(group: _Group, ext: str) -> str:
+    return f"calls-{group.name}-{group.key[:32]}.{ext}"
+
+
+def _month_title(month: str) -> str:
+    if month == UNDATED:
+        return "Call records of the runs that state no start time"
+    return f"Call records of the runs started in {month} (UTC)"
+
+
+def _aggregate_files(store: Store, groups: list[_Group], parts: dict[str, Path]) -> list[Download]:
+    """``data/aggregates.*``, assembled from the groups' cached aggregates.
+
+    The aggregates are per run, so each group's part is exact, and adding a
+    run recomputes only its group's part.
+    """
+    key = _digest("aggregates", [g.key for g in groups])[:32]
+    names = {ext: f"aggregates-{key}.{ext}" for ext in ("parquet", "csv")}
+    found = {ext: store.get(name) for ext, name in names.items()}
+    title = "Aggregates per run, cell, prompt and phase"
+    if not all(found.values()):
+        frame = _round_floats(
+            pl.concat([pl.read_parquet(parts[g.name]) for g in groups], how="vertical")
+            if groups
+            else agg.aggregate(_no_calls())
+        ).sort(agg.GROUP)
+        for ext, writer in (("parquet", write_parquet), ("csv", write_csv)):
+            found[ext] = _put_frame(store, names[ext], frame, writer)
+    return [found[ext].download(f"data/aggregates.{ext}", title) for ext in ("parquet", "csv")]
+
+
+def _no_calls() -> pl.DataFrame:
+    return pl.DataFrame(schema={"run_id": pl.String(), **CALL_SCHEMA})
+
+
+# --- the SQLite export -------------------------------------------------------------
+
+
+def sqlite_download(loaded: Loaded, cache_dir: Path, *, store: Store | None = None) -> Download:
+    """``data/archive.sqlite``: from the cache when no run changed, else written anew.
+
+    A new export copies the rows of unchanged runs from the previous one (see
+    ``relational.write_sqlite``), so adding a run costs a fraction of a full
+    export. The ``calls`` table is filled only while the call files are not
+    split by month (``data.split_calls_above``). ``store`` is the one
+    ``data_downloads`` shares between the files of a build.
+    """
+    store = store or Store(Path(cache_dir) / STORE)
+    calls = not _split(loaded)
+    keys = relational.run_keys(loaded)
+    key = _digest("sqlite", calls, sorted(keys.items()))[:32]
+    name = f"archive-{key}.sqlite"
+    entry = store.get(name)
+    if entry is None:
+        base = _sqlite_base(store, calls, keys)
+
+        def write(path: Path) -> None:
+            try:
+                relational.write_sqlite(path, loaded, calls=calls, base=base, keys=keys)
+            except BuildError:
+                if base is None:
+                    raise
+                # A damaged cache must not fail the build: write from scratch.
+                relational.write_sqlite(path, loaded, calls=calls, keys=keys)
+
+        entry = store.put(
+            name,
+            write,
+            len(loaded.runs),
+            SQLITE_TABLES,
+            calls=calls,
+            code=code_version(),
+            runs=keys,
+        )
+    where = "" if calls else "; the calls are in data/calls/"
+    title = (
+        f"The whole archive as relational tables ({len(loaded.runs)} runs{where}; "
+        "schema in docs/relational.md)"
+    )
+    return entry.download("data/archive.sqlite", title)
+
+
+def _sqlite_base(store: Store, calls: bool, keys: dict[str, str]) -> relational.Base | None:
+    """The earlier export with the most runs still unchanged, if any is reusable."""
+    best, best_kept = None, 0
+    for entry in store.entries("archive-*.sqlite"):
+        info = entry.info
+        if info.get("code") != code_version() or info.get("calls") != calls:
+            continue
+        held = info.get("runs") or {}
+        kept = sum(1 for rid, k in keys.items() if held.get(rid) == k)
+        if kept > best_kept:
+            best, best_kept = relational.Base(entry.path, held), kept
+    return best
+
+
+# --- everything together ------------------------------------------------------------
+
+
+def _split(loaded: Loaded) -> bool:
+    return loaded.calls.height > loaded.config.get(SPLIT_SETTING)
+
+
+def data_downloads(loaded: Loaded, cache_dir: Path) -> list[Download]:
+    """Every file under ``data/``, in the order the data page lists them.
+
+    Files come from ``cache_dir/downloads`` when their inputs are unchanged;
+    the ones this build does not use are removed from there at the end.
+    """
+    store = Store(Path(cache_dir) / STORE)
+    # The SQLite export runs beside the Parquet and CSV files: both spend
+    # most of their time in native code (SQLite, Polars) that releases the
+    # GIL, so on two cores the slower one sets the time.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        database = pool.submit(sqlite_download, loaded, cache_dir, store=store)
+        groups = _groups(loaded.runs, _split(loaded))
+        call_files, parts = _call_files(store, loaded.calls, groups)
+        aggregates = _aggregate_files(store, groups, parts)
+        sqlite_file = database.result()
+    files = [f for f in call_files if f.month is None]
+    files += [*aggregates, sqlite_file]
+    files += [f for f in call_files if f.month is not None]
+    store.prune()
+    return files

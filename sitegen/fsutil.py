@@ -10,10 +10,12 @@ from pathlib import Path, PurePosixPath
 from sitegen.exceptions import BuildError
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
+def write_atomic(path: Path, data: bytes | str, *, durable: bool = True) -> None:
     """Write ``path`` via a temp file in the same folder and ``os.replace``.
 
     A reader (or a crash) sees either the old file or the whole new one.
+    ``durable=False`` skips the fsync, for cache entries: losing one costs a
+    recomputation, and an fsync per chart or summary costs milliseconds each.
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -23,7 +25,8 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; published files are world-readable
         os.replace(tmp, path)
     except BaseException:

@@ -10,7 +10,6 @@ handed to Polars, with an explicit schema, to build one frame of calls.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +69,10 @@ class LedgerSummary:
         return self.end is None or bool(self.end.get("interrupted"))
 
 
+# One strict decoder for every line (json.loads with hooks builds a new one per call).
+_DECODER = json.JSONDecoder(object_pairs_hook=reject_duplicates, parse_constant=reject_constants)
+
+
 def _decode_error_column(raw: bytes, exc: UnicodeDecodeError) -> int:
     # Column in characters of the valid prefix, 1-based.
     return len(raw[: exc.start].decode("utf-8", errors="replace")) + 1
@@ -119,9 +122,7 @@ def prepass(
                 bad(lineno, "bytes that are not UTF-8", _decode_error_column(raw, exc))
                 continue
             try:
-                record = json.loads(
-                    text, object_pairs_hook=reject_duplicates, parse_constant=reject_constants
-                )
+                record = _DECODER.decode(text)
             except DuplicateKeyError as exc:
                 bad(lineno, f"duplicate key {str(exc)!r}")
                 continue
@@ -170,50 +171,35 @@ def prepass(
     return summary, problems
 
 
-def read_calls(ledgers: dict[str, Path], cached: dict[str, Path] | None = None) -> pl.DataFrame:
+def read_calls(ledgers: dict[str, Path]) -> pl.DataFrame:
     """One frame of every call record of the given ledgers, ``run_id`` as a column.
 
     Call only with ledgers that passed the pre-pass: the explicit schema then
-    matches what is on disk, and nothing is coerced. ``cached`` maps a run id
-    to a Parquet file of that ledger's call rows (keyed by the ledger's
-    content elsewhere): read when it exists, written after parsing when not,
-    so a rebuild parses only new or changed ledgers.
+    matches what is on disk, and nothing is coerced. All files go to one
+    Polars scan; the file path column is mapped to the run id afterwards
+    (one lazy frame per file costs seconds per thousand files).
     """
     columns = {"run_id": pl.String(), **CALL_SCHEMA}
-    cached = cached or {}
-    frames: list[pl.LazyFrame] = []
-    to_parse: dict[str, str] = {}
-    for run_id, path in sorted(ledgers.items()):
-        cache_file = cached.get(run_id)
-        if cache_file is not None and cache_file.is_file():
-            frames.append(pl.scan_parquet(cache_file).with_columns(pl.lit(run_id).alias("run_id")))
-        else:
-            to_parse[str(path)] = run_id
-    if to_parse:
-        parsed = (
-            pl.scan_ndjson(list(to_parse), schema=CALL_SCHEMA, include_file_paths="_path")
-            # Harness-style probe failures are "call" lines with phase "skipped";
-            # the pre-pass turned them into skip records.
-            .filter((pl.col("type") == "call") & pl.col("phase").is_in(["cold", "warm"]))
-            .collect()
-        )
-        for (path,), part in parsed.partition_by("_path", as_dict=True).items():
-            run_id = to_parse[path]
-            part = part.drop("_path")
-            cache_file = cached.get(run_id)
-            if cache_file is not None:
-                cache_file.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-                part.write_parquet(tmp, statistics=False)
-                os.replace(tmp, cache_file)
-            frames.append(part.lazy().with_columns(pl.lit(run_id).alias("run_id")))
-        # Ledgers without any call rows still get an (empty) cache entry.
-        for run_id in to_parse.values():
-            cache_file = cached.get(run_id)
-            if cache_file is not None and not cache_file.is_file():
-                cache_file.parent.mkdir(parents=True, exist_ok=True)
-                pl.DataFrame(schema=CALL_SCHEMA).write_parquet(cache_file, statistics=False)
-    if not frames:
+    if not ledgers:
         return pl.DataFrame(schema=columns)
-    frame = pl.concat([f.select(list(columns)) for f in frames], how="vertical").collect()
-    return frame.sort(["run_id", "cell_id", "prompt_id", "phase", "run_idx"], maintain_order=True)
+    by_path = {str(path): run_id for run_id, path in ledgers.items()}
+    frame = (
+        pl.scan_ndjson(sorted(by_path), schema=CALL_SCHEMA, include_file_paths="_path")
+        # Harness-style probe failures are "call" lines with phase "skipped";
+        # the pre-pass turned them into skip records.
+        .filter((pl.col("type") == "call") & pl.col("phase").is_in(["cold", "warm"]))
+        .with_columns(
+            pl.col("_path").replace_strict(by_path, return_dtype=pl.String()).alias("run_id")
+        )
+        .select(list(columns))
+        .collect()
+    )
+    return sort_calls(frame)
+
+
+CALL_ORDER = ["run_id", "cell_id", "prompt_id", "phase", "run_idx"]
+
+
+def sort_calls(frame: pl.DataFrame) -> pl.DataFrame:
+    """The one order of call rows everywhere (stable, so ledger order breaks ties)."""
+    return frame.sort(CALL_ORDER, maintain_order=True)

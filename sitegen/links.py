@@ -1,19 +1,33 @@
 """Link check of a built site: every internal href and src must name a file,
 and every absolute URL must use a safe scheme (http, https or mailto).
 
-The site is sitegen's own output, so attributes are found with one regular
-expression rather than a full HTML parse (which cost seconds on large sites),
+The site is sitegen's own output, so attributes are found with regular
+expressions rather than a full HTML parse (which cost seconds on large sites),
 and targets are looked up in the set of files written instead of on disk.
+
+What a page links to depends only on its bytes and its place in the site, so
+with a cache folder the result of reading a page (its unsafe URLs and the set
+of files it links to) is kept under the sha256 of its path and bytes. A
+rebuild then reads only the pages that changed; the existence check against
+the current set of files runs for every page on every build, so a cached page
+whose target disappeared is still reported (the page is then read again, to
+give each broken link with its line).
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
-import os
+import json
 import posixpath
 import re
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from sitegen.sitefiles import SiteFiles, write_cache_file
 
 SAFE_SCHEMES = {"http", "https", "mailto"}
 _TAG = re.compile(r"<[A-Za-z][^<>]*>")
@@ -22,15 +36,18 @@ _TAG_NAME = re.compile(r"[A-Za-z][^\s/>]*")
 # value (an escaped "href=..." in a title, say) is never read as an attribute.
 _ATTR = re.compile(r"""([^\s"'<>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?""")
 _URL_ATTRS = {"href", "src", "action", "formaction", "poster", "data", "xlink:href"}
+# Where a URL attribute with a value may be: only tags holding one of these are
+# parsed (most tags of a page, table cells and SVG shapes, hold none). A match
+# inside text or inside another attribute's value only costs a parse. Matched
+# on the lower-cased page: a case-insensitive pattern is five times slower.
+_CANDIDATE = re.compile(r"(?:href|src|action|poster|data)\s*=")
+CACHE_FILE = "pages.json"
 
 
-def _files(root: Path) -> set[str]:
-    out = set()
-    for dirpath, _dirs, names in os.walk(root):
-        rel = Path(dirpath).relative_to(root).as_posix()
-        for name in names:
-            out.add(posixpath.normpath(posixpath.join(rel, name)))
-    return out
+def _version() -> str:
+    """This module's own bytes: a change to how pages are read empties the cache."""
+    source = resources.files("sitegen").joinpath("links.py").read_bytes()
+    return hashlib.sha256(source).hexdigest()[:16]
 
 
 def _target(page_rel: str, url: str) -> str | None:
@@ -50,31 +67,150 @@ def internal_target(page: Path, url: str) -> Path | None:
     return None if target is None else page.parent / target
 
 
-def check_links(root: Path) -> list[str]:
-    """``path:line: problem`` for every broken internal link or unsafe URL scheme."""
-    files = _files(root)
-    problems = []
-    for page_rel in sorted(f for f in files if f.endswith(".html")):
-        text = (root / page_rel).read_text(encoding="utf-8", errors="replace")
-        for tag in _TAG.finditer(text):
-            body = tag.group(0)[1:-1]
-            name_end = _TAG_NAME.match(body)
-            for match in _ATTR.finditer(body, name_end.end() if name_end else len(body)):
-                if match.group(1).lower() not in _URL_ATTRS:
-                    continue
-                raw = next((g for g in match.groups()[1:] if g is not None), "")
-                line = text.count("\n", 0, tag.start()) + 1
-                problem = _check(page_rel, line, html.unescape(raw), files)
-                if problem:
-                    problems.append(problem)
-    return problems
+def page_urls(text: str) -> list[tuple[int, str]]:
+    """(line, URL) of every URL attribute with a value, in page order, entities decoded."""
+    out: list[tuple[int, str]] = []
+    line, counted, last_tag = 1, 0, -1
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a few characters lower-case to two: offsets would shift
+        lowered = "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
+    for candidate in _CANDIDATE.finditer(lowered):
+        start = text.rfind("<", 0, candidate.start())
+        if start <= last_tag:
+            continue  # a tag already read, or no tag at all
+        tag = _TAG.match(text, start)
+        if tag is None or tag.end() <= candidate.start():
+            continue  # the match is in text, not inside a tag
+        last_tag = start
+        body = tag.group(0)[1:-1]
+        name_end = _TAG_NAME.match(body)
+        for match in _ATTR.finditer(body, name_end.end() if name_end else len(body)):
+            if match.group(1).lower() not in _URL_ATTRS:
+                continue
+            raw = next((g for g in match.groups()[1:] if g is not None), None)
+            if raw is None:
+                continue  # no value: nothing to follow, nothing to check
+            line += text.count("\n", counted, start)
+            counted = start
+            out.append((line, html.unescape(raw)))
+    return out
 
 
-def _check(page_rel: str, line: int, url: str, files: set[str]) -> str | None:
+def _unsafe(page_rel: str, line: int, url: str) -> str | None:
     scheme = urlsplit(url.strip()).scheme.lower()
     if scheme and scheme not in SAFE_SCHEMES:
         return f"{page_rel}:{line}: unsafe URL scheme in {url!r}"
-    target = _target(page_rel, url)
-    if target is not None and (target.startswith("..") or target not in files):
-        return f"{page_rel}:{line}: broken link {url!r}"
     return None
+
+
+def _missing(target: str, files: SiteFiles) -> bool:
+    return target.startswith("..") or target not in files
+
+
+def _page_problems(page_rel: str, text: str, files: SiteFiles) -> list[str]:
+    """Every problem of one page, in page order (what the report lists)."""
+    problems = []
+    for line, url in page_urls(text):
+        problem = _unsafe(page_rel, line, url)
+        if problem is None:
+            target = _target(page_rel, url)
+            if target is not None and _missing(target, files):
+                problem = f"{page_rel}:{line}: broken link {url!r}"
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def _summary(page_rel: str, text: str) -> list[Any]:
+    """What the cache keeps of a page: [unsafe-URL problems, sorted internal targets]."""
+    unsafe: list[str] = []
+    targets: set[str] = set()
+    seen: set[str] = set()
+    for line, url in page_urls(text):
+        # without a colon there is no scheme; with one, every occurrence is checked
+        problem = _unsafe(page_rel, line, url) if ":" in url else None
+        if problem:
+            unsafe.append(problem)
+        elif url not in seen:  # pages repeat their links (navigation, tables)
+            seen.add(url)
+            target = _target(page_rel, url)
+            if target is not None:
+                targets.add(target)
+    return [unsafe, sorted(targets)]
+
+
+@dataclass
+class LinkCache:
+    """Page summaries by sha256 of (path, bytes); entries unused by a build are dropped."""
+
+    path: Path | None
+    version: str = field(default_factory=_version)
+    entries: dict[str, list[Any]] = field(default_factory=dict)
+    used: dict[str, list[Any]] = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+
+    @classmethod
+    def load(cls, folder: Path | None) -> LinkCache:
+        cache = cls(None if folder is None else Path(folder) / CACHE_FILE)
+        if cache.path is not None and cache.path.is_file():
+            try:
+                data = json.loads(cache.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                data = {}
+            if isinstance(data, dict) and data.get("version") == cache.version:
+                cache.entries = data.get("pages", {})
+        return cache
+
+    @staticmethod
+    def key(page_rel: str, sha256: str) -> str:
+        return hashlib.sha256(f"{page_rel}\0{sha256}".encode()).hexdigest()
+
+    def get(self, key: str) -> list[Any] | None:
+        found = self.entries.get(key)
+        if found is not None:
+            self.hits += 1
+            self.used[key] = found
+        return found
+
+    def put(self, key: str, summary: list[Any]) -> None:
+        self.misses += 1
+        self.used[key] = summary
+
+    def save(self) -> None:
+        """Write the entries this build used, unless they are exactly what was read."""
+        if self.path is None or (self.misses == 0 and len(self.used) == len(self.entries)):
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"version": self.version, "pages": self.used}, sort_keys=True)
+        write_cache_file(self.path, text)
+
+
+def check_links(root: Path, cache: Path | None = None, files: SiteFiles | None = None) -> list[str]:
+    """``path:line: problem`` for every broken internal link or unsafe URL scheme.
+
+    ``cache`` is a folder for the page summaries (created when missing);
+    ``files`` the listing of ``root`` when the caller has one (see SiteFiles).
+    """
+    files = files if files is not None else SiteFiles(root)
+    store = LinkCache.load(cache)
+    problems: list[str] = []
+    for page_rel in files.sorted(".html"):
+        key = store.key(page_rel, files.digest(page_rel))
+        summary = store.get(key)
+        text = None
+        if summary is None:
+            text = _read(files, page_rel)
+            summary = _summary(page_rel, text)
+            store.put(key, summary)
+        unsafe, targets = summary
+        if any(_missing(t, files) for t in targets):
+            problems += _page_problems(page_rel, text or _read(files, page_rel), files)
+        else:
+            problems += unsafe
+    store.save()
+    return problems
+
+
+def _read(files: SiteFiles, page_rel: str) -> str:
+    return files.read(page_rel).decode("utf-8", errors="replace")

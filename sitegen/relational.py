@@ -9,20 +9,34 @@ describes every table and the decisions behind them.
 
 The file is reproducible: the same archive gives the same bytes (with the same
 SQLite library). Rows are inserted in a sorted order, surrogate keys are
-numbered in that order, nothing time-dependent is stored, the page size is
-fixed, and the file is vacuumed at the end.
+numbered in the sorted order of the natural keys, nothing time-dependent is
+stored, and the page size is fixed.
+
+A build that adds one run writes a new export, so it can start from the
+previous one (``Base``): the rows of unchanged runs are copied from it by
+SQLite, and only new or changed runs are read from their ledgers in Python.
+Both kinds of rows go through staging tables and then one ``INSERT ... SELECT
+... ORDER BY`` per table, which renumbers their keys: the same statements on
+the same rows, so the file is the same bytes as one written from scratch.
+
+Above ``data.split_calls_above`` calls, the ``calls`` table is left empty
+(``calls=False``): call rows are most of the file and of the time to write it,
+and the call-level data is then in the per-month Parquet files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import polars as pl
 
 from sitegen.catalogue import split_cell, targets_of
 from sitegen.discover import LEDGER
@@ -338,35 +352,40 @@ def provider_of(model: str, settings: Any) -> str | None:
     return None
 
 
-@dataclass
-class _Tables:
-    """Rows gathered from the archive, referring to entities by natural key."""
+class _Registry:
+    """Natural keys seen in the runs read from their files, each with a provisional id.
 
-    runs: list[tuple[Any, ...]] = field(default_factory=list)
-    run_authors: list[tuple[Any, ...]] = field(default_factory=list)
-    run_tags: list[tuple[Any, ...]] = field(default_factory=list)
-    run_checks: list[tuple[Any, ...]] = field(default_factory=list)
-    # run id -> cell natural key -> (declared, settings json)
-    run_cells: dict[str, dict[CellKey, tuple[int, str | None]]] = field(default_factory=dict)
-    # run id -> prompt natural key -> (declared, max_tokens)
-    run_prompts: dict[str, dict[PromptKey, tuple[int, int | None]]] = field(default_factory=dict)
-    calls: list[tuple[Any, ...]] = field(default_factory=list)
-    skips: list[tuple[Any, ...]] = field(default_factory=list)
-    metrics: list[tuple[Any, ...]] = field(default_factory=list)
-    tasks: set[str] = field(default_factory=set)
-    first_run: dict[PromptKey, tuple[Any, str]] = field(default_factory=dict)
+    Rows are written to the staging tables as soon as a run is read, before
+    the final numbering is known (it depends on every run), so they name
+    entities by these provisional ids; the final numbering maps them later.
+    """
+
+    def __init__(self) -> None:
+        self.ids: dict[str, dict[Any, int]] = {kind: {} for kind in MAPPED}
+        # prompt natural key -> (sort order of the earliest run using it, that run's id)
+        self.first_run: dict[PromptKey, tuple[Any, str]] = {}
+
+    def provisional(self, kind: str, key: Any) -> int:
+        ids = self.ids[kind]
+        return ids.setdefault(key, len(ids) + 1)
+
+    def use_prompt(self, key: PromptKey, order: Any, run_id: str) -> None:
+        seen = self.first_run.get(key)
+        if seen is None or order < seen[0]:
+            self.first_run[key] = (order, run_id)
 
 
 class _RunScope:
     """Resolves the cell, model and prompt ids a run's records name to natural keys."""
 
-    def __init__(self, run: Run, tables: _Tables):
+    def __init__(self, run: Run, registry: _Registry):
         self.run = run
-        self.tables = tables
+        self.registry = registry
         self.cells: dict[str, CellKey] = {}
         self.by_model: dict[str, list[CellKey]] = {}
-        self.run_cells = tables.run_cells.setdefault(run.run_id, {})
-        self.run_prompts = tables.run_prompts.setdefault(run.run_id, {})
+        # cell natural key -> (declared, settings json); prompt key -> (declared, max_tokens)
+        self.run_cells: dict[CellKey, tuple[int, str | None]] = {}
+        self.run_prompts: dict[PromptKey, tuple[int, int | None]] = {}
         described = run.metadata.get("nodes") or {}
         self.nodes = {k: v for k, v in described.items() if isinstance(v, dict)}
         for target in targets_of(run):
@@ -440,28 +459,43 @@ class _RunScope:
         limit = max_tokens if isinstance(max_tokens, int) else None
         self.run_prompts[key] = (int(declared), limit)
         order = (_order(self.run.started_at), self.run.run_id)
-        seen = self.tables.first_run.get(key)
-        if seen is None or order < seen[0]:
-            self.tables.first_run[key] = (order, self.run.run_id)
-        self.tables.tasks.add(pid)
+        self.registry.use_prompt(key, order, self.run.run_id)
         return key
 
     def prompt(self, pid: str) -> PromptKey:
         return self._use_prompt(pid, declared=False)
 
+    def model_id(self, model: ModelKey | None) -> int | None:
+        return None if model is None else self.registry.provisional("models", model)
 
-def _ledger_records(run: Run) -> Iterator[tuple[int, dict[str, Any]]]:
+
+def _may_be_skip_or_result(raw: bytes) -> bool:
+    """False only for a line that cannot hold a skip or result record.
+
+    Such a record spells its type (or the harness's ``"phase": "skipped"``)
+    as a JSON string, literally or with escapes; a line with neither the
+    literal nor a backslash is a call, meta or end record and needs no parsing.
+    """
+    return b'"skip' in raw or b'"result"' in raw or b"\\" in raw
+
+
+def _ledger_records(run: Run, *, calls: bool) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) of every call, skip and result record of the run's ledger.
 
     The ledger passed the build's strict pre-pass, so plain parsing is enough;
     harness-style ``phase: "skipped"`` lines become skips, as in the build.
+    Without ``calls``, lines that can only be calls are not parsed at all: at
+    a million calls that is most of the cost of the export.
     """
     if run.ledger is None:
         return
-    with (run.source.path / LEDGER).open(encoding="utf-8") as fh:
-        for number, text in enumerate(fh, start=1):
-            record = normalise_record(json.loads(text))
-            if record.get("type") in ("call", "skip", "result"):
+    with (run.source.path / LEDGER).open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not calls and not _may_be_skip_or_result(raw):
+                continue
+            record = normalise_record(json.loads(raw))
+            kind = record.get("type")
+            if kind in ("skip", "result") or (calls and kind == "call"):
                 yield number, record
 
 
@@ -516,63 +550,246 @@ def _run_row(run: Run, check: dict[str, Any], entry: dict[str, Any]) -> tuple[An
     )
 
 
-def _gather(loaded: Loaded) -> _Tables:
-    """Every row of every table, entities still named by their natural keys."""
-    tables = _Tables()
+CallRefs = tuple[set[str], set[str]]  # the cell ids and the prompt ids a run's calls name
+
+
+def _call_refs(frame: pl.DataFrame, run_ids: set[str]) -> dict[str, CallRefs]:
+    """run id -> the cells and prompts its call records name (from the loaded calls)."""
+    out: dict[str, CallRefs] = {}
+    named = frame.filter(pl.col("run_id").is_in(sorted(run_ids)))
+    for rid, cell, prompt in named.select("run_id", "cell_id", "prompt_id").unique().iter_rows():
+        cells, prompts = out.setdefault(rid, (set(), set()))
+        cells.add(cell)
+        prompts.add(prompt)
+    return out
+
+
+def _calls_add_nothing(scope: _RunScope, refs: CallRefs | None) -> bool:
+    """True when every cell and prompt the run's calls name is declared already.
+
+    Then reading the call records registers nothing (no cell or prompt is
+    inferred from them), so an export without the calls table can skip them.
+    """
+    if refs is None:
+        return True
+    cells, prompts = refs
+    return cells <= scope.cells.keys() and prompts <= {pid for pid, _sha in scope.run_prompts}
+
+
+def _about_run(
+    run: Run, check: dict[str, Any], entry: dict[str, Any]
+) -> dict[str, list[tuple[Any, ...]]]:
+    """The run's rows of every per-run table that does not come from its ledger."""
+    rid = run.run_id
+    md = run.metadata
+    rows: dict[str, list[tuple[Any, ...]]] = {name: [] for name in PER_RUN}
+    rows["runs"].append(_run_row(run, check, entry))
+    for position, author in enumerate(md.get("authors") or []):
+        rows["run_authors"].append((rid, position, author))
+    for tag in sorted(set(md.get("tags") or [])):
+        rows["run_tags"].append((rid, tag))
+    for position, item in enumerate(check["checks"]):
+        rows["run_checks"].append((rid, position, item["id"], int(item["ok"]), item["detail"]))
+    return rows
+
+
+def _call_row(scope: _RunScope, line: int, rec: dict[str, Any]) -> tuple[Any, ...]:
+    ids = scope.registry.provisional
+    cell = scope.cell(rec["cell_id"])
+    prompt = scope.prompt(rec["prompt_id"])
+    extra = {k: v for k, v in rec.items() if k not in CALL_KNOWN}
+    return (
+        scope.run.run_id,
+        line,
+        ids("cells", cell),
+        scope.model_id(cell[3]),
+        ids("prompts", prompt),
+        *_columns(rec, CALL_COLUMNS),
+        _json(rec.get("server_timings")),
+        _json(extra),
+    )
+
+
+def _skip_row(scope: _RunScope, line: int, rec: dict[str, Any]) -> tuple[Any, ...]:
+    ids = scope.registry.provisional
+    pid = rec.get("prompt_id")
+    prompt = scope.prompt(pid) if isinstance(pid, str) and pid else None
+    cell_id = ids("cells", scope.cell(rec["cell_id"]))
+    prompt_id = None if prompt is None else ids("prompts", prompt)
+    return (scope.run.run_id, line, cell_id, prompt_id, rec["reason"])
+
+
+def _result_row(scope: _RunScope, line: int, rec: dict[str, Any]) -> tuple[Any, ...]:
+    ids = scope.registry.provisional
+    cell = scope.result_cell(rec)
+    extra = {k: v for k, v in rec.items() if k not in RESULT_KNOWN}
+    # The model a result names is authoritative; its cell gives the details.
+    model = cell[3] if cell is not None else None
+    if model is None and isinstance(rec.get("model"), str) and rec["model"]:
+        model = (rec["model"], provider_of(rec["model"], None), None, None, None, None)
+    return (
+        scope.run.run_id,
+        line,
+        scope.model_id(model),
+        None if cell is None else ids("cells", cell),
+        ids("tasks", rec["name"]),
+        *_columns(rec, RESULT_COLUMNS),
+        _json(rec.get("tags")),
+        _json(extra),
+    )
+
+
+_RECORD_ROWS = {
+    "call": ("calls", _call_row),
+    "skip": ("skips", _skip_row),
+    "result": ("run_model_metrics", _result_row),
+}
+
+
+def _run_rows(
+    run: Run,
+    check: dict[str, Any],
+    entry: dict[str, Any],
+    registry: _Registry,
+    refs: CallRefs | None,
+    *,
+    calls: bool,
+) -> dict[str, list[tuple[Any, ...]]]:
+    """One run's rows of every per-run table, entities named by provisional ids.
+
+    Without ``calls`` the calls table gets no rows; the call records are
+    still read when they name a cell or prompt the run does not declare
+    (``refs``), since the other tables list those too.
+    """
+    rows = _about_run(run, check, entry)
+    scope = _RunScope(run, registry)
+    read_calls = calls or not _calls_add_nothing(scope, refs)
+    for line, rec in _ledger_records(run, calls=read_calls):
+        table, make = _RECORD_ROWS[rec["type"]]
+        row = make(scope, line, rec)  # also registers the cells and prompts it names
+        if calls or table != "calls":
+            rows[table].append(row)
+    # Every cell and prompt the run uses is in these two, so they register the
+    # entities (and the models of the cells, and the tasks of the prompts).
+    ids = registry.provisional
+    for cell, (declared, settings) in scope.run_cells.items():
+        scope.model_id(cell[3])
+        rows["run_cells"].append((run.run_id, ids("cells", cell), declared, settings))
+    for prompt, (declared, max_tokens) in scope.run_prompts.items():
+        ids("tasks", prompt[0])
+        rows["run_prompts"].append((run.run_id, ids("prompts", prompt), declared, max_tokens))
+    return rows
+
+
+# --- the previous export, reused ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Base:
+    """A previous export of the same code, and the input digest of each run it holds.
+
+    Rows of runs whose digest is unchanged are copied from it by SQLite itself
+    instead of being read and inserted again from Python.
+    """
+
+    path: Path
+    run_keys: dict[str, str]
+
+
+def run_keys(loaded: Loaded) -> dict[str, str]:
+    """run id -> digest of everything the export reads for that run.
+
+    The run's content digest covers its metadata and ledger; its check and
+    the catalogue's retraction entry are computed from the whole archive, so
+    they count too. Only the parts the tables hold are hashed, through
+    ``repr`` (several times faster than JSON): a different text for equal
+    values can only cost a needless rewrite, never a stale file.
+    """
     entries = {e["id"]: e for e in loaded.catalogue.get("runs", [])}
-    for run in sorted(loaded.runs, key=lambda r: r.run_id):
+    out = {}
+    for run in loaded.runs:
         rid = run.run_id
-        md = run.metadata
-        tables.runs.append(_run_row(run, loaded.checks[rid], entries.get(rid, {})))
-        for position, author in enumerate(md.get("authors") or []):
-            tables.run_authors.append((rid, position, author))
-        for tag in sorted(set(md.get("tags") or [])):
-            tables.run_tags.append((rid, tag))
-        for position, item in enumerate(loaded.checks[rid]["checks"]):
-            tables.run_checks.append((rid, position, item["id"], int(item["ok"]), item["detail"]))
-        scope = _RunScope(run, tables)
-        for line, rec in _ledger_records(run):
-            kind = rec["type"]
-            if kind == "call":
-                cell = scope.cell(rec["cell_id"])
-                extra = {k: v for k, v in rec.items() if k not in CALL_KNOWN}
-                tables.calls.append(
-                    (
-                        rid,
-                        line,
-                        cell,
-                        cell[3],
-                        scope.prompt(rec["prompt_id"]),
-                        *_columns(rec, CALL_COLUMNS),
-                        _json(rec.get("server_timings")),
-                        _json(extra),
-                    )
-                )
-            elif kind == "skip":
-                pid = rec.get("prompt_id")
-                prompt = scope.prompt(pid) if isinstance(pid, str) and pid else None
-                tables.skips.append((rid, line, scope.cell(rec["cell_id"]), prompt, rec["reason"]))
-            else:
-                cell = scope.result_cell(rec)
-                tables.tasks.add(rec["name"])
-                extra = {k: v for k, v in rec.items() if k not in RESULT_KNOWN}
-                # The model a result names is authoritative; its cell gives the details.
-                model = cell[3] if cell is not None else None
-                if model is None and isinstance(rec.get("model"), str) and rec["model"]:
-                    model = (rec["model"], provider_of(rec["model"], None), None, None, None, None)
-                tables.metrics.append(
-                    (
-                        rid,
-                        line,
-                        model,
-                        cell,
-                        rec["name"],
-                        *_columns(rec, RESULT_COLUMNS),
-                        _json(rec.get("tags")),
-                        _json(extra),
-                    )
-                )
-    return tables
+        check = loaded.checks[rid]
+        items = [(c["id"], c["ok"], c["detail"]) for c in check["checks"]]
+        retracted = entries.get(rid, {}).get("retracted")
+        text = repr((rid, run.digest, check["verdict"], items, retracted))
+        out[rid] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return out
+
+
+def _base_entities(con: sqlite3.Connection) -> dict[str, dict[int, Any]]:
+    """The previous export's surrogate keys -> natural keys, per mapped entity."""
+    nodes = {row[0]: tuple(row[1:]) for row in con.execute("SELECT * FROM base.nodes")}
+    engines = {row[0]: tuple(row[1:]) for row in con.execute("SELECT * FROM base.engines")}
+    models = {row[0]: tuple(row[1:]) for row in con.execute("SELECT * FROM base.models")}
+
+    def opt(table: dict[int, Any], key: int | None) -> Any:
+        return None if key is None else table[key]
+
+    cells = {
+        key: (cell_id, opt(nodes, node), opt(engines, engine), opt(models, model))
+        for key, cell_id, node, engine, model in con.execute("SELECT * FROM base.cells")
+    }
+    prompts = {
+        key: (pid, sha)
+        for key, pid, sha in con.execute("SELECT prompt_key, prompt_id, sha256 FROM base.prompts")
+    }
+    tasks = dict(con.execute("SELECT task_key, name FROM base.tasks"))
+    return {"cells": cells, "models": models, "prompts": prompts, "tasks": tasks}
+
+
+@dataclass
+class _Referenced:
+    """The entities some runs refer to, by natural key, and their first use of each prompt."""
+
+    cells: set[CellKey]
+    models: set[ModelKey]  # besides the cells' models: those only results name
+    tasks: set[str]
+    first_run: dict[PromptKey, tuple[Any, str]]  # -> (sort order of the run, its id)
+
+    @classmethod
+    def of(cls, registry: _Registry) -> _Referenced:
+        ids = registry.ids
+        return cls(set(ids["cells"]), set(ids["models"]), set(ids["tasks"]), registry.first_run)
+
+    def union(self, other: _Referenced) -> _Referenced:
+        first_run = dict(self.first_run)
+        for key, seen in other.first_run.items():
+            if key not in first_run or seen[0] < first_run[key][0]:
+                first_run[key] = seen
+        return _Referenced(
+            self.cells | other.cells,
+            self.models | other.models,
+            self.tasks | other.tasks,
+            first_run,
+        )
+
+
+def _kept_entities(con: sqlite3.Connection, base: dict[str, dict[int, Any]]) -> _Referenced:
+    """What the runs kept from the previous export refer to, read from it."""
+    kept = "run_id IN (SELECT run_id FROM temp.kept)"
+    used = con.execute(f"SELECT DISTINCT cell_key FROM base.run_cells WHERE {kept}")
+    cells = {base["cells"][k] for (k,) in used}
+    named = con.execute(
+        f"SELECT DISTINCT model_key FROM base.run_model_metrics WHERE {kept} "
+        "AND model_key IS NOT NULL"
+    )
+    models = {base["models"][k] for (k,) in named}
+    tasks = con.execute(f"SELECT DISTINCT task_key FROM base.run_model_metrics WHERE {kept}")
+    first_run: dict[PromptKey, tuple[Any, str]] = {}
+    for key, rid, started in con.execute(
+        "SELECT rp.prompt_key, r.run_id, r.started_at_utc FROM base.run_prompts rp "
+        f"JOIN base.runs r ON r.run_id = rp.run_id WHERE rp.{kept}"
+    ):
+        prompt = base["prompts"][key]
+        order = (_order(started), rid)
+        seen = first_run.get(prompt)
+        if seen is None or order < seen[0]:
+            first_run[prompt] = (order, rid)
+    return _Referenced(cells, models, {base["tasks"][k] for (k,) in tasks}, first_run)
+
+
+# --- numbering and the entity tables ---------------------------------------------------
 
 
 def _numbered(keys: Iterable[Any]) -> dict[Any, int]:
@@ -592,20 +809,24 @@ def _canonical_prompts() -> tuple[dict[str, str], dict[tuple[str, str], str]]:
     return texts, {(p.id, p.sha256): p.intent for p in prompts if p.intent}
 
 
-def _rows(loaded: Loaded) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table's rows, in insertion order, with surrogate keys resolved."""
-    t = _gather(loaded)
-    cell_keys: set[CellKey] = set()
-    for per_run in t.run_cells.values():
-        cell_keys |= set(per_run)
-    models = {c[3] for c in cell_keys if c[3] is not None}
-    models |= {row[2] for row in t.metrics if row[2] is not None}
+@dataclass
+class _Numbering:
+    """The final surrogate keys of every entity, and the entity tables' rows."""
+
+    ids: dict[str, dict[Any, int]]
+    rows: dict[str, list[tuple[Any, ...]]]
+
+
+def _numbering(used: _Referenced) -> _Numbering:
+    """Number every entity in the sorted order of its natural key (as a fresh export does)."""
+    cell_keys, first_run = used.cells, used.first_run
+    models = used.models | {c[3] for c in cell_keys if c[3] is not None}
     node_ids = _numbered(c[1] for c in cell_keys if c[1] is not None)
     engine_ids = _numbered(c[2] for c in cell_keys if c[2] is not None)
     model_ids = _numbered(models)
     cell_ids = _numbered(cell_keys)
-    task_ids = _numbered(t.tasks)
-    prompt_ids = _numbered(t.first_run)
+    task_ids = _numbered(used.tasks | {pid for pid, _sha in first_run})
+    prompt_ids = _numbered(first_run)
 
     texts, intents = _canonical_prompts()
     shas: dict[str, set[str]] = {}
@@ -619,24 +840,12 @@ def _rows(loaded: Loaded) -> dict[str, list[tuple[Any, ...]]]:
         return None if key is None else ids[key]
 
     rows: dict[str, list[tuple[Any, ...]]] = {
-        "meta": [("format", FORMAT), ("schema_version", str(SCHEMA_VERSION))],
-        "runs": t.runs,
-        "run_authors": t.run_authors,
-        "run_tags": t.run_tags,
-        "run_checks": t.run_checks,
         "nodes": [(i, *k) for k, i in node_ids.items()],
         "engines": [(i, *k) for k, i in engine_ids.items()],
         "models": [(i, *k) for k, i in model_ids.items()],
         "cells": [
             (i, c[0], opt(node_ids, c[1]), opt(engine_ids, c[2]), opt(model_ids, c[3]))
             for c, i in cell_ids.items()
-        ],
-        "run_cells": [
-            (rid, cell_ids[c], declared, settings)
-            for rid in sorted(t.run_cells)
-            for c, (declared, settings) in sorted(
-                t.run_cells[rid].items(), key=lambda kv: cell_ids[kv[0]]
-            )
         ],
         "tasks": [(i, name, described.get(name)) for name, i in task_ids.items()],
         "prompts": [
@@ -647,69 +856,256 @@ def _rows(loaded: Loaded) -> dict[str, list[tuple[Any, ...]]]:
                 task_ids[pid],
                 texts.get(sha) if sha is not None else None,
                 int(len(shas.get(pid, ())) > 1),
-                t.first_run[(pid, sha)][1],
+                first_run[(pid, sha)][1],
             )
             for (pid, sha), i in prompt_ids.items()
         ],
-        "run_prompts": [
-            (rid, prompt_ids[p], declared, max_tokens)
-            for rid in sorted(t.run_prompts)
-            for p, (declared, max_tokens) in sorted(
-                t.run_prompts[rid].items(), key=lambda kv: prompt_ids[kv[0]]
-            )
-        ],
-        "calls": [
-            (n, rid, line, cell_ids[cell], opt(model_ids, model), prompt_ids[prompt], *rest)
-            for n, (rid, line, cell, model, prompt, *rest) in enumerate(t.calls, start=1)
-        ],
-        "skips": [
-            (n, rid, line, cell_ids[cell], opt(prompt_ids, prompt), reason)
-            for n, (rid, line, cell, prompt, reason) in enumerate(t.skips, start=1)
-        ],
-        "run_model_metrics": [
-            (n, rid, line, opt(model_ids, model), opt(cell_ids, cell), task_ids[task], *rest)
-            for n, (rid, line, model, cell, task, *rest) in enumerate(t.metrics, start=1)
-        ],
     }
-    return rows
+    ids = {"cells": cell_ids, "models": model_ids, "prompts": prompt_ids, "tasks": task_ids}
+    return _Numbering(ids, rows)
 
 
-def _insert(con: sqlite3.Connection, rows: dict[str, list[tuple[Any, ...]]]) -> None:
-    for table, table_rows in rows.items():
-        if not table_rows:
-            continue
-        marks = ", ".join("?" * len(table_rows[0]))
-        con.executemany(f"INSERT INTO {table} VALUES ({marks})", table_rows)
+# --- writing -------------------------------------------------------------------------
+
+#: Per-run tables in insertion order: (table, order of its rows, column numbered 1, 2, ...).
+PER_RUN: dict[str, tuple[str, str | None]] = {
+    "runs": ("run_id", None),
+    "run_authors": ("run_id, position", None),
+    "run_tags": ("run_id, tag", None),
+    "run_checks": ("run_id, position", None),
+    "run_cells": ("run_id, cell_key", None),
+    "run_prompts": ("run_id, prompt_key", None),
+    "calls": ("run_id, line", "call_key"),
+    "skips": ("run_id, line", "skip_key"),
+    "run_model_metrics": ("run_id, line", "metric_key"),
+}
+#: Columns holding an entity's surrogate key, and the entity they name.
+MAPPED_COLUMNS = {
+    "cell_key": "cells",
+    "model_key": "models",
+    "prompt_key": "prompts",
+    "task_key": "tasks",
+}
+MAPPED = tuple(MAPPED_COLUMNS.values())
+BASE, FRESH = 0, 1  # the two sources of staged keys in the map tables
+BATCH_ROWS = 50_000
 
 
-def _write(path: Path, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+def _table_columns(con: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in con.execute(f"PRAGMA main.table_info({table})")]
+
+
+def _staged_columns(con: sqlite3.Connection, table: str) -> list[str]:
+    """The columns rows of ``table`` carry before the final numbering."""
+    numbered = PER_RUN[table][1]
+    return [c for c in _table_columns(con, table) if c != numbered]
+
+
+def _create_staging(con: sqlite3.Connection) -> None:
+    for table in PER_RUN:
+        columns = ", ".join(_staged_columns(con, table))
+        con.execute(
+            f"CREATE TEMP TABLE stage_{table} AS SELECT {columns} FROM main.{table} WHERE 0"
+        )
+    for kind in MAPPED:
+        con.execute(
+            f"CREATE TEMP TABLE map_{kind} (src INTEGER, old INTEGER, new INTEGER, "
+            "PRIMARY KEY (src, old)) WITHOUT ROWID"
+        )
+    con.execute("CREATE TEMP TABLE kept (run_id TEXT PRIMARY KEY)")
+
+
+class _Stager:
+    """Buffers rows of the runs read from their files into the staging tables."""
+
+    def __init__(self, con: sqlite3.Connection):
+        self.con = con
+        self.pending: dict[str, list[tuple[Any, ...]]] = {t: [] for t in PER_RUN}
+        self.count = 0
+
+    def add(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+        for table, table_rows in rows.items():
+            self.pending[table] += table_rows
+            self.count += len(table_rows)
+        if self.count >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        for table, table_rows in self.pending.items():
+            if table_rows:
+                marks = ", ".join("?" * len(table_rows[0]))
+                _insert(self.con, f"INSERT INTO temp.stage_{table} VALUES ({marks})", table_rows)
+                table_rows.clear()
+        self.count = 0
+
+
+def _insert(con: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    con.executemany(sql, rows)
+
+
+def _fill_maps(
+    con: sqlite3.Connection,
+    numbering: _Numbering,
+    fresh: _Registry,
+    base: dict[str, dict[int, Any]] | None,
+) -> None:
+    """Staged key -> final key, for provisional ids and for the previous export's keys."""
+    for kind in MAPPED:
+        final = numbering.ids[kind]
+        rows = [(FRESH, old, final[key]) for key, old in fresh.ids[kind].items()]
+        if base is not None:
+            rows += [(BASE, old, final[key]) for old, key in base[kind].items() if key in final]
+        _insert(con, f"INSERT INTO temp.map_{kind} VALUES (?, ?, ?)", rows)
+
+
+def _merge(con: sqlite3.Connection, table: str, *, with_base: bool) -> None:
+    """Insert the staged and the kept rows of ``table`` in their final order and keys.
+
+    Every export, fresh or not, runs this same statement, so the same rows
+    give the same file whichever way they came.
+    """
+    order = PER_RUN[table][0]
+    staged = _staged_columns(con, table)
+    names = ", ".join(staged)
+    sources = [f"SELECT {FRESH} AS src, {names} FROM temp.stage_{table}"]
+    if with_base:
+        sources.insert(
+            0,
+            f"SELECT {BASE} AS src, {names} FROM base.{table} "
+            "WHERE run_id IN (SELECT run_id FROM temp.kept)",
+        )
+    values = [
+        f"(SELECT new FROM temp.map_{MAPPED_COLUMNS[c]} m WHERE m.src = s.src AND m.old = s.{c})"
+        f" AS {c}"
+        if c in MAPPED_COLUMNS
+        else c
+        for c in staged
+    ]
+    # The numbered column is left to SQLite: rows arrive in their final order,
+    # so it counts 1, 2, ... as a fresh export numbers them.
+    con.execute(
+        f"INSERT INTO main.{table} ({names}) SELECT {', '.join(values)} "
+        f"FROM ({' UNION ALL '.join(sources)}) AS s ORDER BY {order}"
+    )
+
+
+def _kept_runs(loaded: Loaded, base: Base | None, keys: dict[str, str] | None) -> set[str]:
+    """The runs whose rows can be copied from ``base``: same id, same inputs."""
+    if base is None:
+        return set()
+    current = keys if keys is not None else run_keys(loaded)
+    return {rid for rid, key in current.items() if base.run_keys.get(rid) == key}
+
+
+def _stage_fresh(
+    con: sqlite3.Connection, loaded: Loaded, kept: set[str], *, calls: bool
+) -> _Registry:
+    """Read every run not kept from its files into the staging tables."""
+    registry = _Registry()
+    stager = _Stager(con)
+    entries = {e["id"]: e for e in loaded.catalogue.get("runs", [])}
+    fresh = sorted((r for r in loaded.runs if r.run_id not in kept), key=lambda r: r.run_id)
+    refs = {} if calls else _call_refs(loaded.calls, {r.run_id for r in fresh})
+    for run in fresh:
+        check, entry = loaded.checks[run.run_id], entries.get(run.run_id, {})
+        stager.add(_run_rows(run, check, entry, registry, refs.get(run.run_id), calls=calls))
+    stager.flush()
+    return registry
+
+
+def _insert_rows(con: sqlite3.Connection, table: str, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        marks = ", ".join("?" * len(rows[0]))
+        _insert(con, f"INSERT INTO main.{table} VALUES ({marks})", rows)
+
+
+def _export(
+    con: sqlite3.Connection,
+    loaded: Loaded,
+    *,
+    calls: bool,
+    base: Base | None,
+    keys: dict[str, str] | None,
+) -> None:
+    """Fill the new database (its schema in place) in one transaction."""
+    kept = _kept_runs(loaded, base, keys)
+    _create_staging(con)
+    if base is not None and kept:
+        # Outside the transaction: SQLite attaches and detaches only there.
+        con.execute("ATTACH DATABASE ? AS base", (str(base.path),))
+    con.execute("BEGIN")
+    base_ids = None
+    used = _Referenced(set(), set(), set(), {})
+    if base is not None and kept:
+        _insert(con, "INSERT INTO temp.kept VALUES (?)", [(rid,) for rid in sorted(kept)])
+        base_ids = _base_entities(con)
+        used = _kept_entities(con, base_ids)
+    registry = _stage_fresh(con, loaded, kept, calls=calls)
+    numbering = _numbering(used.union(_Referenced.of(registry)))
+    _fill_maps(con, numbering, registry, base_ids)
+    calls_table = "complete" if calls else "omitted"
+    meta = [("format", FORMAT), ("schema_version", str(SCHEMA_VERSION))]
+    _insert_rows(con, "meta", [*meta, ("calls_table", calls_table)])
+    for table in ENTITIES:
+        _insert_rows(con, table, numbering.rows[table])
+    for table in PER_RUN:
+        _merge(con, table, with_base=base_ids is not None)
+    con.execute("COMMIT")
+    if base_ids is not None:
+        con.execute("DETACH DATABASE base")
+
+
+#: Entity tables, inserted before the per-run tables that refer to them.
+ENTITIES = ("nodes", "engines", "models", "cells", "tasks", "prompts")
+
+
+def _write(
+    path: Path,
+    loaded: Loaded,
+    *,
+    calls: bool,
+    base: Base | None,
+    keys: dict[str, str] | None,
+) -> None:
     con = sqlite3.connect(path, isolation_level=None)
     try:
         # Before the first table: the page size is fixed when the file is created.
         con.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-        con.execute("PRAGMA journal_mode = MEMORY")
-        con.execute("PRAGMA foreign_keys = ON")
+        # A bulk load into a scratch file that is renamed into place only when
+        # complete: no journal and no syncs needed. References are checked
+        # once, at the end, rather than row by row.
+        con.execute("PRAGMA journal_mode = OFF")
+        con.execute("PRAGMA synchronous = OFF")
+        con.execute("PRAGMA foreign_keys = OFF")
         con.executescript(DDL)
-        con.execute("BEGIN")
-        _insert(con, rows)
-        con.execute("COMMIT")
-        broken = con.execute("PRAGMA foreign_key_check").fetchall()
+        _export(con, loaded, calls=calls, base=base, keys=keys)
+        broken = con.execute("PRAGMA main.foreign_key_check").fetchall()
         if broken:
             raise BuildError(f"{path}: relational export has dangling references: {broken[:5]}")
         con.executescript(INDEXES)
-        con.execute("VACUUM")
     finally:
         con.close()
 
 
-def write_sqlite(path: Path, loaded: Loaded) -> None:
+def write_sqlite(
+    path: Path,
+    loaded: Loaded,
+    *,
+    calls: bool = True,
+    base: Base | None = None,
+    keys: dict[str, str] | None = None,
+) -> None:
     """Write the whole archive as a SQLite database at ``path``, atomically.
 
-    The same archive gives a byte-identical file, so the download can be
-    checksummed and cached like every other published file.
+    ``calls=False`` leaves the ``calls`` table empty (its rows are then only in
+    the Parquet downloads). With ``base``, a previous export written by the same
+    code with the same ``calls``, the rows of unchanged runs are copied from it;
+    the file is byte-identical to one written without it. ``keys`` are this
+    archive's ``run_keys``, when the caller has them already. The same archive
+    gives a byte-identical file, so the download can be checksummed and cached
+    like every other published file.
     """
     path = Path(path)
-    rows = _rows(loaded)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -718,7 +1114,7 @@ def write_sqlite(path: Path, loaded: Loaded) -> None:
         raise BuildError(f"{path}: cannot write: {exc.strerror or exc}") from None
     tmp = Path(name)
     try:
-        _write(tmp, rows)
+        _write(tmp, loaded, calls=calls, base=base, keys=keys)
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)

@@ -8,6 +8,8 @@ itself (sanitised Markdown, chart SVG).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -15,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import nh3
-import polars as pl
 from jinja2 import (
     ChoiceLoader,
     Environment,
@@ -32,10 +33,12 @@ from sitegen.archive import Run
 from sitegen.catalogue import nodes_of, targets_of
 from sitegen.compare import METRICS, RunComparison, Thresholds, all_comparisons
 from sitegen.config import Config, defaults
-from sitegen.downloads import Download, downloads
+from sitegen.downloads import Download
 from sitegen.exceptions import BuildError
+from sitegen.fsutil import sha256_file
 from sitegen.jsonio import dumps
 from sitegen.output import Outputs
+from sitegen.reuse import Previous, digest, files_digest
 from sitegen.views import KINDS, Group, build_groups, group_links, paginate, trend_points, trend_svg
 
 ASSETS = ("assets/style.css", "assets/table.js", "assets/search.js")
@@ -113,9 +116,9 @@ class SiteData:
     checks: dict[str, dict[str, Any]]
     rows: dict[str, list[dict[str, Any]]]
     chart_cache: Path | None
-    calls: pl.DataFrame | None = None  # every call record, for the downloads
     config: Config = field(default_factory=defaults)
-    extra_downloads: tuple[Download, ...] = ()  # e.g. the SQLite export
+    files: tuple[Download, ...] = ()  # everything under data/ (sitegen.downloads)
+    previous: Previous | None = None  # the live build, whose unchanged files are reused
 
 
 @dataclass(frozen=True)
@@ -129,20 +132,29 @@ class Context:
     comparisons: dict[str, RunComparison]
     thresholds: Thresholds
     per_page: int
+    charted: set[str]  # runs whose pages get charts (the newest site.run_charts)
+    # Digests of each run's catalogue entry and comparison, computed once: the
+    # keys of every page that shows a run are made from these.
+    entry_keys: dict[str, str]
+    comparison_keys: dict[str, str]
 
 
 def context(data: SiteData) -> Context:
     entries = data.catalogue["runs"]
     groups = build_groups(entries, data.runs)
     thresholds = Thresholds.from_config(data.config)
+    comparisons = all_comparisons(list(data.runs.values()), data.rows, thresholds)
     return Context(
         entries=entries,
         by_id={e["id"]: e for e in entries},
         groups=groups,
         links=group_links(groups),
-        comparisons=all_comparisons(list(data.runs.values()), data.rows, thresholds),
+        comparisons=comparisons,
         thresholds=thresholds,
         per_page=int(data.config.get("site.runs_per_page")),
+        charted={e["id"] for e in entries[: int(data.config.get("site.run_charts"))]},
+        entry_keys={e["id"]: digest(e) for e in entries},
+        comparison_keys={rid: digest(c) for rid, c in comparisons.items()},
     )
 
 
@@ -213,8 +225,24 @@ def _run_charts(
     return out
 
 
+def run_links(run: Run, links: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """The group URLs a run page links to (its targets' nodes, engines and models)."""
+    wanted: dict[str, set[str]] = {kind: set() for kind in links}
+    for target in targets_of(run) if run.metadata.get("targets") else []:
+        for kind in wanted:
+            if target.get(kind):
+                wanted[kind].add(target[kind])
+    return {kind: {n: links[kind][n] for n in sorted(names)} for kind, names in wanted.items()}
+
+
 def render_run(
-    env: Environment, data: SiteData, ctx: Context, entry: dict[str, Any], citation: cite.Citation
+    env: Environment,
+    data: SiteData,
+    ctx: Context,
+    entry: dict[str, Any],
+    citation: cite.Citation,
+    links: dict[str, dict[str, str]],
+    with_charts: bool = True,
 ) -> str:
     run = data.runs[entry["id"]]
     rows = data.rows.get(run.run_id, [])
@@ -237,7 +265,8 @@ def render_run(
         matrix=sorted(matrix.items()),
         prompt_ids=prompt_ids,
         cells=_cells(rows),
-        charts=_run_charts(run.run_id, rows, data.chart_cache),
+        charts=_run_charts(run.run_id, rows, data.chart_cache) if with_charts else [],
+        charts_omitted=bool(rows) and not with_charts,
         skips=run.ledger.skips if run.ledger else [],
         # Optional fields of result records may be absent: give every one a value.
         results=[dict.fromkeys(RESULT_FIELDS) | r for r in run.ledger.results]
@@ -245,9 +274,8 @@ def render_run(
         else [],
         notes=notes,
         interrupted_reason=end.get("interrupted_reason"),
-        links=ctx.links,
+        links=links,
         comparison=ctx.comparisons.get(run.run_id),
-        by_id=ctx.by_id,
         metrics=METRICS,
         thresholds=ctx.thresholds,
         citation=citation,
@@ -272,58 +300,61 @@ def _template_display(archive: Path, filename: str) -> str:
         return filename
 
 
+def code_digest(archive: Path) -> str:
+    """The code and templates every page depends on (a change re-renders everything)."""
+    package = Path(__file__).resolve().parent
+    files = sorted(package.rglob("*.py"))
+    for folder in (archive / "templates", default_theme()):
+        if folder.is_dir():
+            files += sorted(p for p in folder.rglob("*") if p.is_file())
+    return files_digest(files)
+
+
 def _render_site(data: SiteData) -> Outputs:
     env = environment(data.archive)
-    outputs = Outputs()
+    outputs = Outputs(previous=data.previous)
     ctx = context(data)
     archive_info = data.catalogue["archive"]
-    files = downloads(data.calls) if data.calls is not None else []
-    files += list(data.extra_downloads)
-    _index_pages(env, outputs, ctx, archive_info, files)
-    for entry in ctx.entries:
-        run = data.runs[entry["id"]]
-        base = f"runs/{run.run_id}/"
-        citation = cite.run_citation(entry, archive_info)
-        outputs.add(base + "index.html", render_run(env, data, ctx, entry, citation))
-        outputs.add(base + "cite.bib", citation.bibtex)
-        outputs.add(base + "CITATION.cff", citation.cff)
-        for f in run.source.files:
-            outputs.copy(base + "files/" + f.rel, run.source.path / f.rel)
-    _group_pages(env, outputs, data, ctx, archive_info)
-    changed = [(ctx.by_id[rid], c) for rid, c in _newest_first(ctx) if c.regressions or c.wins]
-    for page in paginate("changes/", changed, CHANGES_PER_PAGE):
-        outputs.add(
-            page.rel,
-            env.get_template("changes.html").render(
-                root=page.root,
-                archive=archive_info,
-                comparisons=page.items,
-                page=page,
-                counts=_change_counts(ctx),
-                thresholds=ctx.thresholds,
-                metrics=METRICS,
-            ),
-        )
     methodology = data.archive / "methodology.md"
     if not methodology.is_file():
         methodology = default_methodology()
-    outputs.add(
+    methodology_text = methodology.read_text(encoding="utf-8")
+    # Every key starts from this: code, theme, settings and the archive's own texts.
+    salt = digest([code_digest(data.archive), archive_info, data.config.values, methodology_text])
+    # The catalogue names every run with its content digest, so together with
+    # the salt it determines every page that depends on the whole archive.
+    catalogue_bytes = dumps(data.catalogue).encode("utf-8")
+    whole = digest([salt, hashlib.sha256(catalogue_bytes).hexdigest()])
+    files = list(data.files)
+    _index_pages(env, outputs, ctx, archive_info, files, salt, whole)
+    for entry in ctx.entries:
+        _run_outputs(env, outputs, data, ctx, entry, salt)
+    _group_pages(env, outputs, data, ctx, archive_info, salt, whole)
+    _changes_pages(env, outputs, ctx, archive_info, salt, whole)
+
+    def page(rel: str, template: str, key: str, **values: Any) -> None:
+        outputs.cached(
+            rel,
+            digest([key, rel, template]),
+            lambda: env.get_template(template).render(archive=archive_info, **values),
+        )
+
+    # Methodology and 404 depend on the salt only; the data page on the downloads.
+    page(
         "methodology/index.html",
-        env.get_template("page.html").render(
-            root="../",
-            archive=archive_info,
-            page_title="Methodology",
-            body=markdown(methodology.read_text(encoding="utf-8")),
-        ),
+        "page.html",
+        salt,
+        root="../",
+        page_title="Methodology",
+        body=markdown(methodology_text),
     )
     for item in files:
-        outputs.add(item.rel, item.content)
-    outputs.add(
-        "data/index.html",
-        env.get_template("data.html").render(root="../", archive=archive_info, files=files),
-    )
-    outputs.add("404.html", env.get_template("404.html").render(root="", archive=archive_info))
-    outputs.add("catalogue.json", dumps(data.catalogue))
+        outputs.copy(item.rel, item.path, item.sha256)
+    # The data page shows each file's sha256, which also depends on library versions.
+    files_key = digest([whole, [(f.rel, f.sha256) for f in files]])
+    page("data/index.html", "data.html", files_key, root="../", files=files)
+    page("404.html", "404.html", salt, root="")
+    outputs.add("catalogue.json", catalogue_bytes)
     cff = cite.archive_cff(archive_info, ctx.entries, data.config.get("archive.repository"))
     outputs.add("CITATION.cff", cite.cff_yaml(cff))
     outputs.add(feeds.RUNS_FEED, feeds.runs_feed(archive_info, ctx.entries))
@@ -340,8 +371,96 @@ def _render_site(data: SiteData) -> Outputs:
     outputs.add("sitemap.xml", feeds.sitemap(archive_info, pages, lastmod))
     outputs.add("robots.txt", feeds.robots(archive_info))
     for rel in ASSETS:
-        outputs.copy(rel, asset_source(data.archive, rel))
+        source = asset_source(data.archive, rel)
+        outputs.copy(rel, source, sha256_file(source))
     return outputs
+
+
+def _run_outputs(
+    env: Environment,
+    outputs: Outputs,
+    data: SiteData,
+    ctx: Context,
+    entry: dict[str, Any],
+    salt: str,
+) -> None:
+    """A run's page, its citation files and its published files.
+
+    Keyed by the run's catalogue entry (which carries the digest of all its
+    files), its checks, the group URLs and the comparison it shows: a new run
+    elsewhere in the archive leaves this run's outputs as they were.
+    """
+    run = data.runs[entry["id"]]
+    base = f"runs/{run.run_id}/"
+    links = run_links(run, ctx.links)
+    with_charts = run.run_id in ctx.charted
+    rid = run.run_id
+    key = digest(
+        [
+            salt,
+            ctx.entry_keys[rid],
+            data.checks[rid],
+            links,
+            ctx.comparison_keys.get(rid),
+            with_charts,
+        ]
+    )
+    made: list[cite.Citation] = []
+
+    def citation() -> cite.Citation:
+        if not made:
+            made.append(cite.run_citation(entry, data.catalogue["archive"]))
+        return made[0]
+
+    outputs.cached(
+        base + "index.html",
+        key,
+        lambda: render_run(env, data, ctx, entry, citation(), links, with_charts),
+    )
+    entry_key = ctx.entry_keys[rid]
+    outputs.cached(base + "cite.bib", digest([salt, "bib", entry_key]), lambda: citation().bibtex)
+    outputs.cached(base + "CITATION.cff", digest([salt, "cff", entry_key]), lambda: citation().cff)
+    shas = {m["path"]: m["sha256"] for m in run.manifest}
+    for f in run.source.files:
+        outputs.copy(base + "files/" + f.rel, run.source.path / f.rel, shas.get(f.rel))
+
+
+def _changes_pages(
+    env: Environment,
+    outputs: Outputs,
+    ctx: Context,
+    archive_info: dict[str, Any],
+    salt: str,
+    whole: str,
+) -> None:
+    changed = [(ctx.by_id[rid], c) for rid, c in _newest_first(ctx) if c.regressions or c.wins]
+    counts = _change_counts(ctx)
+    for page in paginate("changes/", changed, CHANGES_PER_PAGE):
+        values = {
+            "root": page.root,
+            "archive": archive_info,
+            "comparisons": page.items,
+            "page": page,
+            "counts": counts if page.number == 0 else None,
+            "thresholds": ctx.thresholds,
+            "metrics": METRICS,
+        }
+        ids = [e["id"] for e, _c in page.items]
+        key = whole if page.number == 0 else _block_key(salt, ctx, values, "comparisons", ids)
+        outputs.cached(
+            page.rel,
+            digest([key, page.rel]),
+            lambda values=values: env.get_template("changes.html").render(**values),
+        )
+
+
+def _block_key(salt: str, ctx: Context, values: dict[str, Any], listed: str, ids: list[str]) -> str:
+    """The key of a block page: its values, with the runs it lists (``values[listed]``)
+    stood in for by their entries' and comparisons' digests."""
+    runs = [(ctx.entry_keys[i], ctx.comparison_keys.get(i)) for i in ids]
+    rest = {k: v for k, v in values.items() if k not in (listed, "page")}
+    page = dataclasses.replace(values["page"], items=ids)  # the page, less its items
+    return digest([salt, rest, page, runs])
 
 
 def _newest_first(ctx: Context) -> list[tuple[str, RunComparison]]:
@@ -365,24 +484,34 @@ def _index_pages(
     ctx: Context,
     archive_info: dict[str, Any],
     files: list[Download],
+    salt: str,
+    whole: str,
 ) -> None:
+    """The front page (newest runs and the overview) and the blocks of older runs."""
     entries = ctx.entries
-    synthetic = sum(1 for e in entries if e["synthetic"])
+    counts = _change_counts(ctx)
+    template = env.get_template("index.html")
     for page in paginate("", entries, ctx.per_page):
-        outputs.add(
+        front = page.number == 0
+        values = {
+            "root": page.root,
+            "archive": archive_info,
+            "runs": page.items,
+            "page": page,
+            "total": len(entries) if front else None,
+            "synthetic_count": sum(1 for e in (entries if front else page.items) if e["synthetic"]),
+            "files": files if front else [],
+            "groups": ctx.groups if front else {},
+            "kinds": KINDS,
+            "counts": counts if front else None,
+        }
+        # A block's content is its own runs: key it by them, not by the archive.
+        ids = [e["id"] for e in page.items]
+        key = whole if front else _block_key(salt, ctx, values, "runs", ids)
+        outputs.cached(
             page.rel,
-            env.get_template("index.html").render(
-                root=page.root,
-                archive=archive_info,
-                runs=page.items,
-                page=page,
-                total=len(entries),
-                synthetic_count=synthetic,
-                files=files,
-                groups=ctx.groups,
-                kinds=KINDS,
-                counts=_change_counts(ctx),
-            ),
+            digest([key, page.rel]),
+            lambda values=values: template.render(**values),
         )
 
 
@@ -392,12 +521,16 @@ def _group_pages(
     data: SiteData,
     ctx: Context,
     archive_info: dict[str, Any],
+    salt: str,
+    whole: str,
 ) -> None:
+    group_template = env.get_template("group.html")
     for kind, groups in ctx.groups.items():
         folder = KINDS[kind]["folder"]
-        outputs.add(
+        outputs.cached(
             f"{folder}/index.html",
-            env.get_template("groups.html").render(
+            digest([whole, folder]),
+            lambda kind=kind, groups=groups: env.get_template("groups.html").render(
                 root="../",
                 archive=archive_info,
                 kind=kind,
@@ -409,41 +542,73 @@ def _group_pages(
         for group in groups:
             runs = [ctx.by_id[rid] for rid in group.run_ids]
             for page in paginate(group.url, runs, ctx.per_page):
-                chart = None
-                series: list[scores.Series] = []
-                score_charts: list[dict[str, Any]] = []
-                if page.number == 1:
-                    points = trend_points(group, ctx.by_id, data.rows, page.root)
-                    svg = trend_svg(group, points, data.chart_cache)
-                    if svg is not None:
-                        drawn = len({p["run"] for p in points})
-                        chart = {"svg": Markup(svg), "runs": drawn}
-                    if kind == "model":
-                        series, score_charts = scores.model_scores(
-                            group.name,
-                            [data.runs[rid] for rid in group.run_ids],
-                            ctx.by_id,
-                            data.chart_cache,
-                        )
-                        for c in score_charts:
-                            c["svg"] = Markup(c["svg"])
-                outputs.add(
+                if page.number == 0:
+                    _group_front(group_template, outputs, data, ctx, group, page, salt)
+                    continue
+                values = {
+                    "root": page.root,
+                    "archive": archive_info,
+                    "group": {"kind": group.kind, "name": group.name, "url": group.url},
+                    "info": KINDS[kind],
+                    "cells": [],
+                    "runs": page.items,
+                    "total": None,
+                    "page": page,
+                    "chart": None,
+                    "links": {},
+                    "series": [],
+                    "score_charts": [],
+                }
+                ids = [e["id"] for e in page.items]
+                outputs.cached(
                     page.rel,
-                    env.get_template("group.html").render(
-                        root=page.root,
-                        archive=archive_info,
-                        group=group,
-                        info=KINDS[kind],
-                        cells=_group_cells(group, runs, data.rows),
-                        runs=page.items,
-                        total=len(runs),
-                        page=page,
-                        chart=chart,
-                        links=ctx.links,
-                        series=series,
-                        score_charts=score_charts,
-                    ),
+                    digest([page.rel, _block_key(salt, ctx, values, "runs", ids)]),
+                    lambda values=values: group_template.render(**values),
                 )
+
+
+def _group_front(
+    template: Any,
+    outputs: Outputs,
+    data: SiteData,
+    ctx: Context,
+    group: Group,
+    page: Any,
+    salt: str,
+) -> None:
+    """A group's own page: its cells, trend chart, scores and newest runs.
+
+    The key holds the chart's data points, not its SVG, so the charts are only
+    looked up (or rendered) when the page itself has to be rendered.
+    """
+    runs = [ctx.by_id[rid] for rid in group.run_ids]
+    points = trend_points(group, ctx.by_id, data.rows, page.root)
+    group_runs = [data.runs[rid] for rid in group.run_ids]
+    series = scores.model_series(group.name, group_runs, ctx.by_id) if group.kind == "model" else []
+    values = {
+        "root": page.root,
+        "archive": data.catalogue["archive"],
+        "group": group,
+        "info": KINDS[group.kind],
+        "cells": _group_cells(group, runs, data.rows),
+        "runs": page.items,
+        "total": len(runs),
+        "page": page,
+        "links": ctx.links,
+        "series": series,
+    }
+
+    def render() -> str:
+        chart = None
+        svg = trend_svg(group, points, data.chart_cache)
+        if svg is not None:
+            chart = {"svg": Markup(svg), "runs": len({p["run"] for p in points})}
+        score_charts = scores.series_charts(series, data.chart_cache)
+        for c in score_charts:
+            c["svg"] = Markup(c["svg"])
+        return template.render(chart=chart, score_charts=score_charts, **values)
+
+    outputs.cached(page.rel, digest([salt, page.rel, values, points]), render)
 
 
 def _group_cells(

@@ -101,11 +101,8 @@ def _build_template(axis_title: str) -> Any:
     )
 
 
-def model_scores(
-    model: str, runs: list[Run], entries: dict[str, dict[str, Any]], cache: Any
-) -> tuple[list[Series], list[dict[str, Any]]]:
-    """The series for a model page, and the charts of those with several runs."""
-    series = model_series(model, runs, entries)
+def series_charts(series: list[Series], cache: Any) -> list[dict[str, Any]]:
+    """The charts of a model page's series with several runs (at most ``MAX_CHARTS``)."""
     rendered = []
     for i, s in enumerate(series):
         if len(rendered) >= MAX_CHARTS:
@@ -113,4 +110,4 @@ def model_scores(
         svg = series_chart(s, f"chart-score-{i}", cache)
         if svg is not None:
             rendered.append({"svg": svg, "caption": f"{s.task}: {s.metric}, per run."})
-    return series, rendered
+    return rendered

@@ -1,11 +1,34 @@
 """Site search with Pagefind, run on the staging folder once every page is written.
 
-Pagefind indexes only the pages that mark their content ``data-pagefind-body``
-(run, model, node and engine pages) and writes its index and its WebAssembly
-search engine to ``pagefind/``. The site's own ``assets/search.js`` drives it,
-so Pagefind's UI bundles are removed. Pagefind's output depends only on the
-HTML it reads (names are content hashes, no timestamps), which keeps builds
+Pagefind indexes the parts of a page marked ``data-pagefind-body`` (run, model,
+node and engine pages mark what identifies them: title, facts, targets,
+hardware, notes), minus anything marked ``data-pagefind-ignore`` (numeric
+tables, charts, citations). The site's own ``assets/search.js`` drives it, so
+Pagefind's UI bundles are removed. Pagefind's output depends only on the HTML
+it reads (names are content hashes, no timestamps), which keeps builds
 byte-identical; the build's determinism test covers it.
+
+Indexing a whole large site costs tens of seconds, so the index is split into
+bundles and each bundle is cached:
+
+- *Search documents.* Pagefind's time goes into parsing whole pages (charts
+  and tables included) and indexing their words; sitegen hands it instead a
+  small document per page holding only the indexed elements, cut out of the
+  page with string searches (the pages are sitegen's own, well-formed
+  output). Pagefind reads the same indexed content, five times faster. The
+  cut is cached by the page's sha256. Meta and filter attributes must sit on
+  or inside an indexed element.
+- *Bundles.* Run pages are spread over ``2**k`` bundles by a stable hash of
+  the run id (at most about ``SHARD_DOCS`` pages each), every other indexed
+  page goes to the ``pages`` bundle. A bundle is cached under the hash of its
+  documents, the Pagefind version and this module's code, and hardlinked into
+  the site when unchanged; adding a run re-indexes one bundle (and ``pages``,
+  when a model, node or engine page changed). When the run count crosses a
+  power of two times ``SHARD_DOCS`` the bundles are cut anew, once.
+- In the browser, ``assets/search.js`` reads ``pagefind/bundles.json``, loads
+  the first bundle's ``pagefind.js`` and merges the others with Pagefind's
+  ``mergeIndex``: one search over all of them. Each bundle brings its own
+  copy of the WebAssembly (about 70 KB), fetched on the first search.
 
 Search fetches files, so it works when the site is served over http (``sitegen
 serve`` or any static host); from file:// the page says so, and the run
@@ -14,14 +37,27 @@ table's filter still works.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from sitegen.exceptions import BuildError
+from sitegen.sitefiles import SiteFiles, write_cache_file
 
 BUNDLE = "pagefind"
+MANIFEST = "bundles.json"
 # Pagefind's own UI: not used (assets/search.js talks to pagefind.js directly).
 UNUSED = (
     "pagefind-ui.js",
@@ -33,17 +69,110 @@ UNUSED = (
     "pagefind-highlight.js",
 )
 TIMEOUT_S = 600
+# Run pages per bundle, at most: Pagefind indexes one bundle of this many
+# documents in about 0.6 s of one core. 16 bundles hold 10,000 runs.
+SHARD_DOCS = 640
+PAGES_BUNDLE = "pages"
+_DOCS_FILE = "documents.json"
+_INPUTS_DIR = "inputs"
+_BUNDLES_DIR = "bundles"
 
 
-def pagefind_command(site: Path) -> list[str]:
+# --- search documents: the indexed elements of a page --------------------------------
+
+_START_TAG = re.compile(r"""<([A-Za-z][A-Za-z0-9:-]*)((?:[^>"']|"[^"]*"|'[^']*')*)>""")
+_QUOTED = re.compile(r""""[^"]*"|'[^']*'""")
+_VOID = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+     "track", "wbr"}
+)  # fmt: skip
+_DOC_HEAD = '<!doctype html><html lang="en"><head><meta charset="utf-8"></head><body>\n'
+_DOC_TAIL = "\n</body></html>\n"
+
+
+@functools.lru_cache(maxsize=64)
+def _same_name(name: str) -> re.Pattern[str]:
+    return re.compile(rf"<(/?){re.escape(name)}(?=[\s/>])", re.IGNORECASE)
+
+
+def _has_attribute(attrs: str, name: str) -> bool:
+    bare = _QUOTED.sub('""', attrs)  # a name inside a quoted value is not an attribute
+    return re.search(rf"(?:^|\s){re.escape(name)}(?=[\s=/]|$)", bare) is not None
+
+
+def _element_end(text: str, tag: re.Match[str]) -> int:
+    """Offset just past the end tag matching the start tag ``tag`` (or the page's end)."""
+    name = tag.group(1).lower()
+    if name in _VOID or tag.group(0).endswith("/>"):
+        return tag.end()
+    same = _same_name(name)
+    depth, pos = 1, tag.end()
+    while depth:
+        found = same.search(text, pos)
+        if found is None:
+            return len(text)
+        depth += -1 if found.group(1) else 1
+        close = text.find(">", found.end())
+        pos = len(text) if close < 0 else close + 1
+    return pos
+
+
+def _elements(text: str, attribute: str, start: int = 0, end: int | None = None) -> list[range]:
+    """Spans of the elements within text[start:end] whose start tag has ``attribute``."""
+    end = len(text) if end is None else end
+    spans: list[range] = []
+    pos = start
+    while (hit := text.find(attribute, pos, end)) >= 0:
+        lt = text.rfind("<", start, hit)
+        tag = _START_TAG.match(text, lt) if lt >= 0 else None
+        if tag is None or tag.end() <= hit or not _has_attribute(tag.group(2), attribute):
+            pos = hit + len(attribute)
+            continue
+        stop = min(_element_end(text, tag), end)
+        spans.append(range(lt, stop))
+        pos = stop
+    return spans
+
+
+def search_document(page: str) -> str | None:
+    """The page's indexed elements, ignored parts cut out, as a small HTML document.
+
+    None when nothing on the page is marked ``data-pagefind-body``.
+    """
+    bodies = _elements(page, "data-pagefind-body")
+    if not bodies:
+        return None
+    parts = []
+    for body in bodies:
+        pos = body.start
+        for ignored in _elements(page, "data-pagefind-ignore", body.start, body.stop):
+            parts.append(page[pos : ignored.start])
+            pos = ignored.stop
+        parts.append(page[pos : body.stop])
+    return _DOC_HEAD + "\n".join(parts) + _DOC_TAIL
+
+
+# --- the Pagefind command -------------------------------------------------------------
+
+
+def pagefind_executable() -> list[str]:
+    """Pagefind's binary (from the pagefind_bin wheel); else the Python launcher (slower)."""
+    try:
+        from pagefind_bin import get_executable  # type: ignore[import-not-found]
+
+        return [str(get_executable())]
+    except (ImportError, FileNotFoundError):
+        return [sys.executable, "-m", "pagefind"]
+
+
+def pagefind_command(site: Path, output: Path) -> list[str]:
+    """Index the pages under ``site`` into the bundle folder ``output``."""
     return [
-        sys.executable,
-        "-m",
-        "pagefind",
+        *pagefind_executable(),
         "--site",
         str(site),
-        "--output-subdir",
-        BUNDLE,
+        "--output-path",
+        str(output),
         "--keep-index-url",
         "--force-language",
         "en",
@@ -51,27 +180,340 @@ def pagefind_command(site: Path) -> list[str]:
     ]
 
 
-def index_site(site: Path) -> None:
-    """Write the search index into ``site/pagefind``; a failure is a BuildError."""
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a Pagefind command; a failure or a timeout is a BuildError."""
     try:
         result = subprocess.run(
-            pagefind_command(site),
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-            check=False,
+            command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
         )
     except subprocess.TimeoutExpired:
         raise BuildError(f"search indexing (pagefind) took longer than {TIMEOUT_S} s") from None
+    except OSError as exc:
+        raise BuildError(f"search indexing (pagefind) failed: {exc}") from None
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
-        hint = " (is pagefind installed? pip install 'pagefind[bin]')"
-        raise BuildError(
-            "search indexing (pagefind) failed: " + ("; ".join(detail[-5:]) or hint.strip())
+        hint = "is pagefind installed? pip install 'pagefind[bin]'"
+        raise BuildError("search indexing (pagefind) failed: " + ("; ".join(detail[-5:]) or hint))
+    return result
+
+
+def pagefind_version() -> str:
+    """What ``pagefind --version`` prints: part of every bundle's cache key."""
+    return _run([*pagefind_executable(), "--version"]).stdout.strip()
+
+
+@functools.cache
+def _code_version() -> str:
+    """This module's bytes: a change to the documents or the command re-indexes."""
+    source = resources.files("sitegen").joinpath("search.py").read_bytes()
+    return hashlib.sha256(source).hexdigest()[:16]
+
+
+# --- bundles ----------------------------------------------------------------------------
+
+
+def shard_count(run_pages: int) -> int:
+    """Bundles for ``run_pages`` run pages: the smallest power of two that keeps
+    each under SHARD_DOCS (a power of two, so the count changes rarely)."""
+    count = 1
+    while count * SHARD_DOCS < run_pages:
+        count *= 2
+    return count
+
+
+def _run_id(rel: str) -> str | None:
+    """The run id of a run page's path (``runs/<id>/index.html``), else None."""
+    parts = rel.split("/")
+    if len(parts) != 3 or parts[0] != "runs" or parts[2] != "index.html":
+        return None
+    return parts[1]
+
+
+def bundle_of(rel: str, shards: int) -> str:
+    """The bundle a page's document goes to: ``runs-NN`` by run id, else ``pages``."""
+    run_id = _run_id(rel)
+    if run_id is None:
+        return PAGES_BUNDLE
+    bucket = int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big") % shards
+    return f"runs-{bucket:0{len(str(shards - 1))}d}"
+
+
+@dataclass
+class _Bundle:
+    name: str
+    docs: dict[str, str]  # page rel -> sha256 of its search document
+    key: str = ""
+
+    def compute_key(self, salt: str) -> None:
+        listing = json.dumps([salt, self.name, sorted(self.docs.items())])
+        self.key = hashlib.sha256(listing.encode()).hexdigest()
+
+
+@dataclass
+class IndexStats:
+    """What one indexing did: documents, bundles, and how many came from the cache."""
+
+    documents: int
+    bundles: int
+    reused: int
+    pages_read: int
+
+    def __str__(self) -> str:
+        return (
+            f"search: {self.documents} page(s) in {self.bundles} bundle(s), "
+            f"{self.reused} from cache, {self.bundles - self.reused} indexed"
         )
-    bundle = site / BUNDLE
-    if not (bundle / "pagefind.js").is_file():
-        raise BuildError("search indexing (pagefind) wrote no pagefind/pagefind.js")
-    for name in UNUSED:
-        (bundle / name).unlink(missing_ok=True)
-    shutil.rmtree(bundle / "playground", ignore_errors=True)
+
+
+class _Documents:
+    """page sha256 -> sha256 of its search document ("" for none), cached between builds,
+    with the documents cut during this build kept in memory for indexing."""
+
+    def __init__(self, path: Path | None, version: str):
+        self.path = path
+        self.version = version
+        self.known: dict[str, str] = {}
+        self.used: dict[str, str] = {}
+        self.text: dict[str, str] = {}  # page rel -> document, for pages read this build
+        self.read = 0
+        if path is not None and path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                data = {}
+            if isinstance(data, dict) and data.get("version") == version:
+                self.known = data.get("documents", {})
+
+    def digest(self, files: SiteFiles, rel: str) -> str:
+        page_sha = files.digest(rel)
+        found = self.known.get(page_sha)
+        if found is None:
+            doc = self.cut(files, rel)
+            found = "" if doc is None else hashlib.sha256(doc.encode()).hexdigest()
+        self.used[page_sha] = found
+        return found
+
+    def cut(self, files: SiteFiles, rel: str) -> str | None:
+        if rel not in self.text:
+            self.read += 1
+            doc = search_document(files.read(rel).decode("utf-8", errors="replace"))
+            if doc is None:
+                return None
+            self.text[rel] = doc
+        return self.text[rel]
+
+    def save(self) -> None:
+        if self.path is None or self.used == self.known:
+            return
+        write_cache_file(self.path, json.dumps({"version": self.version, "documents": self.used}))
+
+
+def _plan(files: SiteFiles, documents: _Documents) -> list[_Bundle]:
+    """Every indexed page's document digest, grouped into bundles (sorted by name)."""
+    digests = {}
+    for rel in files.sorted(".html"):
+        if rel.startswith(BUNDLE + "/"):
+            continue
+        doc = documents.digest(files, rel)
+        if doc:
+            digests[rel] = doc
+    runs = sum(1 for rel in digests if _run_id(rel) is not None)
+    shards = shard_count(runs)
+    bundles: dict[str, _Bundle] = {}
+    for rel, doc in digests.items():
+        name = bundle_of(rel, shards)
+        bundles.setdefault(name, _Bundle(name, {})).docs[rel] = doc
+    return [bundles[name] for name in sorted(bundles)]
+
+
+def _read_listing(path: Path) -> dict[str, str] | None:
+    """A JSON object of strings written by this module, or None when absent or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _sync_inputs(bundle: _Bundle, inputs: Path, files: SiteFiles, documents: _Documents) -> None:
+    """Make ``inputs/<name>/`` hold exactly the bundle's documents, at their page paths.
+
+    The folder outlives the build with a listing beside it (page rel -> document
+    sha256), so re-indexing a bundle after one run was added writes one
+    document, not hundreds (creating and deleting files is most of the cost
+    on a slow disk). The listing is removed while the folder changes: after
+    a crash the folder is rebuilt from nothing.
+    """
+    folder, listing = inputs / bundle.name, inputs / f"{bundle.name}.json"
+    held = _read_listing(listing)
+    if held is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        held = {}
+    listing.unlink(missing_ok=True)
+    for rel, sha in held.items():
+        if bundle.docs.get(rel) != sha:
+            (folder / rel).unlink(missing_ok=True)
+    for rel, sha in bundle.docs.items():
+        if held.get(rel) != sha:
+            target = folder / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(documents.cut(files, rel) or "", encoding="utf-8")
+    folder.mkdir(parents=True, exist_ok=True)
+    listing.write_text(json.dumps(bundle.docs, sort_keys=True), encoding="utf-8")
+
+
+def _index_bundle(bundle: _Bundle, inputs: Path, store: Path) -> None:
+    """Run Pagefind over the bundle's synced inputs into ``store/<key>`` (atomically)."""
+    work = Path(tempfile.mkdtemp(prefix=f".{bundle.name}-", dir=store))
+    try:
+        output = work / "bundle"
+        _run(pagefind_command(inputs / bundle.name, output))
+        if not (output / "pagefind.js").is_file():
+            raise BuildError("search indexing (pagefind) wrote no pagefind.js")
+        for name in UNUSED:
+            (output / name).unlink(missing_ok=True)
+        shutil.rmtree(output / "playground", ignore_errors=True)
+        listing = {rel: _sha256(output / rel) for rel in _walk(output)}
+        (work / "files.json").write_text(json.dumps(listing, sort_keys=True), encoding="utf-8")
+        final = store / bundle.key
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(work, final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _walk(root: Path) -> list[str]:
+    out = []
+    for dirpath, _dirs, names in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        out += [name if rel == "." else f"{rel}/{name}" for name in names]
+    return sorted(out)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _place(source: Path, listing: dict[str, str], target: Path) -> Iterable[tuple[str, str]]:
+    """Hardlink (or copy) a cached bundle's files into ``target``; yields (rel, sha256).
+
+    Plain string paths: a large site places over ten thousand files per build.
+    """
+    src_root, dest_root = str(source), str(target)
+    made: set[str] = set()
+    for rel, sha in sorted(listing.items()):
+        src, dest = f"{src_root}/{rel}", f"{dest_root}/{rel}"
+        folder = dest.rpartition("/")[0]
+        if folder not in made:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            made.add(folder)
+        try:
+            os.link(src, dest)
+        except OSError:  # another file system, or no hardlinks
+            shutil.copyfile(src, dest)
+        yield rel, sha
+
+
+def _index_missing(
+    bundles: list[_Bundle],
+    files: SiteFiles,
+    documents: _Documents,
+    root: Path,
+    jobs: int,
+) -> None:
+    """Index the bundles the cache lacks: inputs synced one by one, Pagefind in parallel."""
+    inputs, store = root / _INPUTS_DIR, root / _BUNDLES_DIR
+    for bundle in bundles:
+        _sync_inputs(bundle, inputs, files, documents)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(_index_bundle, b, inputs, store) for b in bundles]
+        for future in futures:
+            future.result()
+
+
+def _drop_unused(folder: Path, keep: set[str], trash: Path) -> None:
+    """Move every entry of ``folder`` whose name is not in ``keep`` into ``trash``.
+
+    A rename is instant; deleting a bundle's hundreds of files is not (about a
+    second on a busy disk), so that is left to :func:`_empty_trash`.
+    """
+    for entry in os.scandir(folder):
+        if entry.name not in keep:
+            (trash / folder.name).mkdir(parents=True, exist_ok=True)
+            os.replace(entry.path, trash / folder.name / entry.name)
+
+
+def _empty_trash(trash: Path) -> None:
+    """Delete the trash in a background thread: the build never waits for it.
+
+    The thread is a daemon, so an exiting process may leave part of the trash
+    behind; the next indexing deletes the rest.
+    """
+    if trash.is_dir():
+        threading.Thread(
+            target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}, daemon=True
+        ).start()
+
+
+def _publish(site: Path, bundles: list[_Bundle], store: Path, files: SiteFiles) -> None:
+    """Place every bundle under ``site/pagefind/<name>/`` and write the manifest."""
+    out = site / BUNDLE
+    shutil.rmtree(out, ignore_errors=True)  # an index of earlier pages, if any
+    files.forget(BUNDLE)
+    for bundle in bundles:
+        listing = _read_listing(store / bundle.key / "files.json")
+        if listing is None:
+            raise BuildError(f"search bundle {bundle.name}: its cache entry vanished")
+        placed = _place(store / bundle.key / "bundle", listing, out / bundle.name)
+        files.add_all((f"{BUNDLE}/{bundle.name}/{rel}", sha) for rel, sha in placed)
+    manifest = json.dumps({"bundles": [f"{b.name}/" for b in bundles]}, indent=1) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).write_text(manifest, encoding="utf-8")
+    files.add(f"{BUNDLE}/{MANIFEST}", hashlib.sha256(manifest.encode()).hexdigest())
+
+
+def index_site(
+    site: Path,
+    cache: Path | None = None,
+    files: SiteFiles | None = None,
+    *,
+    jobs: int | None = None,
+) -> IndexStats:
+    """Write the search bundles into ``site/pagefind``; a failure is a BuildError.
+
+    ``cache`` is a folder (created when missing, safe to delete) for the
+    document digests, the bundles' inputs and the bundles; without one, every
+    bundle is indexed. ``files`` is the caller's listing of ``site`` (the files
+    written here are added to it). ``jobs`` Pagefind processes run at once
+    (default: the CPU count).
+    """
+    site = Path(site)
+    files = files if files is not None else SiteFiles(site)
+    with tempfile.TemporaryDirectory(prefix=".search-", dir=site.parent) as scratch:
+        root = Path(cache) if cache is not None else Path(scratch)
+        store = root / _BUNDLES_DIR
+        store.mkdir(parents=True, exist_ok=True)
+        (root / _INPUTS_DIR).mkdir(exist_ok=True)
+        salt = f"{_code_version()}\0{pagefind_version()}"
+        documents = _Documents(root / _DOCS_FILE if cache is not None else None, salt)
+        bundles = _plan(files, documents)
+        for bundle in bundles:
+            bundle.compute_key(salt)
+        missing = [b for b in bundles if _read_listing(store / b.key / "files.json") is None]
+        _index_missing(missing, files, documents, root, jobs or os.cpu_count() or 1)
+        _publish(site, bundles, store, files)
+        documents.save()
+        if cache is not None:  # a scratch cache goes away with its folder
+            trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=root))
+            _drop_unused(store, {b.key for b in bundles}, trash)
+            names = {b.name for b in bundles}
+            _drop_unused(root / _INPUTS_DIR, names | {f"{n}.json" for n in names}, trash)
+            for old in root.glob(".trash-*"):
+                _empty_trash(old)
+    return IndexStats(
+        documents=sum(len(b.docs) for b in bundles),
+        bundles=len(bundles),
+        reused=len(bundles) - len(missing),
+        pages_read=documents.read,
+    )

@@ -140,33 +140,71 @@ def group_links(groups: dict[str, list[Group]]) -> dict[str, dict[str, str]]:
 
 @dataclass(frozen=True)
 class Page:
+    """One page of a long list.
+
+    The front page (``number`` 0) shows the newest items. The rest of the list
+    lives in fixed blocks counted from the oldest item (``pages/1/`` holds the
+    oldest ``per_page``), so a new item changes the front page and the newest
+    block only: older block pages keep their content and their URLs, which
+    makes them citable and lets a rebuild reuse them unchanged.
+    """
+
     rel: str  # output path of this page
     root: str  # relative path back to the site root
-    items: list[Any]
-    number: int
-    count: int
-    nav: list[tuple[int, str]]  # (page number, href relative to this page)
-    first: int  # 1-based position of the first item on this page
-    last: int
+    items: list[Any]  # newest first
+    number: int  # 0: the front page; 1..count: blocks, 1 the oldest
+    # Number of blocks, on the front page; None on a block, whose content must not
+    # depend on how many blocks follow it.
+    count: int | None
+    nav: list[tuple[str, str, bool]]  # (label, href relative to this page, is this page)
+    first: int  # position of the oldest item shown, counted from the oldest (1-based)
+    last: int  # position of the newest item shown
 
 
 def page_path(base: str, number: int) -> str:
-    return f"{base}index.html" if number == 1 else f"{base}pages/{number}/index.html"
+    return f"{base}index.html" if number == 0 else f"{base}pages/{number}/index.html"
 
 
 def paginate(base: str, items: Sequence[Any], per_page: int) -> list[Page]:
-    """Cut ``items`` into pages under ``base`` (``""`` or ``"models/x/"``); always one page."""
-    chunks = [list(items[i : i + per_page]) for i in range(0, len(items), per_page)] or [[]]
-    rels = [page_path(base, n) for n in range(1, len(chunks) + 1)]
-    pages = []
-    first = 1
-    for n, (rel, chunk) in enumerate(zip(rels, chunks, strict=True), start=1):
-        here = posixpath.dirname(rel) or "."
-        nav = [(m, posixpath.relpath(other, here)) for m, other in enumerate(rels, start=1)]
-        depth = rel.count("/")
-        last = first + len(chunk) - 1
-        pages.append(Page(rel, "../" * depth, chunk, n, len(chunks), nav, first, last))
-        first = last + 1
+    """The front page and the blocks of ``items`` (given newest first) under ``base``."""
+    total = len(items)
+    oldest_first = list(reversed(items))
+    blocks = (
+        [oldest_first[i : i + per_page] for i in range(0, total, per_page)]
+        if total > per_page
+        else []
+    )
+    count = len(blocks)
+
+    def href(here: str, number: int) -> str:
+        return posixpath.relpath(page_path(base, number), posixpath.dirname(here) or ".")
+
+    front_rel = page_path(base, 0)
+    front_nav = [("Newest", href(front_rel, 0), True)] if count else []
+    front_nav += [(str(n), href(front_rel, n), False) for n in range(count, 0, -1)]
+    shown = list(items[:per_page])
+    pages = [
+        Page(
+            front_rel,
+            "../" * front_rel.count("/"),
+            shown,
+            0,
+            count,
+            front_nav,
+            total - len(shown) + 1,
+            total,
+        )
+    ]
+    for number, block in enumerate(blocks, start=1):
+        rel = page_path(base, number)
+        # Only neighbours: a new block changes the nav of the block before it, no other.
+        nav = [("Newest", href(rel, 0), False)]
+        nav += [(str(n), href(rel, n), n == number) for n in (number + 1, number, number - 1)]
+        nav = [item for item in nav if item[0] == "Newest" or 1 <= int(item[0]) <= count]
+        first = (number - 1) * per_page + 1
+        last = first + len(block) - 1
+        root = "../" * rel.count("/")
+        pages.append(Page(rel, root, block[::-1], number, None, nav, first, last))
     return pages
 
 
@@ -345,7 +383,7 @@ def trend_svg(group: Group, points: list[dict[str, Any]], cache: Path | None) ->
         f"recent dated run(s) of {len(group.cells)} cell(s), one panel per cell and prompt. "
         "Each point links to its run; the tables on this page list every run."
     )
-    # Inside a chart batch this is a placeholder; compact_charts_in() finishes it.
+    # Inside a chart batch this is a placeholder; the build fills and compacts it.
     return charts.svg_chart(chart, "chart-trend", title, description, cache)
 
 
@@ -355,18 +393,3 @@ _SVG_BLOCK = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
 def compact_page(html: str) -> str:
     """``compact`` every inline SVG of a page."""
     return _SVG_BLOCK.sub(lambda m: compact(m.group(0)), html)
-
-
-def compact_charts_in(site: Path) -> None:
-    """Post-render: compact the charts of every written page that has one.
-
-    Charts are filled into pages after rendering (see ``charts.batch``), so
-    this runs on the staging folder, before the link check reads the point links.
-    """
-    for page in sorted(site.rglob("*.html")):
-        html = page.read_text(encoding="utf-8")
-        if "<svg" not in html:
-            continue
-        new = compact_page(html)
-        if new != html:
-            page.write_text(new, encoding="utf-8")

@@ -10,6 +10,7 @@ bundled one.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import threading
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import ROOT, generate_archive
 
+from sitegen import search
 from sitegen.build import build
 from sitegen.links import check_links
 from sitegen.serve import make_server
@@ -71,7 +73,12 @@ def site(tmp_path_factory) -> Path:
         '[archive]\ntitle = "Browser test archive"\n'
         'base_url = "https://example.org/bench/"\n[site]\nruns_per_page = 10\n'
     )
-    build(root)
+    notes = root / "runs" / "synthetic-00011" / "run.md"
+    notes.write_text("# Synthetic run 11\n\nMeasured next to the aquarium.\n", encoding="utf-8")
+    # Small search bundles, so that searching merges several (as on a large site).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(search, "SHARD_DOCS", 4)
+        build(root)
     return (root / "site").resolve()
 
 
@@ -165,7 +172,9 @@ def test_index_to_run_to_model_and_back(reader: Reader, base: str):
     assert page.locator("section.cite h2").inner_text() == "Cite this run"
 
 
-def test_search_finds_runs_models_nodes_and_engines(reader: Reader, base: str):
+def test_search_finds_runs_models_nodes_and_engines(reader: Reader, base: str, site: Path):
+    bundles = json.loads((site / "pagefind" / "bundles.json").read_text())["bundles"]
+    assert len(bundles) == 5  # pages, and four bundles of run pages, merged in the browser
     page = reader.page
     page.goto(base + "index.html")
     box = page.locator("#search-input")
@@ -173,6 +182,7 @@ def test_search_finds_runs_models_nodes_and_engines(reader: Reader, base: str):
     hit = page.locator("#search-results a", has_text="Synthetic demo run 9:")
     hit.first.wait_for(timeout=15_000)
     for query, expected in (
+        ("aquarium", "Synthetic demo run 11:"),  # a word of the run's notes
         ("demo-1.5b-q8_0", "Model demo-1.5b-q8_0"),
         ("synth-b", "Node synth-b"),
         ("ollama", "Engine ollama"),

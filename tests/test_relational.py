@@ -4,6 +4,7 @@ what the source files say."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -112,6 +113,7 @@ def test_references_are_sound_and_the_schema_is_versioned(built: Built) -> None:
         assert dict(con.execute("SELECT key, value FROM meta")) == {
             "format": "sitegen.relational",
             "schema_version": "1",
+            "calls_table": "complete",
         }
         # Declared, not just implied: calls reference runs, cells, models and prompts.
         targets = {row[2] for row in con.execute("PRAGMA foreign_key_list(calls)")}
@@ -319,7 +321,7 @@ def test_a_failed_write_leaves_the_old_file(
     target = tmp_path / "archive.sqlite"
     target.write_bytes(b"previous export")
 
-    def broken(con: sqlite3.Connection, rows: Any) -> None:
+    def broken(con: sqlite3.Connection, sql: str, rows: Any) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(relational, "_insert", broken)
@@ -541,3 +543,87 @@ def test_q6_prompt_ids_whose_text_changed(small: Built) -> None:
         "SELECT ok, detail FROM run_checks WHERE run_id = 'a-fix' AND check_id = 'prompts_frozen'"
     )
     assert check["ok"] == 0 and "P-EASY" in check["detail"]
+
+
+# --- exports without calls, and exports that reuse a previous one ---------------------
+
+
+def _tables(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    con = sqlite3.connect(db)
+    try:
+        names = [r[0] for r in con.execute("SELECT name FROM sqlite_schema WHERE type='table'")]
+        return {name: con.execute(f"SELECT * FROM {name}").fetchall() for name in names}
+    finally:
+        con.close()
+
+
+def test_without_calls_every_other_table_is_complete(built: Built, tmp_path: Path) -> None:
+    db = tmp_path / "nocalls.sqlite"
+    write_sqlite(db, built.loaded, calls=False)
+    without, full = _tables(db), _tables(built.db)
+    assert without["calls"] == [] and len(full["calls"]) == built.loaded.calls.height
+    assert ("calls_table", "omitted") in without["meta"]
+    for table in set(full) - {"calls", "meta"}:
+        assert without[table] == full[table], table
+
+
+@pytest.mark.parametrize("calls", [True, False])
+def test_an_export_from_a_previous_one_is_the_same_file(
+    built: Built, tmp_path: Path, calls: bool
+) -> None:
+    loaded = built.loaded
+    fresh = tmp_path / "fresh.sqlite"
+    write_sqlite(fresh, loaded, calls=calls)
+    ids = sorted(r.run_id for r in loaded.runs)
+    # The previous export lacks runs (imported ones bring their own models,
+    # cells and tasks, so the keys of the others shift) and holds one whose
+    # check has changed since.
+    gone = {built.imported[LM_EVAL], built.imported["vllm-serve-detailed.json"], ids[0]}
+    changed = ids[3]
+    flipped = {"reliable": "unreliable", "unreliable": "reliable"}[
+        loaded.checks[changed]["verdict"]
+    ]
+    checks = {**loaded.checks, changed: {**loaded.checks[changed], "verdict": flipped}}
+    before = dataclasses.replace(
+        loaded, runs=[r for r in loaded.runs if r.run_id not in gone], checks=checks
+    )
+    previous = tmp_path / "previous.sqlite"
+    write_sqlite(previous, before, calls=calls)
+    base = relational.Base(previous, relational.run_keys(before))
+    assert relational.run_keys(before)[changed] != relational.run_keys(loaded)[changed]
+    merged = tmp_path / "merged.sqlite"
+    write_sqlite(merged, loaded, calls=calls, base=base)
+    assert merged.read_bytes() == fresh.read_bytes()
+    # And the other way: runs removed since the previous export.
+    smaller = dataclasses.replace(loaded, runs=[r for r in loaded.runs if r.run_id not in gone])
+    write_sqlite(
+        merged, smaller, calls=calls, base=relational.Base(fresh, relational.run_keys(loaded))
+    )
+    write_sqlite(fresh, smaller, calls=calls)
+    assert merged.read_bytes() == fresh.read_bytes()
+
+
+def test_without_calls_no_skip_result_or_inferred_cell_is_missed(
+    write_run: Any, tmp_path: Path
+) -> None:
+    # A skip whose type is written with an escape, and a call naming a cell
+    # and a prompt the run does not declare: the call-less export must still
+    # list them, exactly as the full export does.
+    escaped = '{"type": "\\u0073kip", "cell_id": "node-a:ollama:m2", "reason": "escaped"}'
+    undeclared = call_record(cell_id="node-b:vllm:m3", prompt_id="P-NEW")
+    write_run(
+        "r1",
+        [meta_record("r1"), call_record(), escaped, undeclared, end_record(calls=2)],
+    )
+    loaded = load(tmp_path, use_cache=False)
+    full, without = tmp_path / "full.sqlite", tmp_path / "without.sqlite"
+    write_sqlite(full, loaded)
+    write_sqlite(without, loaded, calls=False)
+    a, b = _tables(full), _tables(without)
+    assert len(a["calls"]) == 2 and b["calls"] == []
+    for table in set(a) - {"calls", "meta"}:
+        assert a[table] == b[table], table
+    assert [r[-1] for r in b["skips"]] == ["escaped"]
+    cells = {r[1] for r in b["cells"]}
+    assert "node-b:vllm:m3" in cells
+    assert "P-NEW" in {r[1] for r in b["prompts"]}

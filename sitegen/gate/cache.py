@@ -1,7 +1,7 @@
 """A content-addressed cache of gate results, so a rebuild only scans what changed.
 
-Keyed by the sha256 of (scan kind, file bytes) and by a fingerprint of the
-gate's own rules, so a change to either rescans. Stored as JSON beside the
+Keyed by the scan kind and the sha256 of the file's bytes, and by a
+fingerprint of the gate's own rules, so a change to either rescans. Stored as JSON beside the
 build's other caches; safe to delete.
 """
 
@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sitegen.fsutil import write_atomic
+from sitegen.sitefiles import write_cache_file
 
 
 def _rules_version() -> str:
@@ -43,8 +43,13 @@ class ScanCache:
                 self.entries = data.get("entries", {})
 
     @staticmethod
-    def key(kind: str, data: bytes) -> str:
-        return hashlib.sha256(kind.encode() + b"\0" + data).hexdigest()
+    def key(kind: str, sha256: str) -> str:
+        """The entry for a file of scan ``kind`` whose bytes have this sha256 (hex).
+
+        Keyed by the digest, not the bytes, so a caller that knows a file's
+        digest (see sitegen.sitefiles) finds its entry without reading it.
+        """
+        return hashlib.sha256(f"{kind}\0{sha256}".encode()).hexdigest()
 
     def get(self, key: str) -> list[list[Any]] | None:
         found = self.used.get(key)
@@ -60,7 +65,11 @@ class ScanCache:
         self.used[key] = rows
 
     def save(self) -> None:
-        if self.path is None:
+        """Write the entries this build used, unless they are exactly the ones read.
+
+        Not synced to disk: a cache lost in a crash is only rescanned.
+        """
+        if self.path is None or (self.misses == 0 and len(self.used) == len(self.entries)):
             return
         text = json.dumps({"version": self.version, "entries": self.used}, sort_keys=True)
-        write_atomic(self.path, text)
+        write_cache_file(self.path, text)

@@ -24,6 +24,7 @@ from sitegen.gate.views import View, escape_view, raw_view
 
 if TYPE_CHECKING:
     from sitegen.gate.allowlist import Allowlist
+    from sitegen.sitefiles import SiteFiles
 
 KINDS = frozenset({"text", "markdown", "log", "json", "jsonl", "html", "yaml", "csv"})
 _ENTITY_KINDS = frozenset({"html", "markdown"})
@@ -163,8 +164,17 @@ def scan_text(text: str, path: str, *, kind: str = "text") -> list[Finding]:
 
 
 def _suffix(name: str) -> str:
-    """Lower-cased last suffix of a display path ("" when none): ".jsonl", ".html"."""
-    return PurePosixPath(name.replace("\\", "/")).suffix.lower()
+    """Lower-cased last suffix of a display path ("" when none): ".jsonl", ".html".
+
+    What PurePosixPath(name).suffix gives, with string operations: a site
+    scan asks for every one of tens of thousands of files.
+    """
+    path = name.replace("\\", "/")
+    base = path.rpartition("/")[2]
+    if base in ("", "."):  # a trailing "/" or "/.": pathlib's normalisation decides
+        return PurePosixPath(path).suffix.lower()
+    dot = base.rfind(".")
+    return base[dot:].lower() if 0 < dot < len(base) - 1 else ""
 
 
 def kind_for(name: str) -> str:
@@ -199,7 +209,11 @@ def _walk(root: Path, rel: str, out: list[tuple[str, Path]]) -> None:
 
 
 def scan_tree(
-    root: Path, display_prefix: str, allowlist: Allowlist, cache: ScanCache | None = None
+    root: Path,
+    display_prefix: str,
+    allowlist: Allowlist,
+    cache: ScanCache | None = None,
+    files: SiteFiles | None = None,
 ) -> list[Finding]:
     """Every finding in the regular files under ``root``, minus allowlisted ones.
 
@@ -208,42 +222,80 @@ def scan_tree(
     current build). Files with a binary suffix are not read; a file with an
     unknown suffix whose first 8 KiB hold a NUL byte is treated as binary.
     Paths are shown as ``display_prefix/relative/path``.
+
+    ``files``, a listing of ``root`` shared with other steps, replaces the
+    walk, and its known digests let ``cache`` answer without reading a file.
     """
     root = Path(root)
     if not root.is_dir():
         raise BuildError(f"{root}: the publication gate needs a folder to scan")
-    files: list[tuple[str, Path]] = []
-    _walk(root, "", files)
+    listing: list[tuple[str, Path]] = []
+    if files is None:
+        _walk(root, "", listing)
+    else:
+        listing = [(rel, root) for rel in files.sorted() if _published(rel)]
     prefix = display_prefix.strip("/")
     findings: list[Finding] = []
-    for rel, path in files:
+    for rel, path in listing:
         suffix = _suffix(rel)
         if suffix in BINARY_SUFFIXES:
             continue
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise BuildError(
-                f"{path}: cannot read for the publication gate: {exc.strerror or exc}"
-            ) from exc
-        if suffix not in _KIND_BY_SUFFIX and b"\x00" in data[:_SNIFF_BYTES]:
-            continue
         display = f"{prefix}/{rel}" if prefix else rel
-        findings.extend(_scan_cached(data, display, cache))
+        # with a shared listing, ``path`` is the root: the file's Path is made
+        # only when it is read (tens of thousands of Path objects cost seconds)
+        source = path if files is None else (path, rel)
+        digest = files.digest(rel) if files is not None and cache is not None else None
+        findings.extend(_scan_cached(source, display, suffix, cache, digest))
     return sorted(allowlist.filter(findings))
 
 
-def _scan_cached(data: bytes, display: str, cache: ScanCache | None) -> list[Finding]:
-    """scan_bytes, answered from ``cache`` when these bytes were scanned before."""
+def _published(rel: str) -> bool:
+    """What the walk would list: no version-control folder, not the root allowlist."""
+    parts = rel.split("/")
+    return rel != ALLOWLIST_NAME and not any(p in SKIPPED_DIRS for p in parts[:-1])
+
+
+def _read(source: Path | tuple[Path, str]) -> bytes:
+    path = source if isinstance(source, Path) else source[0].joinpath(source[1])
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BuildError(
+            f"{path}: cannot read for the publication gate: {exc.strerror or exc}"
+        ) from exc
+
+
+def _scan_file(data: bytes, display: str, suffix: str) -> list[Finding]:
+    """scan_bytes, except that a file of unknown type holding a NUL byte is binary."""
+    if suffix not in _KIND_BY_SUFFIX and b"\x00" in data[:_SNIFF_BYTES]:
+        return []
+    return scan_bytes(data, display)
+
+
+def _scan_cached(
+    source: Path | tuple[Path, str],
+    display: str,
+    suffix: str,
+    cache: ScanCache | None,
+    digest: str | None,
+) -> list[Finding]:
+    """_scan_file, answered from ``cache`` when these bytes were scanned before.
+
+    With the file's ``digest`` known, a cache hit never reads the file.
+    """
     if cache is None:
-        return scan_bytes(data, display)
-    key = cache.key(kind_for(display), data)
+        return _scan_file(_read(source), display, suffix)
+    data = None
+    if digest is None:
+        data = _read(source)
+        digest = hashlib.sha256(data).hexdigest()
+    key = cache.key(_KIND_BY_SUFFIX.get(suffix, "text"), digest)
     rows = cache.get(key)
-    if rows is None:
-        found = scan_bytes(data, display)
-        cache.put(key, [[f.line, f.column, f.rule, f.redacted, f.fingerprint] for f in found])
-        return found
-    return [Finding(display, *row) for row in rows]
+    if rows is not None:
+        return [Finding(display, *row) for row in rows]
+    found = _scan_file(_read(source) if data is None else data, display, suffix)
+    cache.put(key, [[f.line, f.column, f.rule, f.redacted, f.fingerprint] for f in found])
+    return found
 
 
 def format_report(findings: list[Finding], *, fingerprints: bool = False) -> str:

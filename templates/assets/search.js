@@ -1,4 +1,7 @@
-// Site search through Pagefind (pagefind/pagefind.js, written by the build).
+// Site search through Pagefind. The build writes the index as several bundles
+// (pagefind/bundles.json lists them, see sitegen/search.py): the first one's
+// pagefind.js is loaded and the others are merged into it, so one query
+// searches them all.
 // Progressive enhancement: the search box stays hidden without JavaScript,
 // and from file:// (where the browser refuses to fetch the index) the page
 // says so; the run table's filter works everywhere.
@@ -18,12 +21,29 @@
     return;
   }
   var engine = null;
+  function bundleUrl(name) {
+    return new URL(root + "pagefind/" + name, document.baseURI).href;
+  }
+  function merge(pagefind, names) {
+    return Promise.all(names.map(function (name) {
+      return pagefind.mergeIndex(bundleUrl(name));
+    })).then(function () { return pagefind; });
+  }
   function load() {
     if (!engine) {
-      var url = new URL(root + "pagefind/pagefind.js", document.baseURI).href;
-      engine = import(url).then(function (pagefind) {
-        return pagefind.options({ excerptLength: 24 }).then(function () { return pagefind; });
+      engine = fetch(bundleUrl("bundles.json")).then(function (response) {
+        if (!response.ok) throw new Error("no search index (" + response.status + ")");
+        return response.json();
+      }).then(function (manifest) {
+        var names = manifest.bundles || [];
+        if (!names.length) return null;
+        return import(bundleUrl(names[0] + "pagefind.js")).then(function (pagefind) {
+          return pagefind.options({ excerptLength: 24 }).then(function () {
+            return merge(pagefind, names.slice(1));
+          });
+        });
       });
+      engine.catch(function () { engine = null; });
     }
     return engine;
   }
@@ -53,7 +73,7 @@
     if (!query.trim()) { status.textContent = ""; return; }
     status.textContent = "Searching…";
     load().then(function (pagefind) {
-      return pagefind.search(query);
+      return pagefind ? pagefind.search(query) : { results: [] };
     }).then(function (search) {
       return Promise.all(search.results.slice(0, 20).map(function (r) { return r.data(); }));
     }).then(function (results) {

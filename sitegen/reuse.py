@@ -1,0 +1,162 @@
+"""Reusing the previous build's files, so a rebuild costs what changed.
+
+Every output gets a key: a digest of everything that determines its bytes
+(the page's template context, the code and theme, the settings), or for a
+copied file the source's sha256. After a build, the key, sha256 and stat of
+each file written are saved beside the caches. The next build computes the
+keys first; an output whose key matches, and whose file in the live site is
+untouched since (same size, mtime and inode), is hardlinked into the new
+build instead of being rendered and written again. Anything else is rendered.
+
+The record lives in the cache folder and is safe to delete: the next build
+then renders everything, as a cold build does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sitegen.fsutil import write_atomic
+
+VERSION = 1
+
+
+def _plain(value: Any) -> Any:
+    """JSON stand-ins for what page contexts hold besides plain data."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # Shallow: json encodes the fields (asdict would deep-copy them first).
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return {"__dc__": type(value).__name__, **fields}
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    if isinstance(value, bytes):
+        return hashlib.sha256(value).hexdigest()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value)  # Markup and other str-like values
+
+
+def digest(value: Any) -> str:
+    """sha256 of a canonical JSON form of ``value`` (dict order does not matter)."""
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=_plain)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def files_digest(paths: list[Path]) -> str:
+    """sha256 over the names and bytes of files (the code and templates a page depends on)."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(f"{path.name}\0{path.stat().st_size}\0".encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Spare:
+    """A finished earlier build that is no longer live, and what it holds."""
+
+    folder: Path
+    files: dict[str, list[Any]]  # rel -> [key, sha256, size, mtime_ns, inode], as recorded
+
+
+@dataclass(frozen=True)
+class Kept:
+    """An output identical to a file of the live build: linked, never rewritten."""
+
+    source: Path
+    sha256: str
+
+
+def _read(record: Path, folder: Path) -> dict[str, list[Any]] | None:
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (
+        isinstance(data, dict)
+        and data.get("version") == VERSION
+        and data.get("build") == str(folder.resolve())
+        and isinstance(data.get("files"), dict)
+    ):
+        return data["files"]
+    return None
+
+
+class Previous:
+    """What the live build wrote, and the means to reuse a file of it."""
+
+    def __init__(self, records: Path, out: Path):
+        self.entries: dict[str, list[Any]] = {}
+        self.folder: Path | None = None
+        self.reused = 0
+        if not out.is_symlink():
+            return  # not a build of ours (or none yet): nothing to reuse
+        live = out.resolve()
+        entries = _read(records / f"{live.name}.json", live)
+        if entries is not None:
+            self.folder, self.entries = live, entries
+
+    def find(self, rel: str, key: str) -> Kept | None:
+        """The live file for ``rel`` when it was made from the same key and is untouched."""
+        entry = self.entries.get(rel)
+        if self.folder is None or entry is None or entry[0] != key:
+            return None
+        try:
+            st = (self.folder / rel).lstat()
+        except OSError:
+            return None
+        if [st.st_size, st.st_mtime_ns, st.st_ino] != entry[2:5]:
+            return None
+        self.reused += 1
+        return Kept(self.folder / rel, entry[1])
+
+
+def take_spare(records: Path, out: Path) -> Spare | None:
+    """The finished build before the live one, to be updated in place into the next.
+
+    Its record is removed first: from then on it is a work in progress, and
+    if the build fails it is deleted rather than trusted.
+    """
+    builds = out.parent / f".{out.name}.builds"
+    live = out.resolve() if out.is_symlink() else None
+    if not builds.is_dir():
+        return None
+    for folder in sorted(builds.iterdir()):
+        if folder == live or not folder.name.startswith("build-") or not folder.is_dir():
+            continue
+        record = records / f"{folder.name}.json"
+        entries = _read(record, folder)
+        if entries is not None:
+            record.unlink()
+            return Spare(folder, entries)
+    return None
+
+
+def save(records: Path, build: Path, files: dict[str, tuple[str, str]]) -> None:
+    """Remember key, sha256 (``files``: rel -> (key, sha256)) and stat of each file.
+
+    Records of build folders that no longer exist are dropped.
+    """
+    entries = {}
+    for rel, (key, sha) in sorted(files.items()):
+        st = (build / rel).lstat()
+        entries[rel] = [key, sha, st.st_size, st.st_mtime_ns, st.st_ino]
+    data = {"version": VERSION, "build": str(build.resolve()), "files": entries}
+    text = json.dumps(data, separators=(",", ":"))
+    write_atomic(records / f"{build.name}.json", text, durable=False)
+    for old in records.glob("build-*.json"):
+        if not (build.parent / old.stem).is_dir():
+            old.unlink(missing_ok=True)
+
+
+def records_dir(cache_dir: Path, out: Path) -> Path:
+    """Records of the builds of one output folder (``--out`` can differ between builds)."""
+    name = hashlib.sha256(str(out.absolute()).encode()).hexdigest()[:16]
+    return cache_dir / "outputs" / name
