@@ -85,14 +85,26 @@ def manifest_digest(manifest: list[dict[str, Any]]) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _read_metadata(source: RunSource) -> tuple[dict[str, Any] | None, list[Problem]]:
+def _read_metadata(
+    source: RunSource, cache: ReadCache | None = None, sha: str | None = None
+) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """Parse and validate metadata.json; a file whose bytes passed before (same
+    sha256) comes from the cache instead."""
     display = source.file_display(METADATA)
-    data, problems = load_strict(source.path / METADATA, display)
-    if problems:
-        return None, problems
-    if not isinstance(data, dict):
-        return None, [Problem(display, 1, None, "metadata is not a JSON object")]
-    problems = [Problem(display, None, None, m) for m in schema.errors("metadata.v1.json", data)]
+    known = cache.metadata(sha) if cache is not None and sha else None
+    if known is not None:
+        data, problems = known, []
+    else:
+        data, problems = load_strict(source.path / METADATA, display)
+        if problems:
+            return None, problems
+        if not isinstance(data, dict):
+            return None, [Problem(display, 1, None, "metadata is not a JSON object")]
+        problems = [
+            Problem(display, None, None, m) for m in schema.errors("metadata.v1.json", data)
+        ]
+        if not problems and cache is not None and sha:
+            cache.store_metadata(sha, data)
     if data.get("id") != source.run_id and isinstance(data.get("id"), str):
         problems.append(
             Problem(
@@ -145,11 +157,12 @@ def read_runs(
     started = []
     todo: list[tuple[str, str, str]] = []  # (sha256, path, display) of ledgers to check
     for source in sources:
-        metadata, problems = _read_metadata(source)
         manifest = [
             {"path": f.rel, "sha256": cache.sha256(source.path / f.rel), "bytes": f.size}
             for f in source.files
         ]
+        metadata_sha = next((m["sha256"] for m in manifest if m["path"] == METADATA), None)
+        metadata, problems = _read_metadata(source, cache, metadata_sha)
         ledger_sha = next((m["sha256"] for m in manifest if m["path"] == LEDGER), None)
         summary = cache.summary(ledger_sha) if ledger_sha else None
         if ledger_sha and summary is None:

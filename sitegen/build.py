@@ -226,6 +226,7 @@ def build(
         from sitegen.views import compact_page
 
         records = reuse.records_dir(archive / CACHE_DIR, out)
+        catalogue_json = dumps(loaded.catalogue).encode("utf-8")
 
         data = SiteData(
             archive=archive,
@@ -236,6 +237,7 @@ def build(
             chart_cache=archive / CACHE_DIR / "charts",
             config=loaded.config,
             files=tuple(data_downloads(loaded, archive / CACHE_DIR)),
+            catalogue_json=catalogue_json,
             previous=reuse.Previous(records, out),
         )
         with charts.batch(data.chart_cache) as chart_batch:
@@ -259,12 +261,11 @@ def build(
             discard(staging)
             raise
         reuse.save(records, staging, outputs.reuse_record())
-        write_atomic(archive / CATALOGUE, dumps(loaded.catalogue))
+        _write_if_changed(archive / CATALOGUE, catalogue_json)
         loaded.gate_cache.save()
         lock_path = archive / LOCK_NAME
         text = lock_text(loaded.lock)
-        if not lock_path.is_file() or lock_path.read_text(encoding="utf-8") != text:
-            write_atomic(lock_path, text)
+        _write_if_changed(lock_path, text.encode("utf-8"))
         state.record(archive, out, options, inputs)
     elapsed = time.perf_counter() - started
     _say(echo, f"wrote {len(outputs.data)} file(s) to {out} and {CATALOGUE} in {elapsed:.2f} s")
@@ -321,4 +322,15 @@ def gate_report(archive: Path, *, fingerprints: bool = False) -> str:
 def refresh_catalogue(archive: Path) -> None:
     """Rewrite only ``catalogue.json`` (after the runner or an importer adds a run)."""
     loaded = load(Path(archive))
-    write_atomic(Path(archive) / CATALOGUE, dumps(loaded.catalogue))
+    _write_if_changed(Path(archive) / CATALOGUE, dumps(loaded.catalogue).encode("utf-8"))
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Write atomically, unless the file already holds exactly these bytes (a rebuild
+    then leaves it, and its modification time, alone)."""
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    write_atomic(path, data)

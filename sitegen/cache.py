@@ -12,6 +12,7 @@ upgrade never serves stale results. The whole folder is safe to delete.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -30,7 +31,7 @@ from sitegen.ledger import LedgerSummary, read_calls, sort_calls
 def _code_version() -> str:
     digest = hashlib.sha256(__version__.encode())
     package = resources.files("sitegen")
-    for name in ("ledger.py", "schema.py"):
+    for name in ("archive.py", "ledger.py", "schema.py"):
         digest.update(package.joinpath(name).read_bytes())
     for schema in sorted(
         p.name for p in package.joinpath("schemas").iterdir() if p.name.endswith(".json")
@@ -91,8 +92,9 @@ class ReadCache:
     def summary(self, sha: str) -> LedgerSummary | None:
         """The pre-pass summary of the ledger with this sha256, when cached.
 
-        All summaries live in one file, read once: a file per ledger costs a
-        read (and, when written, an fsync) per run.
+        All summaries, and the validated metadata files, live in one file,
+        read once: a file per entry costs a read (and, when written, an fsync)
+        per run.
         """
         data = self._load_summaries().get(sha)
         if not isinstance(data, dict):
@@ -107,6 +109,17 @@ class ReadCache:
 
     def store_summary(self, sha: str, summary: LedgerSummary) -> None:
         self._summaries_used[sha] = dataclasses.asdict(summary)
+
+    def metadata(self, sha: str) -> dict[str, Any] | None:
+        """A metadata.json (by sha256) that parsed and validated before."""
+        data = self._load_summaries().get("metadata:" + sha)
+        if isinstance(data, dict):
+            self._summaries_used["metadata:" + sha] = data
+            return copy.deepcopy(data)  # callers may change their copy
+        return None
+
+    def store_metadata(self, sha: str, data: dict[str, Any]) -> None:
+        self._summaries_used["metadata:" + sha] = copy.deepcopy(data)
 
     def calls(self, ledgers: dict[str, tuple[Path, str]]) -> pl.DataFrame:
         """Every call row of ``ledgers`` (run id -> (path, sha256)), via one store.

@@ -198,13 +198,15 @@ def with_data(template: dict[str, Any], values: list[dict[str, Any]], title: str
 _TEMPLATES: dict[Any, dict[str, Any]] = {}
 
 
-def cached_template(key: Any, factory: Callable[[], alt.Chart]) -> dict[str, Any]:
-    """The themed, validated spec of ``factory()``, built once per process and key.
+def cached_template(key: Any, factory: Callable[[], Any], *, theme: bool = True) -> dict[str, Any]:
+    """The validated spec of ``factory()`` (themed unless ``theme`` is False, for charts
+    that configure themselves), built once per process and key.
 
     Use with ``with_data`` to make many charts of one shape cheaply.
     """
     if key not in _TEMPLATES:
-        _TEMPLATES[key] = _theme(factory()).to_dict()  # validated here, once
+        chart = factory()
+        _TEMPLATES[key] = (_theme(chart) if theme else chart).to_dict()  # validated, once
     return _TEMPLATES[key]
 
 

@@ -118,6 +118,7 @@ class SiteData:
     chart_cache: Path | None
     config: Config = field(default_factory=defaults)
     files: tuple[Download, ...] = ()  # everything under data/ (sitegen.downloads)
+    catalogue_json: bytes = b""  # the catalogue in its canonical form, when already made
     previous: Previous | None = None  # the live build, whose unchanged files are reused
 
 
@@ -323,7 +324,7 @@ def _render_site(data: SiteData) -> Outputs:
     salt = digest([code_digest(data.archive), archive_info, data.config.values, methodology_text])
     # The catalogue names every run with its content digest, so together with
     # the salt it determines every page that depends on the whole archive.
-    catalogue_bytes = dumps(data.catalogue).encode("utf-8")
+    catalogue_bytes = data.catalogue_json or dumps(data.catalogue).encode("utf-8")
     whole = digest([salt, hashlib.sha256(catalogue_bytes).hexdigest()])
     files = list(data.files)
     _index_pages(env, outputs, ctx, archive_info, files, salt, whole)
