@@ -42,6 +42,7 @@ from sitegen.jsonio import dumps
 from sitegen.links import check_links
 from sitegen.output import discard, stage, swap_in
 from sitegen.repro import check_all
+from sitegen.sitefiles import SiteFiles
 
 Echo = Callable[[str], Any] | None
 CATALOGUE = "catalogue.json"
@@ -94,7 +95,11 @@ def load(
     lock, lock_problems = read_lock(archive)
     allowlist = load_allowlist(archive)
     gate_cache = ScanCache(archive / CACHE_DIR / "gate.json")
-    findings = scan_tree(archive / "runs", "runs", allowlist, gate_cache)
+    # The run files' digests are known from their manifests: the gate reads
+    # only files whose findings it has not cached yet.
+    known = {f"{r.run_id}/{m['path']}": m["sha256"] for r in runs for m in r.manifest}
+    run_files = SiteFiles(archive / "runs", known) if (archive / "runs").is_dir() else None
+    findings = scan_tree(archive / "runs", "runs", allowlist, gate_cache, run_files)
     # Integrity and publication-gate failures are never skipped: leaving a run
     # out of the site would hide the problem instead of reporting it.
     fatal = lock_problems + verify(runs, lock, invalid) + _link_problems(runs)
@@ -255,7 +260,8 @@ def build(
         )
         staging = stage(outputs, out, reuse.take_spare(records, out), keep=FINISHED_LATER)
         try:
-            finish_staging(staging, loaded)
+            written = {rel: outputs.sha256(rel) for rel in outputs.data}
+            finish_staging(staging, loaded, written, echo)
             swap_in(staging, out)
         except BaseException:
             discard(staging)
@@ -282,24 +288,35 @@ def _finish_page(
     return compact(html.decode("utf-8")).encode("utf-8")
 
 
-def finish_staging(staging: Path, loaded: Loaded) -> None:
+def finish_staging(
+    staging: Path,
+    loaded: Loaded,
+    written: dict[str, str | None] | None = None,
+    echo: Echo = None,
+) -> None:
     """Post-render steps and checks on the complete staging folder, before the swap.
 
     Anything that fails here raises, and the previous site stays in place.
+    ``written`` maps every output path to the sha256 of the bytes staged
+    there (None when unknown): the steps below then read only what changed.
     """
-    from sitegen.search import index_site
+    from sitegen.search import BUNDLE, index_site
 
-    # A recycled folder still holds the index of an older build: start clean
-    # (its files may be hardlinks shared with the live site, never written into).
-    shutil.rmtree(staging / "pagefind", ignore_errors=True)
+    cache = loaded.archive / CACHE_DIR
+    files = SiteFiles(staging) if written is None else SiteFiles.written(staging, written)
     if loaded.config.get("site.search"):
-        index_site(staging)
-    broken = check_links(staging)
+        # A recycled folder still holds an older index: index_site keeps what
+        # is current there and replaces the rest (never writing into a file).
+        _say(echo, str(index_site(staging, cache / "search", files)))
+    else:
+        shutil.rmtree(staging / BUNDLE, ignore_errors=True)
+        files.forget(BUNDLE)
+    broken = check_links(staging, cache / "links", files)
     if broken:
         raise BuildError("broken links in the built site:\n" + "\n".join(broken))
     # The gate also reads the built pages: text can reach them from places the
     # run scan does not see (templates, settings, methodology).
-    findings = scan_tree(staging, "site", loaded.allowlist, loaded.gate_cache)
+    findings = scan_tree(staging, "site", loaded.allowlist, loaded.gate_cache, files)
     if findings:
         raise ValidationFailed([f.to_problem() for f in findings])
 

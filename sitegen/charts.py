@@ -60,6 +60,9 @@ def _render_in_worker(spec: dict[str, Any]) -> str:
     return vlc.vegalite_to_svg(spec)
 
 
+SPAWN_ABOVE = 24  # pending charts above which rendering uses a pool of processes
+
+
 @dataclass
 class ChartBatch:
     """Charts requested while rendering pages, rendered together at the end."""
@@ -82,7 +85,9 @@ class ChartBatch:
         keys = sorted(self.pending)
         if not keys:
             return
-        workers = max(1, min(self.workers, len(keys) // 8 + 1))
+        # A worker process costs about 1.5 s to start and 0.9 s to warm vl-convert up,
+        # some 20 charts' worth: a few charts (a new run) render here, many in a pool.
+        workers = 1 if len(keys) < SPAWN_ABOVE else min(self.workers, len(keys) // 8 + 1)
         specs = [self.pending[k] for k in keys]
         if workers == 1:
             svgs: Iterator[str] = map(_render_in_worker, specs)

@@ -35,6 +35,8 @@ class Outputs:
     data: dict[str, bytes | Path | Kept] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     previous: Previous | None = None
+    # rel -> (the bytes hashed, their sha256): transform() may replace the bytes.
+    _hashed: dict[str, tuple[bytes, str]] = field(default_factory=dict, repr=False)
 
     def _claim(self, rel: str) -> None:
         if rel in self.data:
@@ -91,7 +93,11 @@ class Outputs:
         if isinstance(content, Kept):
             return content.sha256
         if isinstance(content, bytes):
-            return hashlib.sha256(content).hexdigest()
+            found = self._hashed.get(rel)
+            if found is None or found[0] is not content:
+                found = (content, hashlib.sha256(content).hexdigest())
+                self._hashed[rel] = found
+            return found[1]
         return self.keys.get(rel)  # copies are keyed by their source's sha256
 
     def reuse_record(self) -> dict[str, tuple[str, str]]:

@@ -3,32 +3,34 @@
 Pagefind indexes the parts of a page marked ``data-pagefind-body`` (run, model,
 node and engine pages mark what identifies them: title, facts, targets,
 hardware, notes), minus anything marked ``data-pagefind-ignore`` (numeric
-tables, charts, citations). The site's own ``assets/search.js`` drives it, so
-Pagefind's UI bundles are removed. Pagefind's output depends only on the HTML
-it reads (names are content hashes, no timestamps), which keeps builds
-byte-identical; the build's determinism test covers it.
+tables, charts, digests, citations). The site's own ``assets/search.js``
+drives it, so Pagefind's UI bundles are removed. Pagefind's output depends
+only on the HTML it reads (names are content hashes, no timestamps), which
+keeps builds byte-identical; the build's determinism test covers it.
 
-Indexing a whole large site costs tens of seconds, so the index is split into
-bundles and each bundle is cached:
+Indexing a whole large site costs tens of seconds, so the work is cut down
+and cached:
 
-- *Search documents.* Pagefind's time goes into parsing whole pages (charts
-  and tables included) and indexing their words; sitegen hands it instead a
-  small document per page holding only the indexed elements, cut out of the
-  page with string searches (the pages are sitegen's own, well-formed
-  output). Pagefind reads the same indexed content, five times faster. The
-  cut is cached by the page's sha256. Meta and filter attributes must sit on
-  or inside an indexed element.
+- *Search documents.* Most of Pagefind's time goes into parsing whole pages,
+  charts and tables included. It is handed instead a small document per page
+  holding only the indexed elements, cut out of the page with string searches
+  (the pages are sitegen's own, well-formed output): the same indexed text,
+  read several times faster. Meta and filter attributes must sit on or inside
+  an indexed element. Which document a page gives is cached by the page's
+  sha256, so an unchanged page is not even read.
 - *Bundles.* Run pages are spread over ``2**k`` bundles by a stable hash of
-  the run id (at most about ``SHARD_DOCS`` pages each), every other indexed
-  page goes to the ``pages`` bundle. A bundle is cached under the hash of its
-  documents, the Pagefind version and this module's code, and hardlinked into
-  the site when unchanged; adding a run re-indexes one bundle (and ``pages``,
-  when a model, node or engine page changed). When the run count crosses a
-  power of two times ``SHARD_DOCS`` the bundles are cut anew, once.
+  the run id (at most ``SHARD_DOCS`` each); every other indexed page goes to
+  the ``pages`` bundle. A bundle is cached under the hash of its documents,
+  the Pagefind version and this module's code, and hardlinked into the site;
+  adding a run re-indexes one bundle (and ``pages`` when the text of a model,
+  node or engine page changed). When the run count crosses a power of two
+  times ``SHARD_DOCS`` the bundles are cut anew, once. Each bundle's documents
+  also stay in the cache as Pagefind's input, so re-indexing it writes only
+  the documents that changed.
 - In the browser, ``assets/search.js`` reads ``pagefind/bundles.json``, loads
   the first bundle's ``pagefind.js`` and merges the others with Pagefind's
   ``mergeIndex``: one search over all of them. Each bundle brings its own
-  copy of the WebAssembly (about 70 KB), fetched on the first search.
+  copy of the WebAssembly (about 75 KB), fetched on the first search.
 
 Search fetches files, so it works when the site is served over http (``sitegen
 serve`` or any static host); from file:// the page says so, and the run
@@ -47,7 +49,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -111,14 +112,20 @@ def _element_end(text: str, tag: re.Match[str]) -> int:
         found = same.search(text, pos)
         if found is None:
             return len(text)
-        depth += -1 if found.group(1) else 1
         close = text.find(">", found.end())
-        pos = len(text) if close < 0 else close + 1
+        if close < 0:
+            return len(text)
+        if found.group(1):
+            depth -= 1
+        elif text[close - 1] != "/":  # <g/> in SVG opens nothing
+            depth += 1
+        pos = close + 1
     return pos
 
 
 def _elements(text: str, attribute: str, start: int = 0, end: int | None = None) -> list[range]:
-    """Spans of the elements within text[start:end] whose start tag has ``attribute``."""
+    """Spans of the elements within text[start:end] whose start tag has ``attribute``
+    (written in lower case, as the templates do); nested matches are inside a span."""
     end = len(text) if end is None else end
     spans: list[range] = []
     pos = start
@@ -395,14 +402,14 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _place(source: Path, listing: dict[str, str], target: Path) -> Iterable[tuple[str, str]]:
-    """Hardlink (or copy) a cached bundle's files into ``target``; yields (rel, sha256).
+def _place(source: Path, listing: dict[str, str], target: Path) -> None:
+    """Hardlink (or copy) a cached bundle's files into ``target``.
 
-    Plain string paths: a large site places over ten thousand files per build.
+    Plain string paths: a large site places over ten thousand files.
     """
     src_root, dest_root = str(source), str(target)
     made: set[str] = set()
-    for rel, sha in sorted(listing.items()):
+    for rel in sorted(listing):
         src, dest = f"{src_root}/{rel}", f"{dest_root}/{rel}"
         folder = dest.rpartition("/")[0]
         if folder not in made:
@@ -412,7 +419,6 @@ def _place(source: Path, listing: dict[str, str], target: Path) -> Iterable[tupl
             os.link(src, dest)
         except OSError:  # another file system, or no hardlinks
             shutil.copyfile(src, dest)
-        yield rel, sha
 
 
 def _index_missing(
@@ -456,21 +462,61 @@ def _empty_trash(trash: Path) -> None:
         ).start()
 
 
+def _placed_keys(out: Path) -> dict[str, str]:
+    """Bundle name -> cache key of what ``out`` (a recycled build's index) holds."""
+    try:
+        keys = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("keys", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return keys if isinstance(keys, dict) else {}
+
+
+def _holds(folder: Path, listing: dict[str, str]) -> bool:
+    """Whether ``folder`` holds exactly the files of ``listing`` (by name: the files
+    are hardlinks of cache entries, which nothing writes into)."""
+    return folder.is_dir() and set(_walk(folder)) == set(listing)
+
+
 def _publish(site: Path, bundles: list[_Bundle], store: Path, files: SiteFiles) -> None:
-    """Place every bundle under ``site/pagefind/<name>/`` and write the manifest."""
+    """Place every bundle under ``site/pagefind/<name>/`` and write the manifest.
+
+    ``site`` may be a recycled build folder whose index is older: a bundle
+    folder that already holds the wanted cache entry stays, anything else
+    there is removed, and no file is written into (its inode may be shared
+    with the live site).
+    """
     out = site / BUNDLE
-    shutil.rmtree(out, ignore_errors=True)  # an index of earlier pages, if any
-    files.forget(BUNDLE)
+    placed_keys = _placed_keys(out)
+    listings: dict[str, dict[str, str]] = {}
     for bundle in bundles:
         listing = _read_listing(store / bundle.key / "files.json")
         if listing is None:
             raise BuildError(f"search bundle {bundle.name}: its cache entry vanished")
-        placed = _place(store / bundle.key / "bundle", listing, out / bundle.name)
-        files.add_all((f"{BUNDLE}/{bundle.name}/{rel}", sha) for rel, sha in placed)
-    manifest = json.dumps({"bundles": [f"{b.name}/" for b in bundles]}, indent=1) + "\n"
+        listings[bundle.name] = listing
+    wanted = {b.name: b.key for b in bundles}
+    kept = {
+        name
+        for name, key in wanted.items()
+        if placed_keys.get(name) == key and _holds(out / name, listings[name])
+    }
+    if out.is_dir():
+        for entry in os.scandir(out):
+            if entry.name not in kept:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    Path(entry.path).unlink()
+    files.forget(BUNDLE)
+    for bundle in bundles:
+        listing = listings[bundle.name]
+        if bundle.name not in kept:
+            _place(store / bundle.key / "bundle", listing, out / bundle.name)
+        files.add_all((f"{BUNDLE}/{bundle.name}/{rel}", sha) for rel, sha in listing.items())
+    manifest = {"bundles": [f"{b.name}/" for b in bundles], "keys": wanted}
+    text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
     out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).write_text(manifest, encoding="utf-8")
-    files.add(f"{BUNDLE}/{MANIFEST}", hashlib.sha256(manifest.encode()).hexdigest())
+    (out / MANIFEST).write_text(text, encoding="utf-8")
+    files.add(f"{BUNDLE}/{MANIFEST}", hashlib.sha256(text.encode()).hexdigest())
 
 
 def index_site(

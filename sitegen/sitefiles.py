@@ -32,14 +32,30 @@ class SiteFiles:
     them as targets that exist.
     """
 
-    def __init__(self, root: Path, known: Mapping[str, str] | None = None):
+    def __init__(self, root: Path, known: Mapping[str, str] | None = None, *, walk: bool = True):
         self.root = Path(root)
         self.files: set[str] = set()
         self.links: set[str] = set()
         self._digests: dict[str, str] = {}
-        self._walk(self.root, "")
+        if walk:
+            self._walk(self.root, "")
         if known:
             self._digests.update((rel, sha) for rel, sha in known.items() if rel in self.files)
+
+    @classmethod
+    def written(cls, root: Path, written: Mapping[str, str | None]) -> SiteFiles:
+        """The listing of a folder holding exactly ``written``, without walking it.
+
+        ``written`` maps each path to the sha256 of its bytes, or None when
+        not known (then hashed when asked). For a staging folder the build
+        has just filled (walking the 70,000 files of a 10,000-run site takes
+        about half a second): every path must be a regular file, with exactly
+        those bytes, and nothing else may be there.
+        """
+        files = cls(root, walk=False)
+        files.files = set(written)
+        files._digests = {rel: sha for rel, sha in written.items() if sha is not None}
+        return files
 
     def _walk(self, folder: Path, rel: str) -> None:
         try:

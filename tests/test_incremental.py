@@ -100,7 +100,7 @@ def test_a_failed_incremental_build_leaves_the_live_site_as_it_was(archive: Path
     live = contents(archive / "site")
     add_run(archive, 24)
 
-    def fail(staging: Path, loaded: object) -> None:
+    def fail(staging: Path, loaded: object, *rest: object) -> None:
         raise build_module.BuildError("failing on purpose after staging")
 
     monkeypatch.setattr(build_module, "finish_staging", fail)

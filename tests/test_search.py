@@ -79,7 +79,7 @@ def test_several_bodies_nested_elements_and_decoys():
         "<p>the text data-pagefind-body is not a tag</p>"
         "<div data-pagefind-body><div>inner <div>deeper</div></div> after</div>"
         '<span class="x">between</span>'
-        "<section data-pagefind-body>two<DIV data-pagefind-ignore=all>no<div>no</div></DIV>"
+        "<section data-pagefind-body>two<DIV data-pagefind-ignore=all>no<div>no<div/></div></DIV>"
         "<img data-pagefind-ignore src=x.png>end</section>"
     )
     doc = search_document(page)
@@ -173,6 +173,31 @@ def test_changing_one_run_page_reindexes_only_its_bundle(tmp_path, monkeypatch):
     assert sorted(p.name for p in (cache / "inputs").iterdir()) == sorted(
         [n.rstrip("/") for n in names] + [n.rstrip("/") + ".json" for n in names]
     )
+
+
+def test_a_recycled_folder_keeps_its_current_bundles_and_loses_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setattr(search, "SHARD_DOCS", 2)
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    runs = {f"r{i}": f"word{i}" for i in range(8)}
+    write_site(site, runs)
+    index_site(site, cache)
+    pagefind = site / "pagefind"
+    inodes = {p: p.stat().st_ino for p in pagefind.rglob("*") if p.is_file()}
+    (pagefind / "stray.txt").write_text("left by an older build")
+    runs["r3"] = "zebra"
+    write_site(site, runs)
+    index_site(site, cache)  # on the folder as it is, older index included
+    changed = f"pagefind/{bundle_of('runs/r3/index.html', 4)}/"
+    for path, inode in inodes.items():
+        rel = path.relative_to(site).as_posix()
+        if rel.startswith(changed) or rel.endswith("bundles.json"):
+            continue
+        assert path.stat().st_ino == inode, rel  # kept, not written again
+    assert not (pagefind / "stray.txt").exists()
+    cold = tmp_path / "cold"
+    write_site(cold, runs)
+    index_site(cold)
+    assert tree(cold / "pagefind") == tree(pagefind)
 
 
 def test_a_site_without_searchable_pages_gets_an_empty_manifest(tmp_path):
