@@ -18,8 +18,11 @@ prompts x (1 cold + 8 warm) calls, so about 100 calls a run; the exact call
 count is printed):
   polars-read    pl.scan_ndjson(every ledger, infer_schema_length=None).collect():
                  the floor for reading the calls
-  parse+agg      sitegen.build.load(archive, use_cache=False), and its ratio to
-                 polars-read
+  parse+agg      discovery, metadata and ledger validation (the strict
+                 pre-pass), the Polars read and the aggregation, no cache; and
+                 its ratio to polars-read
+  load           sitegen.build.load(archive, use_cache=False): the above plus
+                 the lock check and the publication gate's scan of every file
   cold           full build with every cache empty; the chart rendering time
                  the build prints is reported separately
   warm, new out  `sitegen build --force --out NEW`: the chart and read caches
@@ -115,7 +118,25 @@ POLARS_READ = (
     "pl.scan_ndjson(sorted(glob.glob(sys.argv[1] + '/runs/*/run.jsonl')),"
     " infer_schema_length=None).collect()\n"
 )
-PARSE_AGGREGATE = "import sys\nfrom sitegen.build import load\nload(sys.argv[1], use_cache=False)\n"
+# Reading: discovery, metadata and ledger validation (the strict pre-pass), the
+# Polars read of the calls and the aggregation, with no cache; the publication
+# gate's secret scan of every file is timed apart (LOAD), as it is not parsing.
+PARSE_AGGREGATE = """\
+import sys
+from pathlib import Path
+from sitegen import aggregate as agg
+from sitegen.archive import read_archive
+from sitegen.cache import ReadCache
+from sitegen.config import load_config
+from sitegen.discover import LEDGER
+archive = Path(sys.argv[1])
+config = load_config(archive)
+cache = ReadCache(None, max_line_bytes=config.get("limits.max_line_bytes"))
+runs, problems, invalid = read_archive(archive, config, cache)
+ledgers = {r.run_id: (r.source.path / LEDGER, r.ledger_sha256 or "") for r in runs if r.ledger}
+agg.rows_by_run(agg.aggregate(cache.calls(ledgers)))
+"""
+LOAD = "import sys\nfrom sitegen.build import load\nload(sys.argv[1], use_cache=False)\n"
 CATALOGUE = (
     "import sys\nfrom sitegen.build import refresh_catalogue\nrefresh_catalogue(sys.argv[1])\n"
 )
@@ -217,6 +238,7 @@ class Bench:
     cold_repeat: int
     timeout: float
     keep: bool = False  # keep the archives (--keep), to inspect them afterwards
+    read_only: bool = False  # only the reading figures (--read-only)
     figures: list[Figure] = field(default_factory=list)
     next_index: int = FIRST_ADDED
 
@@ -391,9 +413,15 @@ def read_floor(bench: Bench, archive: Path, n: int) -> None:
         clear_caches(archive)  # load() still reads the gate's scan cache: keep it empty
         return bench.python(PARSE_AGGREGATE, archive)
 
+    def load() -> Sample:
+        clear_caches(archive)
+        return bench.python(LOAD, archive)
+
     parsed = repeated(where, "parse+agg", bench.repeat, parse)
+    loaded = repeated(where, "load (parse+agg, lock, gate scan)", bench.repeat, load)
     bench.add(Figure(f"{where}: polars-read", median(read), "s", runs=n))
     bench.add(Figure(f"{where}: parse+agg", median(parsed), "s", runs=n))
+    bench.add(Figure(f"{where}: load incl. gate scan, no cache", median(loaded), "s", runs=n))
     ratio = median(parsed) / median(read)
     bench.add(Figure(f"{where}: parse+agg / polars-read", ratio, "x", 2.0, "<=", runs=n))
 
@@ -512,6 +540,9 @@ def generated(bench: Bench, tmp: Path, n: int, asv: str | None) -> SizeResult:
     calls = make_archive(archive, n)
     bench.add(Figure(f"{n} runs: call records", calls, "calls", runs=n))
     read_floor(bench, archive, n)
+    if bench.read_only:
+        bench.discard(archive)
+        return SizeResult(n, {})
     cold_figures(bench, archive, n)
     warm = warm_figures(bench, archive, n, tmp / "fresh-out")
     incremental_figures(bench, archive, n)
@@ -631,7 +662,7 @@ def measure(args: argparse.Namespace, bench: Bench, tmp: Path, asv: str | None) 
     results = []
     for n in sizes:
         results.append(generated(bench, tmp, n, asv if n == asv_size else None))
-        if len(results) >= 2:
+        if len(results) >= 2 and not bench.read_only:
             growth(bench, results[-2], results[-1])
     if asv is not None and asv_size is not None and asv_size not in sizes:
         asv_only(bench, tmp, asv_size, asv)
@@ -648,6 +679,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--asv-runs", type=int, default=None, help="asv size (largest --runs)")
     parser.add_argument("--asv-exe", default=None, help="asv executable ($ASV, else asv)")
     parser.add_argument("--no-bundled", action="store_true", help="skip the bundled archive")
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="only the reading figures (polars-read, parse+agg, load) of each size",
+    )
     parser.add_argument(
         "--timeout", type=float, default=3600.0, help="limit per command, seconds (3600)"
     )
@@ -673,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
         asv = find_asv(args.asv_exe) if args.asv else None
         env, code = snapshot_code(tmp / "code")
         print(header(args, code, asv), flush=True)
-        bench = Bench(env, args.repeat, args.cold_repeat, args.timeout, args.keep)
+        bench = Bench(env, args.repeat, args.cold_repeat, args.timeout, args.keep, args.read_only)
         measure(args, bench, tmp, asv)
     except BenchError as exc:
         print(f"scale: {exc}", file=sys.stderr, flush=True)

@@ -243,6 +243,7 @@ def build(
             config=loaded.config,
             files=tuple(data_downloads(loaded, archive / CACHE_DIR)),
             catalogue_json=catalogue_json,
+            progress=echo,
             previous=reuse.Previous(records, out),
         )
         with charts.batch(data.chart_cache) as chart_batch:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -43,6 +44,7 @@ from sitegen.views import KINDS, Group, build_groups, group_links, paginate, tre
 
 ASSETS = ("assets/style.css", "assets/table.js", "assets/search.js")
 CHANGES_PER_PAGE = 25  # runs with a regression or a win, per page of changes/
+PROGRESS_EVERY = 1000  # runs between progress lines while rendering
 SAFE_SCHEMES = {"http", "https", "mailto"}
 RESULT_FIELDS = ("name", "metric", "value", "unit", "stderr", "higher_is_better", "model")
 
@@ -119,6 +121,7 @@ class SiteData:
     config: Config = field(default_factory=defaults)
     files: tuple[Download, ...] = ()  # everything under data/ (sitegen.downloads)
     catalogue_json: bytes = b""  # the catalogue in its canonical form, when already made
+    progress: Callable[[str], Any] | None = None  # told how rendering goes, on long builds
     previous: Previous | None = None  # the live build, whose unchanged files are reused
 
 
@@ -328,8 +331,12 @@ def _render_site(data: SiteData) -> Outputs:
     whole = digest([salt, hashlib.sha256(catalogue_bytes).hexdigest()])
     files = list(data.files)
     _index_pages(env, outputs, ctx, archive_info, files, salt, whole)
-    for entry in ctx.entries:
+    step = max(PROGRESS_EVERY, len(ctx.entries) // 10)
+    for done, entry in enumerate(ctx.entries, start=1):
         _run_outputs(env, outputs, data, ctx, entry, salt)
+        if data.progress is not None and done % step == 0:
+            reused = outputs.previous.reused if outputs.previous is not None else 0
+            data.progress(f"pages: {done}/{len(ctx.entries)} runs done ({reused} files reused)")
     _group_pages(env, outputs, data, ctx, archive_info, salt, whole)
     _changes_pages(env, outputs, ctx, archive_info, salt, whole)
 
