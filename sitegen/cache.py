@@ -114,8 +114,10 @@ class ReadCache:
         """A metadata.json (by sha256) that parsed and validated before."""
         data = self._load_summaries().get("metadata:" + sha)
         if isinstance(data, dict):
+            # Shared with the entry to save: the build never changes metadata
+            # (a deep copy per run cost seconds on large archives).
             self._summaries_used["metadata:" + sha] = data
-            return copy.deepcopy(data)  # callers may change their copy
+            return data
         return None
 
     def store_metadata(self, sha: str, data: dict[str, Any]) -> None:
