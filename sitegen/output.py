@@ -113,9 +113,9 @@ class Outputs:
         if isinstance(content, Kept):
             try:
                 os.link(content.source, target)
-                return
             except OSError:  # another file system, or links not allowed
-                content = content.source
+                shutil.copyfile(content.source, target)
+            return
         if isinstance(content, Path):
             shutil.copyfile(content, target)
         else:
@@ -171,7 +171,7 @@ def _unchanged(root: Path, rel: str, recorded: list[Any] | None, sha: str | None
     if recorded is None or sha is None or recorded[1] != sha:
         return False
     try:
-        st = (root / rel).lstat()
+        st = os.lstat(f"{root}/{rel}")
     except OSError:
         return False
     return [st.st_size, st.st_mtime_ns, st.st_ino] == recorded[2:5]
