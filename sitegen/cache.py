@@ -140,7 +140,8 @@ class ReadCache:
         if held == wanted:
             self.calls_reused = len(wanted)
             return pl.read_parquet(store_path)
-        keep = {rid for rid, sha in wanted if held is not None and (rid, sha) in set(held)}
+        held_pairs = set(held or ())
+        keep = {rid for rid, sha in wanted if (rid, sha) in held_pairs}
         parts = []
         if keep:
             parts.append(pl.scan_parquet(store_path).filter(pl.col("run_id").is_in(keep)).collect())
