@@ -213,14 +213,20 @@ def build(
     strict: bool = False,
     skip_invalid: bool = False,
     echo: Echo = None,
+    inputs: str | None = None,
 ) -> Loaded:
-    """Build ``catalogue.json`` and the site; on any failure both stay as they were."""
+    """Build ``catalogue.json`` and the site; on any failure both stay as they were.
+
+    ``inputs`` is the fingerprint of the inputs (``state.fingerprint``) when the
+    caller took it just before; otherwise the build takes it.
+    """
     archive = Path(archive)
     out = Path(out) if out is not None else archive / "site"
     started = time.perf_counter()
     options = {"strict": strict, "skip_invalid": skip_invalid}
     with build_lock(archive) if archive.is_dir() else _no_lock():
-        inputs = state.fingerprint(archive, out, options) if archive.is_dir() else ""
+        if inputs is None:
+            inputs = state.fingerprint(archive, out, options) if archive.is_dir() else ""
         loaded = load(archive, strict=strict, skip_invalid=skip_invalid)
         _report(loaded, echo, limit=REPORT_LIMIT)
         # Imported here: Altair and Jinja take most of a second to import, and

@@ -73,7 +73,9 @@ def build(
 
     site = out if out is not None else archive / "site"
     options = {"strict": strict, "skip_invalid": skip_invalid}
-    if not force and archive.is_dir() and state.up_to_date(archive, site, options):
+    # Taken once, here: the build records it as its inputs when it succeeds.
+    inputs = state.fingerprint(archive, site, options) if archive.is_dir() else None
+    if not force and inputs and state.up_to_date(archive, site, options, inputs):
         if not quiet:
             click.echo(f"nothing changed since the last build of {site}")
         return
@@ -85,6 +87,7 @@ def build(
         strict=strict,
         skip_invalid=skip_invalid,
         echo=None if quiet else click.echo,
+        inputs=inputs,
     )
 
 

@@ -49,7 +49,7 @@ from sitegen import __version__, relational
 from sitegen import aggregate as agg
 from sitegen.exceptions import BuildError
 from sitegen.fsutil import sha256_file, write_atomic
-from sitegen.ledger import CALL_SCHEMA
+from sitegen.ledger import CALL_SCHEMA, sort_calls
 
 if TYPE_CHECKING:
     from sitegen.archive import Run
@@ -59,7 +59,6 @@ ROW_GROUP = 100_000
 SPLIT_SETTING = "data.split_calls_above"
 UNDATED = "undated"
 STORE = "downloads"  # folder of the cache entries, inside the cache folder
-CALL_ORDER = ["run_id", "cell_id", "prompt_id", "phase", "run_idx"]
 SQLITE_TABLES = ["runs", "calls", "skips", "run_model_metrics", "models", "prompts", "tasks"]
 _MONTH = re.compile(r"^(\d{4}-\d{2})-")
 # Everything whose change can change a published byte: the sources of the
@@ -177,7 +176,7 @@ class Store:
             tmp.unlink(missing_ok=True)
         info = {"sha256": sha256_file(path), "size": path.stat().st_size, "rows": rows}
         info |= {"columns": columns, **extra}
-        write_atomic(self.folder / f"{name}.json", json.dumps(info, sort_keys=True))
+        write_atomic(self.folder / f"{name}.json", json.dumps(info, sort_keys=True), durable=False)
         self.used.add(name)
         return _Entry(path, info)
 
@@ -296,7 +295,7 @@ def _call_files(
             missing.append(group)
     frames = _frames(calls, missing) if missing else {}
     for group in missing:
-        frame = frames[group.name].sort(CALL_ORDER, maintain_order=True)
+        frame = sort_calls(frames[group.name])
         published = frame.drop("type")  # always "call" here
         for ext, writer in (("parquet", write_parquet), ("csv", write_csv)):
             entries[(group.name, ext)] = _put_frame(store, _name(group, ext), published, writer)

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from sitegen.sitefiles import SiteFiles, write_cache_file
+from sitegen.fsutil import write_atomic
+from sitegen.sitefiles import SiteFiles
 
 SAFE_SCHEMES = {"http", "https", "mailto"}
 _TAG = re.compile(r"<[A-Za-z][^<>]*>")
@@ -183,7 +184,7 @@ class LinkCache:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"version": self.version, "pages": self.used}, sort_keys=True)
-        write_cache_file(self.path, text)
+        write_atomic(self.path, text, durable=False)
 
 
 def check_links(root: Path, cache: Path | None = None, files: SiteFiles | None = None) -> list[str]:

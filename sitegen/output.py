@@ -45,14 +45,14 @@ class Outputs:
     def add(self, rel: str, content: bytes | str, key: str | None = None) -> None:
         """Add generated content; without a ``key``, its own sha256 is the key, so an
         identical live file is kept rather than written again."""
-        self._claim(rel)
         data = content.encode("utf-8") if isinstance(content, str) else content
         if key is None:
             key = hashlib.sha256(data).hexdigest()
-            kept = self._find(rel, key)
-            self.data[rel] = kept or data
-        else:
-            self.data[rel] = data
+            self._hashed[rel] = (data, key)
+            self.cached(rel, key, lambda: data)
+            return
+        self._claim(rel)
+        self.data[rel] = data
         self.keys[rel] = key
 
     def copy(self, rel: str, source: Path, sha256: str | None = None) -> None:

@@ -228,8 +228,7 @@ def _property_source(key: str, prop: dict[str, Any], consts: list[Any]) -> list[
         return None
 
     def const(value: Any) -> str:
-        consts.append(value)
-        return f"C[{len(consts) - 1}]"
+        return _const(consts, value)
 
     names = prop.get("type")
     names = [names] if isinstance(names, str) else list(names or [])
@@ -271,12 +270,12 @@ def _quick(name: str) -> Callable[[Any], bool] | None:
     body = ["if type(d) is not dict: return False"]
     required = schema.get("required", ())
     if required:
-        present = " and ".join(f"{c} in d" for c in _names(required, consts))
+        present = " and ".join(f"{_const(consts, key)} in d" for key in required)
         body.append(f"if not ({present}): return False")
     for key, prop in schema.get("properties", {}).items():
         lines = _property_source(key, prop, consts)
         # A property needing more than simple keywords: "not sure" when present.
-        body += lines or [f"if {_names([key], consts)[0]} in d: return False"]
+        body += lines or [f"if {_const(consts, key)} in d: return False"]
     body.append("return True")
     source = "def quick(d):\n" + "".join(f"    {line}\n" for line in body)
     namespace: dict[str, Any] = {"C": consts, "M": _MISSING}
@@ -284,12 +283,10 @@ def _quick(name: str) -> Callable[[Any], bool] | None:
     return namespace["quick"]
 
 
-def _names(keys: Any, consts: list[Any]) -> list[str]:
-    out = []
-    for key in keys:
-        consts.append(key)
-        out.append(f"C[{len(consts) - 1}]")
-    return out
+def _const(consts: list[Any], value: Any) -> str:
+    """Put ``value`` in the generated check's constants; the expression that reads it."""
+    consts.append(value)
+    return f"C[{len(consts) - 1}]"
 
 
 _MISSING = object()

@@ -55,7 +55,8 @@ from importlib import resources
 from pathlib import Path
 
 from sitegen.exceptions import BuildError
-from sitegen.sitefiles import SiteFiles, write_cache_file
+from sitegen.fsutil import write_atomic
+from sitegen.sitefiles import SiteFiles
 
 BUNDLE = "pagefind"
 MANIFEST = "bundles.json"
@@ -312,7 +313,9 @@ class _Documents:
     def save(self) -> None:
         if self.path is None or self.used == self.known:
             return
-        write_cache_file(self.path, json.dumps({"version": self.version, "documents": self.used}))
+        write_atomic(
+            self.path, json.dumps({"version": self.version, "documents": self.used}), durable=False
+        )
 
 
 def _plan(files: SiteFiles, documents: _Documents) -> list[_Bundle]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -115,21 +114,3 @@ class SiteFiles:
         prefix = folder.rstrip("/") + "/"
         self.files = {rel for rel in self.files if not rel.startswith(prefix)}
         self.links = {rel for rel in self.links if not rel.startswith(prefix)}
-
-
-def write_cache_file(path: Path, text: str) -> None:
-    """Replace a cache file atomically, without waiting for the disk (no fsync).
-
-    A reader sees the old file or the new one; after a crash it may see an
-    empty or partial file, which every cache here reads as empty: caches are
-    rebuilt, and an fsync costs more than the rebuild saves on a busy disk.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

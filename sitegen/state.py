@@ -64,13 +64,20 @@ def outputs_stamp(archive: Path) -> str:
     return digest.hexdigest()
 
 
-def up_to_date(archive: Path, out: Path, options: dict[str, object]) -> bool:
-    """True when the last successful build had exactly these inputs and its output is intact."""
+def up_to_date(
+    archive: Path, out: Path, options: dict[str, object], current: str | None = None
+) -> bool:
+    """True when the last successful build had exactly these inputs and its output is intact.
+
+    ``current`` is the inputs' fingerprint when the caller has taken it already.
+    """
     try:
         last = json.loads((archive / STATE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    if not isinstance(last, dict) or last.get("fingerprint") != fingerprint(archive, out, options):
+    if not isinstance(last, dict) or last.get("fingerprint") != (
+        current or fingerprint(archive, out, options)
+    ):
         return False
     if last.get("outputs") != outputs_stamp(archive):
         return False

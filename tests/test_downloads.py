@@ -25,6 +25,7 @@ from sitegen import relational
 from sitegen.build import Loaded, build, load
 from sitegen.config import Config
 from sitegen.importers import import_files
+from sitegen.ledger import sort_calls
 from sitegen.render import environment
 
 IMPORTS = ROOT / "tests" / "data" / "import"
@@ -165,7 +166,7 @@ def test_a_large_archive_splits_the_calls_by_month(archive: Path, tmp_path: Path
     # Together they are the whole-archive file, and the aggregates are the same bytes.
     whole = _by_rel(dl.data_downloads(_load(archive, 1_000_000), tmp_path / "whole"))
     parts = [pl.read_parquet(got[f"data/calls/{m}.parquet"].path) for m in months]
-    joined = pl.concat(parts).sort(dl.CALL_ORDER, maintain_order=True)
+    joined = sort_calls(pl.concat(parts))
     assert joined.equals(pl.read_parquet(whole["data/calls.parquet"].path))
     for rel in ("data/aggregates.parquet", "data/aggregates.csv"):
         assert got[rel].sha256 == whole[rel].sha256

@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from sitegen.fsutil import write_atomic
 from sitegen.gate import Allowlist, scan_tree
 from sitegen.gate.cache import ScanCache
-from sitegen.sitefiles import SiteFiles, write_cache_file
+from sitegen.sitefiles import SiteFiles
 
 
 def sha(data: bytes) -> str:
@@ -91,7 +92,7 @@ def test_a_warm_gate_with_known_digests_reads_no_file(tmp_path):
 
 def test_a_cache_file_is_replaced_whole(tmp_path):
     path = tmp_path / "deep" / "cache.json"
-    write_cache_file(path, "one")
-    write_cache_file(path, "two")
+    write_atomic(path, "one", durable=False)
+    write_atomic(path, "two", durable=False)
     assert path.read_text() == "two"
     assert [p.name for p in path.parent.iterdir()] == ["cache.json"]

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sitegen.sitefiles import write_cache_file
+from sitegen.fsutil import write_atomic
 
 
 def _rules_version() -> str:
@@ -72,4 +72,4 @@ class ScanCache:
         if self.path is None or (self.misses == 0 and len(self.used) == len(self.entries)):
             return
         text = json.dumps({"version": self.version, "entries": self.used}, sort_keys=True)
-        write_cache_file(self.path, text)
+        write_atomic(self.path, text, durable=False)
