@@ -34,12 +34,20 @@ class DuplicateKeyError(ValueError):
 
 
 class JsonError(ValueError):
-    """Why a JSON text was refused, and where (0-based offset, when known)."""
+    """Why a JSON text was refused, and where (0-based offset, when known).
 
-    def __init__(self, message: str, offset: int | None = None):
+    ``kind`` is "syntax" (``reason`` then holds json's own words), "duplicate"
+    (``reason``: the key), "depth" or "number", for callers with their own wording.
+    """
+
+    def __init__(
+        self, message: str, offset: int | None = None, kind: str = "syntax", reason: str = ""
+    ):
         super().__init__(message)
         self.message = message
         self.offset = offset
+        self.kind = kind
+        self.reason = reason or message
 
 
 class _NumberError(ValueError):
@@ -150,21 +158,23 @@ def decode(text: str, *, lenient_numbers: bool = False) -> Any:
     """Parse one JSON text strictly; raise :class:`JsonError` with its offset."""
     deep = too_deep(text)
     if deep is not None:
-        raise JsonError(f"nesting deeper than {MAX_DEPTH} levels", deep)
+        raise JsonError(f"nesting deeper than {MAX_DEPTH} levels", deep, "depth")
     decoder = _LENIENT if lenient_numbers else _CHECKED if _RISKY.search(text) else _PLAIN
     try:
         return decoder.decode(text)
     except DuplicateKeyError as exc:
         key = str(exc)
-        raise JsonError(f"duplicate key {key!r}", _key_offset(text, key)) from None
+        raise JsonError(
+            f"duplicate key {key!r}", _key_offset(text, key), "duplicate", key
+        ) from None
     except json.JSONDecodeError as exc:
-        raise JsonError(f"malformed JSON: {exc.msg}", exc.pos) from None
+        raise JsonError(f"malformed JSON: {exc.msg}", exc.pos, "syntax", exc.msg) from None
     except _NumberError as exc:
-        raise JsonError(str(exc), _offset_of(text, exc.literal)) from None
+        raise JsonError(str(exc), _offset_of(text, exc.literal), "number") from None
     except RecursionError:  # not reached after the depth scan; kept as a last guard
-        raise JsonError(f"nesting deeper than {MAX_DEPTH} levels") from None
+        raise JsonError(f"nesting deeper than {MAX_DEPTH} levels", None, "depth") from None
     except ValueError as exc:
-        raise JsonError(str(exc)) from None
+        raise JsonError(str(exc), None, "number") from None
 
 
 def line_col(text: str, offset: int | None) -> tuple[int | None, int | None]:
