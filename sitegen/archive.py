@@ -20,7 +20,7 @@ from sitegen.cache import ReadCache, no_cache
 from sitegen.config import Config
 from sitegen.discover import LEDGER, METADATA, RunSource, discover
 from sitegen.exceptions import Problem
-from sitegen.jsonio import load_strict
+from sitegen.jsonio import decode_utf8, key_line, loads_strict
 from sitegen.ledger import LedgerSummary, prepass
 
 
@@ -92,29 +92,54 @@ def _read_metadata(
     sha256) comes from the cache instead."""
     display = source.file_display(METADATA)
     known = cache.metadata(sha) if cache is not None and sha else None
+    text = ""
     if known is not None:
         data, problems = known, []
     else:
-        data, problems = load_strict(source.path / METADATA, display)
+        text, problems = decode_utf8((source.path / METADATA).read_bytes(), display)
+        if text is None:
+            return None, problems
+        data, problems = loads_strict(text, display)
         if problems:
             return None, problems
         if not isinstance(data, dict):
             return None, [Problem(display, 1, None, "metadata is not a JSON object")]
         problems = [
-            Problem(display, None, None, m) for m in schema.errors("metadata.v1.json", data)
+            Problem(display, key_line(text, path), None, message)
+            for path, message in schema.located_errors("metadata.v1.json", data)
         ]
+        if not problems:
+            problems = [
+                Problem(display, key_line(text, [key]), None, message)
+                for key, message in _time_problems(data)
+            ]
         if not problems and cache is not None and sha:
             cache.store_metadata(sha, data)
-    if data.get("id") != source.run_id and isinstance(data.get("id"), str):
-        problems.append(
-            Problem(
-                display,
-                None,
-                None,
-                f"$.id: {data['id']!r} differs from its folder name {source.run_id!r}",
-            )
-        )
+    identity = _identity_problems(data, source.run_id)
+    if identity and not text:  # cached: read the text again, to give the same lines
+        text = (source.path / METADATA).read_bytes().decode("utf-8")
+    problems += [Problem(display, key_line(text, [key]), None, m) for key, m in identity]
     return (None if problems else data), problems
+
+
+def _identity_problems(data: dict[str, Any], run_id: str) -> list[tuple[str, str]]:
+    """The id must be the folder's name, and a run cannot supersede itself."""
+    out = []
+    if data.get("id") != run_id and isinstance(data.get("id"), str):
+        out.append(("id", f"$.id: {data['id']!r} differs from its folder name {run_id!r}"))
+    if data.get("supersedes") == run_id:
+        out.append(("supersedes", "$.supersedes: a run cannot supersede itself"))
+    return out
+
+
+def _time_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """A run cannot finish before it started (the schema has checked both stamps)."""
+    start, end = data.get("started_at_utc"), data.get("finished_at_utc")
+    if not (isinstance(start, str) and isinstance(end, str)):
+        return []
+    if schema.parse_time(end) >= schema.parse_time(start):
+        return []
+    return [("finished_at_utc", f"$.finished_at_utc: {end!r} is before started_at_utc {start!r}")]
 
 
 def _consistency(

@@ -156,16 +156,34 @@ def load(
 
 
 def _link_problems(runs: list[Run]) -> list[Problem]:
-    """``supersedes`` must name another run of the archive."""
-    ids = {r.run_id for r in runs}
-    return [
+    """``supersedes`` must name another run of the archive, and the chain of
+    corrections may not loop (``a -> b -> a``); a run naming itself is caught
+    with its metadata."""
+    target = {r.run_id: r.metadata.get("supersedes") for r in runs}
+    problems = [
         Problem(
-            f"runs/{r.run_id}/metadata.json",
-            message=f"$.supersedes: no run {r.metadata['supersedes']!r} in the archive",
+            f"runs/{rid}/metadata.json",
+            message=f"$.supersedes: no run {old!r} in the archive",
         )
-        for r in runs
-        if r.metadata.get("supersedes") and r.metadata["supersedes"] not in ids
+        for rid, old in target.items()
+        if old and old not in target
     ]
+    for rid in sorted(target):
+        chain, seen = [rid], {rid}
+        # Each run names at most one other, so following the links either ends
+        # or comes back; it is a loop for every run on it, reported by each.
+        while (nxt := target.get(chain[-1])) and nxt not in seen:
+            chain.append(nxt)
+            seen.add(nxt)
+        if nxt == rid and len(chain) > 1:
+            loop = " -> ".join([*chain, rid])
+            problems.append(
+                Problem(
+                    f"runs/{rid}/metadata.json",
+                    message=f"$.supersedes: runs supersede each other in a loop: {loop}",
+                )
+            )
+    return problems
 
 
 def _report(loaded: Loaded, echo: Echo, limit: int | None = None) -> None:

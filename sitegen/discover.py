@@ -18,6 +18,12 @@ RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 RUNS_DIR = "runs"
 LEDGER = "run.jsonl"
 METADATA = "metadata.json"
+# Folders below a run folder, at most. Deeper trees are refused, and every walk
+# of the archive stops there, so none of them can exhaust the stack or PATH_MAX.
+MAX_FOLDER_DEPTH = 32
+# The other walks (gate, site listing, change detection) stop here: deep enough
+# for a refused run's tree seen from the archive or the site's runs/<id>/files/.
+MAX_WALK_DEPTH = MAX_FOLDER_DEPTH + 8
 
 
 @dataclass(frozen=True)
@@ -50,31 +56,45 @@ def _walk(folder: Path, display: str, max_bytes: int) -> tuple[list[RunFile], li
     stack = [(folder, "")]
     while stack:
         current, prefix = stack.pop()
-        with os.scandir(current) as entries:
-            for entry in sorted(entries, key=lambda e: e.name):
-                rel = f"{prefix}{entry.name}"
-                st = entry.stat(follow_symlinks=False)
-                if stat.S_ISLNK(st.st_mode):
+        try:
+            with os.scandir(current) as entries:
+                listed = sorted(entries, key=lambda e: e.name)
+        except OSError as exc:
+            where = f"{display}/{prefix.rstrip('/')}" if prefix else display
+            problems.append(Problem(where, message=f"cannot list: {exc.strerror or exc}"))
+            continue
+        for entry in listed:
+            rel = f"{prefix}{entry.name}"
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                problems.append(
+                    Problem(
+                        f"{display}/{rel}",
+                        message="is a symlink; run folders may not hold links",
+                    )
+                )
+            elif stat.S_ISDIR(st.st_mode):
+                if rel.count("/") + 1 > MAX_FOLDER_DEPTH:
                     problems.append(
                         Problem(
                             f"{display}/{rel}",
-                            message="is a symlink; run folders may not hold links",
+                            message=f"folders nested deeper than {MAX_FOLDER_DEPTH} levels",
                         )
                     )
-                elif stat.S_ISDIR(st.st_mode):
-                    stack.append((Path(entry.path), rel + "/"))
-                elif stat.S_ISREG(st.st_mode):
-                    if st.st_size > max_bytes:
-                        problems.append(
-                            Problem(
-                                f"{display}/{rel}",
-                                message=f"file is {st.st_size} bytes, over the cap of {max_bytes}",
-                            )
-                        )
-                    else:
-                        files.append(RunFile(rel, st.st_size))
                 else:
-                    problems.append(Problem(f"{display}/{rel}", message="is not a regular file"))
+                    stack.append((Path(entry.path), rel + "/"))
+            elif stat.S_ISREG(st.st_mode):
+                if st.st_size > max_bytes:
+                    problems.append(
+                        Problem(
+                            f"{display}/{rel}",
+                            message=f"file is {st.st_size} bytes, over the cap of {max_bytes}",
+                        )
+                    )
+                else:
+                    files.append(RunFile(rel, st.st_size))
+            else:
+                problems.append(Problem(f"{display}/{rel}", message="is not a regular file"))
     files.sort(key=lambda f: f.rel)
     return files, problems
 

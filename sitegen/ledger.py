@@ -9,8 +9,8 @@ handed to Polars, with an explicit schema, to build one frame of calls.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import polars as pl
 
 from sitegen import schema
 from sitegen.exceptions import Problem
-from sitegen.jsonio import DuplicateKeyError, reject_constants, reject_duplicates
+from sitegen.jsonio import JsonError, decode
 
 RECORD_SCHEMAS = {
     "meta": "ledger-meta.v1.json",
@@ -69,10 +69,6 @@ class LedgerSummary:
         return self.end is None or bool(self.end.get("interrupted"))
 
 
-# One strict decoder for every line (json.loads with hooks builds a new one per call).
-_DECODER = json.JSONDecoder(object_pairs_hook=reject_duplicates, parse_constant=reject_constants)
-
-
 def _decode_error_column(raw: bytes, exc: UnicodeDecodeError) -> int:
     # Column in characters of the valid prefix, 1-based.
     return len(raw[: exc.start].decode("utf-8", errors="replace")) + 1
@@ -86,6 +82,56 @@ def normalise_record(record: dict[str, Any]) -> dict[str, Any]:
         out["reason"] = reason
         return out
     return record
+
+
+# Slack allowed when comparing two durations of one call: both are rounded
+# from one clock, so a real call never breaks the order by more than this.
+TIMING_EPSILON_MS = 0.001
+_FIRST_EVENTS = ("first_delta_ms", "ttft_ms")
+_STAMPS = {"meta": "started_at_utc", "end": "finished_at_utc", "call": "started_at_utc"}
+
+
+def record_problems(record: dict[str, Any], meta: dict[str, Any] | None) -> list[str]:
+    """What a schema cannot say about a record that matches it: impossible
+    timings, a stamp without a zone, an end before the start."""
+    rtype = record.get("type")
+    out: list[str] = []
+    if rtype == "call":
+        total = record.get("total_duration_ms")
+        for key in _FIRST_EVENTS:
+            first = record.get(key)
+            if first is not None and total is not None and first > total + TIMING_EPSILON_MS:
+                out.append(
+                    f"$.{key}: {first} is later than $.total_duration_ms {total}"
+                    " (the first event cannot come after the last)"
+                )
+    stamp_key = _STAMPS.get(rtype or "")
+    stamp = record.get(stamp_key) if stamp_key else None
+    if not isinstance(stamp, str):
+        return out
+    # Imported ledgers keep the local time a tool wrote (their metadata.json
+    # holds only zoned times); every other ledger is written in UTC.
+    holder = record if rtype == "meta" else meta or {}
+    imported = bool(holder.get("imported"))
+    moment = schema.parse_time(stamp)
+    if moment.tzinfo is None and not imported:
+        out.append(f"$.{stamp_key}: {stamp!r} has no time zone (UTC is required, e.g. 'Z')")
+    if rtype == "end" and meta is not None:
+        start = _moment(meta.get("started_at_utc"))
+        comparable = start is not None and (start.tzinfo is None) == (moment.tzinfo is None)
+        if comparable and moment < start:
+            out.append(
+                f"$.finished_at_utc: {stamp!r} is before the meta record's"
+                f" started_at_utc {meta['started_at_utc']!r} (line 1)"
+            )
+    return out
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        return schema.parse_time(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def prepass(
@@ -122,15 +168,9 @@ def prepass(
                 bad(lineno, "bytes that are not UTF-8", _decode_error_column(raw, exc))
                 continue
             try:
-                record = _DECODER.decode(text)
-            except DuplicateKeyError as exc:
-                bad(lineno, f"duplicate key {str(exc)!r}")
-                continue
-            except json.JSONDecodeError as exc:
-                bad(lineno, f"malformed JSON: {exc.msg}", exc.colno)
-                continue
-            except ValueError as exc:
-                bad(lineno, str(exc))
+                record = decode(text)
+            except JsonError as exc:
+                bad(lineno, exc.message, None if exc.offset is None else exc.offset + 1)
                 continue
             if not isinstance(record, dict):
                 kind = "array" if isinstance(record, list) else type(record).__name__
@@ -151,8 +191,12 @@ def prepass(
             if summary.end is not None and not after_end_reported:
                 bad(lineno, "record after the end record")
                 after_end_reported = True
-            for message in schema.errors(RECORD_SCHEMAS[rtype], record):
+            messages = schema.errors(RECORD_SCHEMAS[rtype], record)
+            for message in messages:
                 bad(lineno, message)
+            if not messages:
+                for message in record_problems(record, summary.meta):
+                    bad(lineno, message)
             if rtype == "meta" and lineno == 1:
                 summary.meta = record
             elif rtype == "end":

@@ -28,17 +28,40 @@ _MAX_SHOWN = 60
 FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
 
 
-@FORMAT_CHECKER.checks("date-time", raises=ValueError)
-def _is_date_time(value: object) -> bool:
-    """An ISO 8601 date and time with a zone (``Z`` or ``+hh:mm``), as RFC 3339 asks."""
-    if not isinstance(value, str):
-        return True
+def parse_time(value: str) -> datetime:
+    """A real ISO 8601 date and time (``2026-02-30`` or hour 25 raise ValueError
+    saying why); naive when the text has no zone."""
     if "T" not in value.upper():
         raise ValueError("no time part")
-    parsed = datetime.fromisoformat(value.replace("z", "Z"))
-    if parsed.tzinfo is None:
-        raise ValueError("no time zone")
-    return True
+    return datetime.fromisoformat(value.replace("z", "Z"))
+
+
+def time_problem(value: object, *, zone: bool) -> str | None:
+    """Why ``value`` is not a usable timestamp, or None when it is (or is no string)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = parse_time(value)
+    except ValueError as exc:
+        return str(exc)
+    if zone and parsed.tzinfo is None:
+        return "no time zone"
+    return None
+
+
+def _format_ok(zone: bool) -> Callable[[object], bool]:
+    return lambda value: time_problem(value, zone=zone) is None
+
+
+# "date-time": RFC 3339 asks for a zone (``Z`` or ``+hh:mm``). "iso-date-time":
+# a real date and time whose zone the caller checks (imported ledgers may hold
+# the local time a tool wrote, as written).
+FORMATS: dict[str, Callable[[object], bool]] = {
+    "date-time": _format_ok(zone=True),
+    "iso-date-time": _format_ok(zone=False),
+}
+for _name, _check in FORMATS.items():
+    FORMAT_CHECKER.checks(_name)(_check)
 
 
 def pointer(path: Iterable[str | int]) -> str:
@@ -138,8 +161,13 @@ def describe(error: ValidationError) -> list[tuple[list[str | int], str]]:
     if kind == "pattern":
         return [(path, f"expected a string matching {arg}, got {shown(value)}")]
     if kind == "format":
-        words = {"date-time": "an ISO 8601 date-time with a time zone"}.get(arg, f"a {arg}")
-        return [(path, f"expected {words}, got {shown(value)}")]
+        words = {
+            "date-time": "an ISO 8601 date-time with a time zone",
+            "iso-date-time": "an ISO 8601 date-time",
+        }.get(arg, f"a {arg}")
+        reason = time_problem(value, zone=arg == "date-time") if arg in FORMATS else None
+        why = f" ({reason})" if reason else ""
+        return [(path, f"expected {words}, got {shown(value)}{why}")]
     if kind == "minLength":
         return [(path, f"expected at least {_plural(arg, 'character')}, got {shown(value)}")]
     if kind == "maxLength":
@@ -182,18 +210,23 @@ def _order_key(instance: Any, path: Sequence[str | int]) -> tuple[int, ...]:
 
 def schema_messages(schema: dict[str, Any], instance: Any) -> list[str]:
     """Every problem of ``instance`` against ``schema``, as ``$.pointer: message`` lines."""
+    return [line for _path, line in schema_problems(schema, instance)]
+
+
+def schema_problems(schema: dict[str, Any], instance: Any) -> list[tuple[list[str | int], str]]:
+    """Like :func:`schema_messages`, each line with the path it is about (to locate it)."""
     validator = jsonschema.Draft7Validator(schema, format_checker=FORMAT_CHECKER)
     pairs: list[tuple[list[str | int], str]] = []
     for error in validator.iter_errors(instance):
         pairs.extend(describe(error))
     pairs.sort(key=lambda pair: _order_key(instance, pair[0]))
     seen: set[str] = set()
-    out: list[str] = []
+    out: list[tuple[list[str | int], str]] = []
     for path, message in pairs:
         line = f"{pointer(path)}: {message}"
         if line not in seen:
             seen.add(line)
-            out.append(line)
+            out.append((path, line))
     return out
 
 
@@ -206,7 +239,7 @@ def load(name: str) -> dict[str, Any]:
 
 @cache
 def _fast(name: str) -> Callable[[Any], Any]:
-    return fastjsonschema.compile(load(name))
+    return fastjsonschema.compile(load(name), formats=FORMATS)
 
 
 _TYPE_TESTS = {
@@ -218,13 +251,22 @@ _TYPE_TESTS = {
     "object": "t is dict",
     "array": "t is list",
 }
-_SIMPLE_KEYWORDS = {"type", "minimum", "minLength", "maxLength", "enum", "const", "description"}
+_SIMPLE_KEYWORDS = {
+    "type",
+    "minimum",
+    "minLength",
+    "maxLength",
+    "enum",
+    "const",
+    "description",
+    "format",
+}
 
 
 def _property_source(key: str, prop: dict[str, Any], consts: list[Any]) -> list[str] | None:
     """Statements that return False when ``d[key]`` breaks ``prop``; None when it needs
     keywords beyond the simple ones. Values the schema names go in ``consts``."""
-    if not set(prop) <= _SIMPLE_KEYWORDS:
+    if not set(prop) <= _SIMPLE_KEYWORDS or prop.get("format", "date-time") not in FORMATS:
         return None
 
     def const(value: Any) -> str:
@@ -241,6 +283,8 @@ def _property_source(key: str, prop: dict[str, Any], consts: list[Any]) -> list[
         lines.append(
             f"    if (t is int or t is float) and v < {const(prop['minimum'])}: return False"
         )
+    if "format" in prop:
+        lines.append(f"    if t is str and not {const(FORMATS[prop['format']])}(v): return False")
     low, high = prop.get("minLength"), prop.get("maxLength")
     if low is not None or high is not None:
         low_s, high_s = const(low or 0), const(high if high is not None else float("inf"))
@@ -294,6 +338,11 @@ _MISSING = object()
 
 def errors(name: str, document: Any) -> list[str]:
     """Every problem of ``document`` against schema ``name``; empty when valid."""
+    return [line for _path, line in located_errors(name, document)]
+
+
+def located_errors(name: str, document: Any) -> list[tuple[list[str | int], str]]:
+    """:func:`errors`, each with the path of the value it is about."""
     quick = _quick(name)
     if quick is not None and quick(document):
         return []
@@ -302,4 +351,4 @@ def errors(name: str, document: Any) -> list[str]:
         return []
     except fastjsonschema.JsonSchemaException:
         pass
-    return schema_messages(load(name), document) or ["does not match its schema"]
+    return schema_problems(load(name), document) or [([], "does not match its schema")]

@@ -8,6 +8,7 @@ keeps serving the previous one.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sitegen.build import build
+from sitegen.discover import MAX_WALK_DEPTH
 from sitegen.exceptions import SitegenError
 
 WATCHED = ("runs", "templates", "methodology.md", "sitegen.toml", "gate-allowlist.toml")
@@ -25,7 +27,7 @@ def fingerprint(archive: Path) -> tuple[tuple[str, int, int], ...]:
     seen = []
     for name in WATCHED:
         top = archive / name
-        paths = [top] if top.is_file() else sorted(top.rglob("*")) if top.is_dir() else []
+        paths = [top] if top.is_file() else _tree(top) if top.is_dir() else []
         for path in paths:
             try:
                 st = path.lstat()
@@ -33,6 +35,18 @@ def fingerprint(archive: Path) -> tuple[tuple[str, int, int], ...]:
                 continue
             seen.append((str(path), st.st_mtime_ns, st.st_size))
     return tuple(seen)
+
+
+def _tree(top: Path) -> list[Path]:
+    """Every path below ``top``, sorted, at most MAX_WALK_DEPTH folders down
+    (``rglob`` recurses without a bound and a hostile tree overflows it)."""
+    out = []
+    base = str(top).count(os.sep)
+    for dirpath, dirnames, filenames in os.walk(top):
+        if dirpath.count(os.sep) - base >= MAX_WALK_DEPTH:
+            dirnames.clear()  # os.walk recurses too; discovery refuses such trees
+        out += [Path(dirpath, name) for name in [*dirnames, *filenames]]
+    return sorted(out)
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from sitegen.discover import MAX_WALK_DEPTH
 from sitegen.exceptions import BuildError
 
 
@@ -57,6 +58,8 @@ class SiteFiles:
         return files
 
     def _walk(self, folder: Path, rel: str) -> None:
+        if rel.count("/") > MAX_WALK_DEPTH:
+            return  # deeper trees are refused by discovery; not walked
         try:
             entries = list(os.scandir(folder))
         except OSError as exc:

@@ -15,6 +15,8 @@ import json
 import os
 from pathlib import Path
 
+from sitegen.discover import MAX_WALK_DEPTH
+
 STATE_FILE = Path(".sitegen-cache") / "last-build.json"
 ARCHIVE_INPUTS = (
     "runs",
@@ -33,9 +35,12 @@ def _walk(top: Path, digest: hashlib._Hash) -> None:
         digest.update(f"absent {top}\n".encode())
         return
     if top.is_dir() and not top.is_symlink():
+        base = str(top).count(os.sep)
         for dirpath, dirnames, filenames in os.walk(top):
             dirnames.sort()
             dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            if dirpath.count(os.sep) - base >= MAX_WALK_DEPTH:
+                dirnames.clear()  # os.walk recurses; discovery refuses such trees
             digest.update(f"dir {dirpath}\n".encode())
             for name in sorted(filenames):
                 _stamp(Path(dirpath) / name, digest)

@@ -156,7 +156,7 @@ def test_metadata_id_differs_from_folder(built, write_run):
     write_run("r1", md=metadata("r2"))
     code, out = run_cli("build", str(built))
     assert code == 1
-    assert "runs/r1/metadata.json: $.id: 'r2' differs from its folder name 'r1'" in out
+    assert "runs/r1/metadata.json:3: $.id: 'r2' differs from its folder name 'r1'" in out
 
 
 def test_metadata_with_malformed_json_names_line(built, write_run):

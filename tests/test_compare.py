@@ -78,14 +78,17 @@ def test_a_comparison_that_is_not_like_for_like_is_labelled_and_not_counted(chan
 
 
 def write(write_run, run_id: str, start: str, *, baseline=False, ttft=100.0, **md_extra):
+    end = start.replace("T00:00:00Z", "T00:05:00Z")
     calls = [
         call_record(run_idx=i, first_delta_ms=ttft, total_duration_ms=ttft + 1000.0)
         for i in range(3)
     ]
     write_run(
         run_id,
-        ledger=[meta_record(run_id, started_at_utc=start), *calls, end_record()],
-        md=metadata(run_id, started_at_utc=start, baseline=baseline, **md_extra),
+        ledger=[meta_record(run_id, started_at_utc=start), *calls, end_record(finished_at_utc=end)],
+        md=metadata(
+            run_id, started_at_utc=start, finished_at_utc=end, baseline=baseline, **md_extra
+        ),
     )
 
 

@@ -20,7 +20,11 @@ def write(write_run, run_id: str, day: int, ttft: float, *, baseline: bool = Fal
     calls = [call_record(run_idx=i, first_delta_ms=ttft) for i in range(2)]
     write_run(
         run_id,
-        ledger=[meta_record(run_id, started_at_utc=start), *calls, end_record()],
+        ledger=[
+            meta_record(run_id, started_at_utc=start),
+            *calls,
+            end_record(finished_at_utc=f"2026-05-{day:02d}T10:05:00Z"),
+        ],
         md=metadata(
             run_id,
             started_at_utc=start,

@@ -30,7 +30,8 @@ EXPECTED = {
     "nexus-bad.json": [
         "does not validate as nexus-result-v1 (6 problems):",
         '$.schema_version: expected 1, got "1"',
-        '$.submitted_at: expected an ISO 8601 date-time with a time zone, got "2026-04-30 19:42"',
+        "$.submitted_at: expected an ISO 8601 date-time with a time zone,"
+        ' got "2026-04-30 19:42" (no time part)',
         '$.hardware.vram_gb: expected number or null, got "12GB"',
         '$.results[0]: missing required property "task"',
         '$.results[0].tokens_per_second: expected number or null, got "fast"',

@@ -42,7 +42,7 @@ def test_flipping_one_byte_of_a_published_run_fails_and_names_it(tmp_path, write
     before = tree(tmp_path / "site")
     ledger = folder / "run.jsonl"
     data = bytearray(ledger.read_bytes())
-    data[data.index(b"100.0")] = ord("9")  # 100.0 -> 900.0: still valid JSON
+    data[data.index(b"100.0") + 1] = ord("5")  # 100.0 -> 150.0: still valid
     ledger.write_bytes(bytes(data))
     with pytest.raises(ValidationFailed) as info:
         build(tmp_path)
@@ -84,7 +84,12 @@ def test_superseding_run_links_both_ways_in_the_catalogue(tmp_path, write_run):
     build(tmp_path)
     write_run(
         "r2",
-        md=metadata("r2", supersedes="r1", started_at_utc="2026-06-01T00:00:00Z"),
+        md=metadata(
+            "r2",
+            supersedes="r1",
+            started_at_utc="2026-06-01T00:00:00Z",
+            finished_at_utc="2026-06-01T00:05:00Z",
+        ),
         ledger=[meta_record("r2"), call_record(), end_record()],
     )
     build(tmp_path)
@@ -183,7 +188,7 @@ def test_rebuild_reuses_cached_ledger_reads_and_still_sees_an_edit(tmp_path, wri
     assert loaded.calls.height == 1
     ledger = folder / "run.jsonl"
     stat = ledger.stat()
-    data = ledger.read_bytes().replace(b"100.0", b"900.0")
+    data = ledger.read_bytes().replace(b"100.0", b"150.0")
     ledger.write_bytes(data)
     os.utime(ledger, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # hide the edit's mtime
     with pytest.raises(ValidationFailed, match=r"changed run\.jsonl"):
@@ -196,7 +201,12 @@ def test_superseding_and_retracted_runs_show_banners_that_link_both_ways(tmp_pat
     write_run("r1")
     write_run(
         "r2",
-        md=metadata("r2", supersedes="r1", started_at_utc="2026-06-01T00:00:00Z"),
+        md=metadata(
+            "r2",
+            supersedes="r1",
+            started_at_utc="2026-06-01T00:00:00Z",
+            finished_at_utc="2026-06-01T00:05:00Z",
+        ),
         ledger=[meta_record("r2"), call_record(), end_record()],
     )
     retraction = '[r1]\nreason = "Wrong flags."\ndate = "2026-11-23"\n'

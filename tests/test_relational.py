@@ -476,7 +476,7 @@ def small(write_run: Any, tmp_path: Path) -> Built:
         [
             meta_record("a-fix", started_at_utc="2026-05-02T10:00:00Z", prompts=prompts),
             call_record(),
-            end_record(),
+            end_record(finished_at_utc="2026-05-02T10:05:00Z"),
         ],
         md=metadata(
             "a-fix",

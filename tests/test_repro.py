@@ -84,7 +84,7 @@ def test_meta_only_run_is_checked_on_what_it_holds(tmp_path, write_run):
 
 def test_changed_prompt_text_is_flagged_on_the_later_run(tmp_path, write_run):
     write_run("r1")
-    md = metadata("r2", started_at_utc="2026-06-01T00:00:00Z")
+    md = metadata("r2", started_at_utc="2026-06-01T00:00:00Z", finished_at_utc=None)
     md["prompts"] = {"P-EASY": {"sha256": "1" * 64, "max_tokens": 64}}
     write_run("r2", ledger=[meta_record("r2"), call_record(), end_record()], md=md)
     loaded = load(tmp_path)

@@ -45,6 +45,7 @@ def hostile_archive(root: Path, write_run) -> None:
             authors=[payload],
             license=payload,
             started_at_utc=f"2026-05-{1 + i % 28:02d}T10:00:00Z",
+            finished_at_utc=f"2026-05-{1 + i % 28:02d}T10:05:00Z",
         )
         md["targets"][0]["model"] = payload
         md["targets"][0]["quantization"] = payload

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from sitegen.discover import MAX_WALK_DEPTH
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
 from sitegen.gate.allowlist import ALLOWLIST_NAME
 from sitegen.gate.cache import ScanCache
@@ -189,6 +190,8 @@ def scan_bytes(data: bytes, path: str) -> list[Finding]:
 
 
 def _walk(root: Path, rel: str, out: list[tuple[str, Path]]) -> None:
+    if rel.count("/") > MAX_WALK_DEPTH:
+        return  # refused by discovery (runs) or never written (site); not walked
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except OSError as exc:

@@ -10,6 +10,8 @@ problem of every file is reported at once.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,8 +97,31 @@ def detect_format(doc: Document) -> str:
     )
 
 
+# A source file is stored as source/<its name> and listed in the run's manifest
+# (one "<sha256>  <bytes>  <path>" line per file): a line break in the name would
+# forge a manifest line, a separator would leave source/. Such names are refused,
+# not rewritten, so the stored name is always the one given.
+_BAD_NAME = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029/\\]")
+
+
+def _safe_display(path: Path) -> str:
+    """The path for messages, control characters escaped (one message, one line)."""
+    text = str(path)
+    return json.dumps(text, ensure_ascii=False)[1:-1] if _BAD_NAME.search(text) else text
+
+
+def _check_name(path: Path, display: str) -> None:
+    if _BAD_NAME.search(path.name) or path.name in ("", ".", ".."):
+        raise refuse(
+            display,
+            "file name holds a control character, line break or path separator;"
+            " rename the file and import it again",
+        )
+
+
 def _read(path: Path) -> bytes:
-    display = str(path)
+    display = _safe_display(path)
+    _check_name(path, display)
     if path.is_dir():
         raise refuse(display, "is a folder; give the result file itself")
     try:
@@ -116,7 +141,7 @@ def _prepare(
     archive_root: Path,
 ) -> _Prepared:
     """Everything short of writing: parse, detect, validate, privacy, map, check."""
-    display = str(path)
+    display = _safe_display(path)
     raw = _read(path)
     try:
         doc = read_document(display, raw)

@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Any
 
 from sitegen.exceptions import Problem
-from sitegen.jsonio import DuplicateKeyError, reject_duplicates
+from sitegen.jsonio import JsonError, decode, line_col
 from sitegen.schema import schema_messages
 
 
@@ -38,12 +38,13 @@ class Document:
 
 
 def _loads(text: str) -> Any:
-    """json.loads refusing repeated keys (which value would count is ambiguous).
+    """Strict JSON (repeated keys, nesting and integer ranges are checked).
 
-    NaN and Infinity are accepted here: tools write them (vLLM's statistics
-    of zero successful requests), and they become null in generated files.
+    NaN, Infinity and overflowing floats are accepted here: tools write them
+    (vLLM's statistics of zero successful requests), and they become null in
+    generated files.
     """
-    return json.loads(text, object_pairs_hook=reject_duplicates)
+    return decode(text, lenient_numbers=True)
 
 
 def _duplicate_problem(display: str, text: str, key: str, line: int | None = None) -> Problem:
@@ -74,14 +75,9 @@ def read_document(display: str, raw: bytes) -> Document:
         raise SourceUnreadable([Problem(display, message="file is empty")])
     try:
         return Document(display, raw, _loads(text))
-    except DuplicateKeyError as exc:
-        raise SourceUnreadable([_duplicate_problem(display, text, str(exc))]) from None
-    except json.JSONDecodeError as exc:
-        first = exc
-    if first.msg != "Extra data":
-        raise SourceUnreadable(
-            [Problem(display, first.lineno, first.colno, f"not valid JSON: {first.msg}")]
-        )
+    except JsonError as exc:
+        if exc.kind != "syntax" or exc.reason != "Extra data":
+            raise SourceUnreadable([_json_problem(display, text, exc, None, "JSON")]) from None
     rows: list[Any] = []
     lines: list[int] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -89,14 +85,26 @@ def read_document(display: str, raw: bytes) -> Document:
             continue
         try:
             rows.append(_loads(line))
-        except DuplicateKeyError as exc:
-            raise SourceUnreadable([_duplicate_problem(display, line, str(exc), number)]) from None
-        except json.JSONDecodeError as exc:
+        except JsonError as exc:
             raise SourceUnreadable(
-                [Problem(display, number, exc.colno, f"not valid JSON Lines: {exc.msg}")]
+                [_json_problem(display, line, exc, number, "JSON Lines")]
             ) from None
         lines.append(number)
     return Document(display, raw, rows, tuple(lines))
+
+
+def _json_problem(
+    display: str, text: str, exc: JsonError, number: int | None, what: str
+) -> Problem:
+    """One located problem for a refused JSON text (``number``: its line in the
+    file, for one line of JSON Lines)."""
+    if exc.kind == "duplicate":
+        return _duplicate_problem(display, text, exc.reason, number)
+    line, col = line_col(text, exc.offset)
+    if number is not None:
+        line = number
+    message = f"not valid {what}: {exc.reason}" if exc.kind == "syntax" else exc.message
+    return Problem(display, line, col, message)
 
 
 class SourceUnreadable(Exception):
