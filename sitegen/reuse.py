@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sitegen.fsutil import write_atomic
+from sitegen.fsutil import out_key, same_file, write_atomic
 
 VERSION = 1
 
@@ -127,11 +127,12 @@ def take_spare(records: Path, out: Path) -> Spare | None:
     if the build fails it is deleted rather than trusted.
     """
     builds = out.parent / f".{out.name}.builds"
-    live = out.resolve() if out.is_symlink() else None
     if not builds.is_dir():
         return None
     for folder in sorted(builds.iterdir()):
-        if folder == live or not folder.name.startswith("build-") or not folder.is_dir():
+        # The live folder is told apart by inode: path text differs with every
+        # spelling of the output (relative, absolute, through a symlink).
+        if not folder.name.startswith("build-") or not folder.is_dir() or same_file(folder, out):
             continue
         record = records / f"{folder.name}.json"
         entries = _read(record, folder)
@@ -160,5 +161,5 @@ def save(records: Path, build: Path, files: dict[str, tuple[str, str]]) -> None:
 
 def records_dir(cache_dir: Path, out: Path) -> Path:
     """Records of the builds of one output folder (``--out`` can differ between builds)."""
-    name = hashlib.sha256(str(out.absolute()).encode()).hexdigest()[:16]
+    name = hashlib.sha256(str(out_key(out)).encode()).hexdigest()[:16]
     return cache_dir / "outputs" / name
