@@ -26,7 +26,7 @@ from sitegen.catalogue import build_catalogue
 from sitegen.config import Config, load_config
 from sitegen.discover import LEDGER
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
-from sitegen.fsutil import write_atomic
+from sitegen.fsutil import fault, out_key, write_atomic
 from sitegen.gate import Allowlist, format_report, load_allowlist, scan_tree
 from sitegen.gate.cache import ScanCache
 from sitegen.integrity import (
@@ -40,7 +40,7 @@ from sitegen.integrity import (
 )
 from sitegen.jsonio import dumps
 from sitegen.links import check_links
-from sitegen.output import discard, stage, swap_in
+from sitegen.output import Outputs, check_out, commit, discard, recover, stage
 from sitegen.repro import check_all
 from sitegen.sitefiles import SiteFiles
 
@@ -49,6 +49,14 @@ CATALOGUE = "catalogue.json"
 CACHE_DIR = ".sitegen-cache"
 # Written into the staging folder by finish_staging, which keeps them current itself.
 FINISHED_LATER = ("pagefind/",)
+# What `--out` may never be, hold or sit inside (besides the archive folder itself).
+PROTECTED = (
+    *state.ARCHIVE_INPUTS,
+    *state.ARCHIVE_OUTPUTS,
+    CACHE_DIR,
+    ".sitegen-build.lock",
+    ".git",
+)
 REPORT_LIMIT = 10  # unreliable runs named by a build; `sitegen check` names them all
 
 
@@ -202,11 +210,37 @@ def _report(loaded: Loaded, echo: Echo, limit: int | None = None) -> None:
 
 
 def check(archive: Path, *, strict: bool = False, echo: Echo = None) -> Loaded:
-    """Validate only: report every problem, write nothing."""
-    loaded = load(archive, strict=strict)
-    _report(loaded, echo)
+    """Everything ``build`` checks, and nothing it publishes.
+
+    The site is rendered into a scratch folder under the cache and put through
+    the same link check and publication gate, then deleted: ``check`` says "ok"
+    exactly when ``build`` would succeed, and writes nothing but caches.
+    """
+    archive = _existing(archive)
+    with build_lock(archive):
+        loaded = load(archive, strict=strict)
+        _report(loaded, echo)
+        live = out_key(archive / "site")  # only read: unchanged pages are linked from it
+        records = reuse.records_dir(archive / CACHE_DIR, live)
+        scratch = archive / CACHE_DIR / "check"
+        shutil.rmtree(scratch, ignore_errors=True)  # left by a killed check; we hold the lock
+        try:
+            _outputs, staging = _make_site(
+                loaded, live, None, reuse.Previous(records, live), spare=None, builds=scratch
+            )
+            discard(staging, live)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        loaded.gate_cache.save()
     _say(echo, "ok: archive is valid")
     return loaded
+
+
+def _existing(archive: Path) -> Path:
+    archive = Path(archive)
+    if not archive.is_dir():
+        raise BuildError(f"{archive}: archive folder does not exist")
+    return archive
 
 
 @contextmanager
@@ -235,72 +269,110 @@ def build(
 ) -> Loaded:
     """Build ``catalogue.json`` and the site; on any failure both stay as they were.
 
-    ``inputs`` is the fingerprint of the inputs (``state.fingerprint``) when the
-    caller took it just before; otherwise the build takes it.
+    The site is made in a folder that is not live (a fresh one, or the spare:
+    the build before the live one, told apart by inode) and swapped in by
+    ``output.commit`` together with ``catalogue.json`` and ``runs.lock``.
+    ``out`` is checked first (``output.check_out``): a build never replaces
+    what it did not make. ``inputs`` is the fingerprint of the inputs
+    (``state.fingerprint``) when the caller took it just before; otherwise the
+    build takes it.
     """
-    archive = Path(archive)
-    out = Path(out) if out is not None else archive / "site"
+    archive = _existing(archive)
+    shown = Path(out) if out is not None else archive / "site"
     started = time.perf_counter()
     options = {"strict": strict, "skip_invalid": skip_invalid}
-    with build_lock(archive) if archive.is_dir() else _no_lock():
+    with build_lock(archive):
+        out = check_out(shown, archive, PROTECTED)
+        note = recover(archive, archive / CACHE_DIR)
+        if note:
+            _say(echo, note)
         if inputs is None:
-            inputs = state.fingerprint(archive, out, options) if archive.is_dir() else ""
+            inputs = state.fingerprint(archive, out, options)
         loaded = load(archive, strict=strict, skip_invalid=skip_invalid)
+        fault("loaded")
         _report(loaded, echo, limit=REPORT_LIMIT)
-        # Imported here: Altair and Jinja take most of a second to import, and
-        # the catalogue-only path (runner, importers) never needs them.
-        from sitegen import charts
-        from sitegen.downloads import data_downloads
-        from sitegen.render import SiteData, render_site
-        from sitegen.views import compact_page
-
         records = reuse.records_dir(archive / CACHE_DIR, out)
-        catalogue_json = dumps(loaded.catalogue).encode("utf-8")
-
-        data = SiteData(
-            archive=archive,
-            catalogue=loaded.catalogue,
-            runs={r.run_id: r for r in loaded.runs},
-            checks=loaded.checks,
-            rows=loaded.rows,
-            chart_cache=archive / CACHE_DIR / "charts",
-            config=loaded.config,
-            files=tuple(data_downloads(loaded, archive / CACHE_DIR)),
-            catalogue_json=catalogue_json,
-            progress=echo,
-            previous=reuse.Previous(records, out),
+        outputs, staging = _make_site(
+            loaded, out, echo, reuse.Previous(records, out), spare=records
         )
-        with charts.batch(data.chart_cache) as chart_batch:
-            outputs = render_site(data)
-        fresh = len(outputs.fresh())
-        _say(echo, f"pages: {fresh} rendered, {data.previous.reused} unchanged and reused")
-        charts_started = time.perf_counter()
-        chart_batch.render_pending(progress=echo)
-        outputs.transform(lambda html: _finish_page(html, chart_batch.fill, compact_page), ".html")
-        chart_seconds = time.perf_counter() - charts_started
-        _say(
-            echo,
-            f"charts: {chart_batch.hits} from cache, {chart_batch.rendered} rendered"
-            f" in {chart_seconds:.1f} s",
-        )
-        staging = stage(outputs, out, reuse.take_spare(records, out), keep=FINISHED_LATER)
         try:
-            written = {rel: outputs.sha256(rel) for rel in outputs.data}
-            finish_staging(staging, loaded, written, echo)
-            swap_in(staging, out)
+            files = {
+                CATALOGUE: dumps(loaded.catalogue).encode("utf-8"),
+                LOCK_NAME: lock_text(loaded.lock).encode("utf-8"),
+            }
+            commit(staging, out, archive, archive / CACHE_DIR, files)
         except BaseException:
-            discard(staging)
+            discard(staging, out)
             raise
         reuse.save(records, staging, outputs.reuse_record())
-        _write_if_changed(archive / CATALOGUE, catalogue_json)
         loaded.gate_cache.save()
-        lock_path = archive / LOCK_NAME
-        text = lock_text(loaded.lock)
-        _write_if_changed(lock_path, text.encode("utf-8"))
         state.record(archive, out, options, inputs)
     elapsed = time.perf_counter() - started
-    _say(echo, f"wrote {len(outputs.data)} file(s) to {out} and {CATALOGUE} in {elapsed:.2f} s")
+    _say(echo, f"wrote {len(outputs.data)} file(s) to {shown} and {CATALOGUE} in {elapsed:.2f} s")
     return loaded
+
+
+def _make_site(
+    loaded: Loaded,
+    out: Path,
+    echo: Echo,
+    previous: reuse.Previous,
+    *,
+    spare: Path | None,
+    builds: Path | None = None,
+) -> tuple[Outputs, Path]:
+    """Render the site into a staging folder and run every check on it.
+
+    ``spare`` is the records folder to take the spare build from (None: always
+    a fresh folder, in ``builds`` when given). On failure the staging folder
+    is deleted; the live site is never written.
+    """
+    # Imported here: Altair and Jinja take most of a second to import, and
+    # the catalogue-only path (runner, importers) never needs them.
+    from sitegen import charts
+    from sitegen.downloads import data_downloads
+    from sitegen.render import SiteData, render_site
+    from sitegen.views import compact_page
+
+    archive = loaded.archive
+    data = SiteData(
+        archive=archive,
+        catalogue=loaded.catalogue,
+        runs={r.run_id: r for r in loaded.runs},
+        checks=loaded.checks,
+        rows=loaded.rows,
+        chart_cache=archive / CACHE_DIR / "charts",
+        config=loaded.config,
+        files=tuple(data_downloads(loaded, archive / CACHE_DIR)),
+        catalogue_json=dumps(loaded.catalogue).encode("utf-8"),
+        progress=echo,
+        previous=previous,
+    )
+    with charts.batch(data.chart_cache) as chart_batch:
+        outputs = render_site(data)
+    fresh = len(outputs.fresh())
+    _say(echo, f"pages: {fresh} rendered, {previous.reused} unchanged and reused")
+    charts_started = time.perf_counter()
+    chart_batch.render_pending(progress=echo)
+    outputs.transform(lambda html: _finish_page(html, chart_batch.fill, compact_page), ".html")
+    chart_seconds = time.perf_counter() - charts_started
+    _say(
+        echo,
+        f"charts: {chart_batch.hits} from cache, {chart_batch.rendered} rendered"
+        f" in {chart_seconds:.1f} s",
+    )
+    fault("rendered")
+    taken = reuse.take_spare(spare, out) if spare is not None else None
+    staging = stage(outputs, out, taken, keep=FINISHED_LATER, builds=builds)
+    try:
+        fault("staged")
+        written = {rel: outputs.sha256(rel) for rel in outputs.data}
+        finish_staging(staging, loaded, written, echo)
+        fault("checked")
+    except BaseException:
+        discard(staging, out)
+        raise
+    return outputs, staging
 
 
 def _finish_page(
@@ -339,6 +411,7 @@ def finish_staging(
     broken = check_links(staging, cache / "links", files)
     if broken:
         raise BuildError("broken links in the built site:\n" + "\n".join(broken))
+    fault("links-checked")
     # The gate also reads the built pages: text can reach them from places the
     # run scan does not see (templates, settings, methodology).
     findings = scan_tree(staging, "site", loaded.allowlist, loaded.gate_cache, files)
@@ -346,18 +419,23 @@ def finish_staging(
         raise ValidationFailed([f.to_problem() for f in findings])
 
 
-@contextmanager
-def _no_lock() -> Iterator[None]:
-    yield
+def gate_report(archive: Path, *, out: Path | None = None, fingerprints: bool = False) -> str:
+    """The gate's findings over ``runs/`` and the built site, one per line.
 
-
-def gate_report(archive: Path, *, fingerprints: bool = False) -> str:
-    """The gate's findings over ``runs/`` and the built ``site/``, one per line."""
+    The site scanned is ``out`` when given, else the folder the last build
+    wrote (recorded in its state: it may have been built with ``--out``),
+    else ``site/``.
+    """
     archive = Path(archive)
+    if out is not None and not Path(out).is_dir():
+        raise BuildError(f"{out}: no built site there")
+    site = Path(out) if out is not None else state.last_out(archive)
+    if site is None or not site.is_dir():
+        site = archive / "site"
     allowlist = load_allowlist(archive)
     findings = scan_tree(archive / "runs", "runs", allowlist)
-    if (archive / "site").is_dir():
-        findings += scan_tree(archive / "site", "site", allowlist)
+    if site.is_dir():
+        findings += scan_tree(site, "site", allowlist)
     return format_report(findings, fingerprints=fingerprints)
 
 

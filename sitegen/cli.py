@@ -8,7 +8,9 @@ for bad input.
 from __future__ import annotations
 
 import functools
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,9 +39,37 @@ def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 click.echo(f"error: {line}", err=True)
             sys.exit(1)
+        except Terminated:
+            click.echo("terminated", err=True)
+            sys.exit(128 + signal.SIGTERM)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+
+    return wrapper
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be so that the same clean-up runs."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+def stops_on_sigterm(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Treat SIGTERM like Ctrl-C: the build removes its staging folder and exits
+    non-zero, leaving the live site as it was (by default SIGTERM kills at once)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return func(*args, **kwargs)
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
@@ -54,9 +84,10 @@ def main() -> None:
 @ARCHIVE
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # a file is refused by the build, with exit status 1
     default=None,
-    help="Output folder (default: site/ inside the archive).",
+    help="Output folder (default: site/ inside the archive). Refused when it is a file,"
+    " a folder sitegen did not make, or overlaps the archive's inputs.",
 )
 @click.option("--strict", is_flag=True, help="Fail the build when a run is unreliable.")
 @click.option(
@@ -65,6 +96,7 @@ def main() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
 @click.option("--force", is_flag=True, help="Rebuild even when nothing changed.")
 @reports_errors
+@stops_on_sigterm
 def build(
     archive: Path, out: Path | None, strict: bool, skip_invalid: bool, quiet: bool, force: bool
 ) -> None:
@@ -95,8 +127,13 @@ def build(
 @ARCHIVE
 @click.option("--strict", is_flag=True, help="Treat unreliable runs as errors.")
 @reports_errors
+@stops_on_sigterm
 def check(archive: Path, strict: bool) -> None:
-    """Validate ARCHIVE (default: .) and report every problem; writes nothing."""
+    """Run every check a build runs on ARCHIVE (default: .); publishes nothing.
+
+    The site is rendered into a scratch folder, link-checked and scanned by
+    the publication gate, then deleted: "ok" means `sitegen build` succeeds.
+    """
     from sitegen.build import check as do_check
 
     do_check(archive, strict=strict, echo=click.echo)
@@ -109,12 +146,18 @@ def check(archive: Path, strict: bool) -> None:
     is_flag=True,
     help="Also print each finding's fingerprint, for gate-allowlist.toml.",
 )
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The built site to scan (default: where the last build wrote it).",
+)
 @reports_errors
-def gate(archive: Path, fingerprints: bool) -> None:
+def gate(archive: Path, fingerprints: bool, out: Path | None) -> None:
     """Scan ARCHIVE's runs and built site with the publication gate."""
     from sitegen.build import gate_report
 
-    report = gate_report(archive, fingerprints=fingerprints)
+    report = gate_report(archive, out=out, fingerprints=fingerprints)
     click.echo(report or "ok: no findings")
     if report:
         sys.exit(1)
@@ -148,9 +191,15 @@ def settings() -> None:
 
 @main.command()
 @ARCHIVE
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),  # a file is refused by the build, with exit status 1
+    default=None,
+    help="Output folder, with the same rules as `sitegen build --out`.",
+)
 @click.option("--port", type=int, default=8000, show_default=True)
 @reports_errors
+@stops_on_sigterm
 def serve(archive: Path, out: Path | None, port: int) -> None:
     """Build, serve on 127.0.0.1 and rebuild when the archive changes."""
     from sitegen.serve import serve as do_serve

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import tempfile
 from pathlib import Path, PurePosixPath
 
@@ -48,3 +49,39 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def same_file(a: Path | str, b: Path | str) -> bool:
+    """Whether two paths name the same file or folder (symlinks followed).
+
+    Compared by (device, inode), never by path text: ``site``, ``./site/`` and
+    ``/abs/archive/site`` are one folder, and only the inode says so for sure.
+    """
+    try:
+        sa, sb = Path(a).stat(), Path(b).stat()
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def fault(point: str) -> None:
+    """Test hook: with ``SITEGEN_FAULT=<point>`` the process kills itself here.
+
+    ``<point>`` alone sends SIGKILL; ``<point>:INT`` or ``<point>:TERM`` send that
+    signal instead. The build calls this at named stage boundaries (see
+    docs/deploying.md) so tests can die at each one; unset, it is one lookup.
+    """
+    wanted = os.environ.get("SITEGEN_FAULT")
+    if not wanted:
+        return
+    name, _, sig = wanted.partition(":")
+    if name == point:
+        os.kill(os.getpid(), getattr(signal, f"SIG{sig or 'KILL'}"))
+
+
+def out_key(out: Path) -> Path:
+    """One name for an output however it is spelled (``output.out_target``)."""
+    out = Path(out)
+    if out.name in ("", ".", ".."):
+        return out.resolve()
+    return out.parent.resolve() / out.name

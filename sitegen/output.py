@@ -10,16 +10,20 @@ a kill at any moment leaves the previous site as it was.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sitegen.exceptions import BuildError
-from sitegen.fsutil import safe_join
+from sitegen.fsutil import fault, out_key, safe_join, same_file, write_atomic
 from sitegen.reuse import Kept, Previous, Spare
 
 
@@ -131,38 +135,107 @@ class Outputs:
             self.write_file(root, rel)
 
 
+MARKER = ".sitegen-site"
+MARKER_TEXT = "Made by `sitegen build`: a generated site, replaced whole by the next build.\n"
+
+
 def _builds_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.builds"
 
 
+def out_target(out: Path) -> Path:
+    """``out`` made absolute, with the symlinks of the folders above it resolved but
+    not ``out`` itself (that is the symlink a build swaps). Every spelling of one
+    output (``site``, ``./site/``, an absolute or symlinked path) gives one path."""
+    return out_key(out)
+
+
+def _is_ours(link: Path) -> bool:
+    """A symlink into ``.<name>.builds/`` beside it, as ``swap_in`` makes."""
+    dest = Path(os.path.normpath(link.parent / link.readlink()))
+    return dest.parent == _builds_dir(link)
+
+
+def check_out(out: Path, archive: Path, protected: tuple[str, ...]) -> Path:
+    """The output path a build may replace, or a BuildError saying why not.
+
+    Refused: the current folder, the archive folder or a folder holding it;
+    a path equal to, inside or holding any of the archive's ``protected``
+    entries (compared after resolving symlinks); anything inside a
+    ``.<name>.builds`` folder; an existing file; a symlink sitegen did not
+    make; and a non-empty folder without the ``.sitegen-site`` marker. An
+    empty folder is accepted: replacing it loses nothing.
+    """
+    target = out_target(out)
+
+    def refuse(why: str) -> BuildError:
+        return BuildError(f"refusing to write the site to {out}: {why}; nothing was changed")
+
+    def overlaps(other: Path) -> bool:
+        return target == other or other in target.parents or target in other.parents
+
+    root = archive.resolve()
+    if target == root or target in root.parents:
+        raise refuse("it is the archive folder or holds it")
+    cwd = Path.cwd().resolve()
+    if target == cwd or target in cwd.parents:
+        raise refuse("it is the current folder or holds it")
+    for name in protected:
+        entry = archive / name
+        real = entry.resolve() if entry.exists() else root / name
+        if overlaps(real) or overlaps(root / name):
+            raise refuse(f"it overlaps the archive's {name}")
+    for part in (target, *target.parents):
+        if part.name.startswith(".") and part.name.endswith(".builds"):
+            raise refuse("it is inside a folder of earlier sitegen builds")
+    if target.is_symlink():
+        if not _is_ours(target):
+            raise refuse("it is a symlink that sitegen did not make")
+    elif target.is_dir():
+        if not (target / MARKER).is_file() and any(target.iterdir()):
+            raise refuse(f"it is a folder sitegen did not make (no {MARKER} in it) and not empty")
+    elif target.exists():
+        raise refuse("it is a file, not a folder")
+    return target
+
+
 def stage(
-    outputs: Outputs, out: Path, spare: Spare | None = None, keep: tuple[str, ...] = ()
+    outputs: Outputs,
+    out: Path,
+    spare: Spare | None = None,
+    keep: tuple[str, ...] = (),
+    builds: Path | None = None,
 ) -> Path:
-    """Put every output into a staging folder beside ``out``.
+    """Put every output into a staging folder beside ``out`` (or in ``builds``).
 
     With a ``spare`` (the build before the live one), that folder is brought
     up to date in place: only files whose content changed are replaced, and
     files that are no longer outputs are removed, so a rebuild costs what
     changed rather than what the site holds. Files under the ``keep``
     prefixes are left for a later step to reconcile. Without one, a fresh
-    folder is filled (unchanged files hardlinked from the live build).
+    folder is filled (unchanged files hardlinked from the live build). The
+    caller has made sure the spare is not the live folder (``take_spare``);
+    this checks it again, by inode, since updating the live folder in place
+    is the one thing a build must never do.
     """
-    builds = _builds_dir(out)
+    if MARKER not in outputs.data:
+        outputs.add(MARKER, MARKER_TEXT)
+    builds = builds or _builds_dir(out)
     builds.mkdir(parents=True, exist_ok=True)
-    if spare is not None and spare.folder.is_dir():
+    if spare is not None and spare.folder.is_dir() and not same_file(spare.folder, out):
         staging = spare.folder
         try:
             _update(staging, outputs, spare.files, keep)
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            discard(staging, out)
             raise
         return staging
     staging = Path(tempfile.mkdtemp(prefix="build-", dir=builds))
-    staging.chmod(0o755)  # mkdtemp makes 0700; the site is served to everyone
     try:
+        staging.chmod(0o755)  # mkdtemp makes 0700; the site is served to everyone
         outputs.write_to(staging)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard(staging, out)
         raise
     return staging
 
@@ -209,16 +282,24 @@ def _update(
             path = path.parent
 
 
+def _ident(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 def swap_in(staging: Path, out: Path) -> None:
     """Make ``out`` point at ``staging`` in one atomic step.
 
     ``out`` becomes a relative symlink into ``.<name>.builds/``. If ``out`` is a
-    real folder (made by something else), it is moved aside first; that is the
-    only case with a moment where ``out`` does not exist. The build that was
-    live stays, as the spare the next build updates in place; any other
-    folder there is removed.
+    real folder (an empty one, or a copy of a site holding the marker: see
+    ``check_out``), it is moved aside first; that is the only case with a
+    moment where ``out`` does not exist. The build that was live stays, as
+    the spare the next build updates in place; anything else there is removed.
     """
-    previous = out.resolve() if out.is_symlink() else None
+    previous = _ident(out) if out.is_symlink() else None
     link_tmp = out.parent / f".{out.name}.link-{os.getpid()}"
     link_tmp.unlink(missing_ok=True)
     os.symlink(os.path.relpath(staging, out.parent), link_tmp)
@@ -229,11 +310,115 @@ def swap_in(staging: Path, out: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
     else:
         os.replace(link_tmp, out)
-    current = staging.resolve()
+    keep = {_ident(staging), previous}
     for old in _builds_dir(out).iterdir():
-        if old.resolve() not in (current, previous):
-            shutil.rmtree(old, ignore_errors=True)
+        if _ident(old) not in keep:
+            discard(old, out)
 
 
-def discard(staging: Path) -> None:
-    shutil.rmtree(staging, ignore_errors=True)
+def discard(staging: Path, out: Path | None = None) -> None:
+    """Remove a staging folder, unless it is the live one (``out`` followed)."""
+    if out is not None and same_file(staging, out):
+        return
+    if staging.is_dir() and not staging.is_symlink():
+        shutil.rmtree(staging, ignore_errors=True)
+    else:
+        staging.unlink(missing_ok=True)
+
+
+JOURNAL = "commit.json"
+PENDING = "commit-pending"
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then let them act.
+
+    The swap and the archive files written with it are one commit: a Ctrl-C
+    in the middle would leave a new site beside an old catalogue.json.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    old = {sig: signal.signal(sig, lambda n, _f: caught.append(n)) for sig in _DEFERRED}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for sig in caught[:1]:
+            signal.raise_signal(sig)
+
+
+_DEFERRED = (signal.SIGINT, signal.SIGTERM)
+
+
+def commit(
+    staging: Path, out: Path, archive: Path, state_dir: Path, files: dict[str, bytes]
+) -> None:
+    """Swap ``staging`` in as ``out`` and write ``files`` (name -> bytes) into the archive.
+
+    Two atomic renames cannot be one, so a journal makes them so: the files
+    are staged in ``state_dir`` and the journal written (both durably) before
+    the swap; then the swap, which is the commit point; then the files are
+    renamed into place. A kill before the swap leaves the previous pair; a
+    kill after it leaves the new site, and ``recover`` (run by the next build)
+    finishes the archive files from the journal, so ``catalogue.json`` always
+    ends up describing the live site. Files already holding these bytes are
+    left alone (their modification time too).
+    """
+    changed = {name: data for name, data in files.items() if not _holds(archive / name, data)}
+    pending = state_dir / PENDING
+    with signals_deferred():
+        shutil.rmtree(pending, ignore_errors=True)
+        for name, data in changed.items():
+            write_atomic(pending / name, data)
+        journal = {"build": str(staging), "out": str(out), "files": sorted(changed)}
+        write_atomic(state_dir / JOURNAL, json.dumps(journal))
+        fault("before-swap")
+        swap_in(staging, out)
+        fault("after-swap")
+        _finish(archive, state_dir, changed)
+        fault("after-catalogue")
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _finish(archive: Path, state_dir: Path, names: Iterable[str]) -> None:
+    pending = state_dir / PENDING
+    for name in names:
+        source = pending / name
+        if not source.exists():
+            continue  # moved already, before a kill
+        try:
+            os.replace(source, archive / name)
+        except OSError:  # the cache folder is on another file system
+            write_atomic(archive / name, source.read_bytes())
+            source.unlink()
+    (state_dir / JOURNAL).unlink(missing_ok=True)
+    shutil.rmtree(pending, ignore_errors=True)
+
+
+def recover(archive: Path, state_dir: Path) -> str | None:
+    """Finish or undo a commit a kill interrupted; says which, or None when none was.
+
+    Whether the swap happened decides it: if the journal's output now points
+    at the journal's build folder (same inode), the archive files are moved
+    into place; otherwise they are dropped and the previous pair stands.
+    """
+    try:
+        journal = json.loads((state_dir / JOURNAL).read_text(encoding="utf-8"))
+        build, out, names = Path(journal["build"]), Path(journal["out"]), list(journal["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if out.is_symlink() and same_file(out, build):
+        _finish(archive, state_dir, names)
+        return f"finished an interrupted build: {', '.join(names) or 'site'} brought up to date"
+    _finish(archive, state_dir, [])
+    return None

@@ -18,11 +18,12 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sitegen.fsutil import write_atomic
+from sitegen.fsutil import out_key, same_file, write_atomic
 
 VERSION = 1
 
@@ -124,21 +125,27 @@ def take_spare(records: Path, out: Path) -> Spare | None:
     """The finished build before the live one, to be updated in place into the next.
 
     Its record is removed first: from then on it is a work in progress, and
-    if the build fails it is deleted rather than trusted.
+    if the build fails it is deleted rather than trusted. Folders without a
+    record (left by a killed build; the caller holds the build lock) are
+    removed here.
     """
     builds = out.parent / f".{out.name}.builds"
-    live = out.resolve() if out.is_symlink() else None
     if not builds.is_dir():
         return None
+    spare = None
     for folder in sorted(builds.iterdir()):
-        if folder == live or not folder.name.startswith("build-") or not folder.is_dir():
+        # The live folder is told apart by inode: path text differs with every
+        # spelling of the output (relative, absolute, through a symlink).
+        if not folder.name.startswith("build-") or not folder.is_dir() or same_file(folder, out):
             continue
         record = records / f"{folder.name}.json"
-        entries = _read(record, folder)
+        entries = _read(record, folder) if spare is None else None
         if entries is not None:
             record.unlink()
-            return Spare(folder, entries)
-    return None
+            spare = Spare(folder, entries)
+        elif not record.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+    return spare
 
 
 def save(records: Path, build: Path, files: dict[str, tuple[str, str]]) -> None:
@@ -160,5 +167,5 @@ def save(records: Path, build: Path, files: dict[str, tuple[str, str]]) -> None:
 
 def records_dir(cache_dir: Path, out: Path) -> Path:
     """Records of the builds of one output folder (``--out`` can differ between builds)."""
-    name = hashlib.sha256(str(out.absolute()).encode()).hexdigest()[:16]
+    name = hashlib.sha256(str(out_key(out)).encode()).hexdigest()[:16]
     return cache_dir / "outputs" / name

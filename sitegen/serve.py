@@ -2,7 +2,9 @@
 
 The server serves the output path, which the build swaps atomically, so a
 reader never sees a half-written site; a failed rebuild prints its errors and
-keeps serving the previous one.
+keeps serving the previous one (a build never writes into the live folder).
+Only requests addressed to 127.0.0.1 or localhost at the bound port are
+answered, and folders are not listed.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from typing import Any
 from sitegen.build import build
 from sitegen.discover import MAX_WALK_DEPTH
 from sitegen.exceptions import SitegenError
-
-WATCHED = ("runs", "templates", "methodology.md", "sitegen.toml", "gate-allowlist.toml")
+from sitegen.fsutil import out_key
+from sitegen.state import ARCHIVE_INPUTS
 
 
 def fingerprint(archive: Path) -> tuple[tuple[str, int, int], ...]:
     """(path, mtime_ns, size) of every watched file: cheap enough to poll each second."""
     seen = []
-    for name in WATCHED:
+    # The build's own input list, so serve can never miss an input the build reads.
+    for name in ARCHIVE_INPUTS:
         top = archive / name
         paths = [top] if top.is_file() else _tree(top) if top.is_dir() else []
         for path in paths:
@@ -49,14 +52,33 @@ def _tree(top: Path) -> list[Path]:
     return sorted(out)
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
+class _SiteHandler(SimpleHTTPRequestHandler):
+    """Serves the built site's files and nothing else.
+
+    A request naming another host is refused (403): a page on some other
+    site could otherwise point a name it controls at 127.0.0.1 (DNS
+    rebinding) and read this server. Folders are never listed (404).
+    """
+
+    def send_head(self) -> Any:
+        port = self.server.server_address[1]
+        host = (self.headers.get("Host") or "").strip().lower()
+        if host not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+            self.send_error(403 if host else 400, "unexpected Host header")
+            return None
+        return super().send_head()
+
+    def list_directory(self, path: str | bytes) -> None:
+        self.send_error(404, "File not found")
+        return None
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
 def make_server(out: Path, port: int) -> ThreadingHTTPServer:
     """An HTTP server for ``out`` bound to loopback only (port 0 picks a free one)."""
-    handler = functools.partial(_QuietHandler, directory=str(out))
+    handler = functools.partial(_SiteHandler, directory=str(out_key(out)))
     return ThreadingHTTPServer(("127.0.0.1", port), handler)
 
 

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from sitegen.discover import MAX_WALK_DEPTH
+from sitegen.fsutil import out_key
 
 STATE_FILE = Path(".sitegen-cache") / "last-build.json"
 ARCHIVE_INPUTS = (
@@ -55,7 +56,7 @@ def _stamp(path: Path, digest: hashlib._Hash) -> None:
 
 def fingerprint(archive: Path, out: Path, options: dict[str, object]) -> str:
     digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
-    digest.update(f"out {out.absolute()}\n".encode())
+    digest.update(f"out {out_key(out)}\n".encode())
     for name in ARCHIVE_INPUTS:
         _walk(archive / name, digest)
     _walk(Path(__file__).resolve().parent, digest)  # sitegen itself, with its packaged theme
@@ -90,6 +91,15 @@ def up_to_date(
     return isinstance(target, str) and out.is_symlink() and str(out.resolve()) == target
 
 
+def last_out(archive: Path) -> Path | None:
+    """The output folder of the last successful build, when recorded."""
+    try:
+        out = json.loads((archive / STATE_FILE).read_text(encoding="utf-8")).get("out")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(out) if isinstance(out, str) else None
+
+
 def record(archive: Path, out: Path, options: dict[str, object], fingerprint_at_start: str) -> None:
     """Remember the inputs of a build that just succeeded (taken when it started)."""
     path = archive / STATE_FILE
@@ -99,6 +109,7 @@ def record(archive: Path, out: Path, options: dict[str, object], fingerprint_at_
         "fingerprint": fingerprint_at_start,
         "outputs": outputs_stamp(archive),
         "build": str(out.resolve()),
+        "out": str(out_key(out)),  # where `sitegen gate` finds the site
     }
     tmp.write_text(json.dumps(state), encoding="utf-8")
     os.replace(tmp, path)
