@@ -43,8 +43,35 @@ class RunSource:
         return f"{self.display}/{rel}"
 
 
+def hidden(rel: str) -> bool:
+    """True when any component of ``rel`` starts with "." (``.git/config``, ``.env``).
+
+    Discovery refuses such files and the publication gate uses the same test,
+    so nothing hidden is ever published unscanned.
+    """
+    return any(part.startswith(".") for part in rel.split("/"))
+
+
+def name_problem(name: str) -> str | None:
+    """Why a file name cannot be published, or None.
+
+    Control characters (newline, tab, DEL, C1) would break every listing that
+    prints the name (the manifest lines, error messages); bytes that are not
+    UTF-8 cannot be put in a URL or a page at all.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8; rename it"
+    bad = next((ch for ch in name if ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0), None)
+    if bad is not None:
+        return f"file name holds the control character U+{ord(bad):04X}; rename it"
+    return None
+
+
 def _walk(folder: Path, display: str, max_bytes: int) -> tuple[list[RunFile], list[Problem]]:
-    """Every regular file below ``folder``, refusing links and oversize files."""
+    """Every regular file below ``folder``, refusing links, hidden names, special files
+    and oversize files. Judged by ``lstat``: nothing refused here is ever opened."""
     files: list[RunFile] = []
     problems: list[Problem] = []
     stack = [(folder, "")]
@@ -53,6 +80,22 @@ def _walk(folder: Path, display: str, max_bytes: int) -> tuple[list[RunFile], li
         with os.scandir(current) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
                 rel = f"{prefix}{entry.name}"
+                bad_name = name_problem(entry.name)
+                if bad_name is not None:
+                    shown = repr(rel.encode("utf-8", "surrogateescape"))[2:-1]
+                    problems.append(Problem(f"{display}/{shown}", message=bad_name))
+                    continue
+                if entry.name.startswith("."):
+                    kind = "folder" if entry.is_dir(follow_symlinks=False) else "file"
+                    problems.append(
+                        Problem(
+                            f"{display}/{rel}",
+                            message=f"hidden {kind}: run folders may not hold names starting "
+                            f"with '.', which are never published; remove it "
+                            f"(rm -r '{display}/{rel}') or move it out of runs/",
+                        )
+                    )
+                    continue
                 st = entry.stat(follow_symlinks=False)
                 if stat.S_ISLNK(st.st_mode):
                     problems.append(
@@ -74,9 +117,25 @@ def _walk(folder: Path, display: str, max_bytes: int) -> tuple[list[RunFile], li
                     else:
                         files.append(RunFile(rel, st.st_size))
                 else:
-                    problems.append(Problem(f"{display}/{rel}", message="is not a regular file"))
+                    problems.append(
+                        Problem(
+                            f"{display}/{rel}",
+                            message=f"is a {_special_kind(st.st_mode)}, not a regular file; "
+                            "only regular files are published (it was not opened)",
+                        )
+                    )
     files.sort(key=lambda f: f.rel)
     return files, problems
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special file"
 
 
 def discover(archive: Path, *, max_file_bytes: int) -> tuple[list[RunSource], list[Problem]]:
