@@ -10,7 +10,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from sitegen.exceptions import Problem
 
@@ -183,3 +183,54 @@ def discover(archive: Path, *, max_file_bytes: int) -> tuple[list[RunSource], li
             continue
         sources.append(RunSource(entry.name, Path(entry.path), display, tuple(files)))
     return sources, problems
+
+
+# Formats a browser runs script in when it opens them. Published as text.
+ACTIVE_SUFFIXES = frozenset(
+    {".html", ".htm", ".xhtml", ".xht", ".shtml", ".svg", ".svgz", ".xml", ".xsl", ".xslt",
+     ".mht", ".mhtml", ".rdf", ".hta"}
+)  # fmt: skip
+# What a browser's content sniffing takes for HTML or XML (after whitespace or
+# a byte-order mark): a host that sends no type, or an unknown one, lets it.
+_MARKUP_HEAD = re.compile(
+    rb"^(?:\xef\xbb\xbf)?[\t\n\x0c\r ]*<(?:!doctype\s+html|html|head|body|script|iframe|h1|div|"
+    rb"font|table|a|style|title|b|br|p|svg|math|object|embed|\?xml|!--)(?=[\s>/])",
+    re.IGNORECASE,
+)
+TEXT_SUFFIX = ".txt"
+
+
+def is_active(rel: str, head: bytes) -> bool:
+    """True when a browser could run script in this file if the site served it as is.
+
+    By name (HTML, SVG, XML and their kin) and by content (a head that sniffs
+    as markup). A ``.txt`` is served as text/plain by every static host, and
+    Chromium never renders text/plain as HTML, so it stays as it is.
+    """
+    suffix = PurePosixPath(rel.lower()).suffix
+    if suffix == TEXT_SUFFIX:
+        return False
+    return suffix in ACTIVE_SUFFIXES or _MARKUP_HEAD.match(head) is not None
+
+
+def published_names(folder: Path, files: tuple[RunFile, ...]) -> dict[str, str]:
+    """Run-relative path -> the name it is published under in ``files/``.
+
+    Every file keeps its name except those a browser would execute, which get
+    ``.txt`` appended (``notes.html`` -> ``notes.html.txt``): every static host
+    serves that as text/plain, so their script never runs on the site's
+    origin. The manifest and digest keep the original names.
+    """
+    taken = {f.rel for f in files}
+    out = {}
+    for f in files:
+        with open(folder / f.rel, "rb") as fh:
+            head = fh.read(512)
+        name = f.rel
+        if is_active(f.rel, head):
+            name += TEXT_SUFFIX
+            while name in taken:  # "a.html" beside a real "a.html.txt"
+                name += TEXT_SUFFIX
+            taken.add(name)
+        out[f.rel] = name
+    return out
