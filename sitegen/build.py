@@ -35,6 +35,7 @@ from sitegen.integrity import (
     lock_text,
     read_lock,
     read_retractions,
+    unlocked_published,
     updated_lock,
     verify,
 )
@@ -193,6 +194,8 @@ def check(archive: Path, *, strict: bool = False, echo: Echo = None) -> Loaded:
     """Validate only: report every problem, write nothing."""
     loaded = load(archive, strict=strict)
     _report(loaded, echo)
+    for warning in unlocked_published(Path(archive), read_lock(Path(archive))[0]):
+        _say(echo, warning)
     _say(echo, "ok: archive is valid")
     return loaded
 

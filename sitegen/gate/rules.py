@@ -225,16 +225,19 @@ def find_ipv4(text: str) -> Iterator[Hit]:
         if _VERSION_BEFORE.search(text, max(0, s - 40), s) or _after_library(text, s):
             continue
         before = text[s - 1] if s else ""
-        # glued to a word by a hyphen: torch-2.1.0.1-cp311.whl, section-7.1.1.1
-        if before == "-" and s >= 2 and text[s - 2].isalnum():
-            continue
         # "v1.2.3.4", "b1.2.3.4": a version marker, not a host name
         if before in "vVbB" and before and (s < 2 or not text[s - 2].isalnum()):
             continue
-        glued = (before.isalnum() or before == "_") or (e < len(text) and text[e].isalnum())
-        # A quad glued to letters is flagged when it is a private or other
-        # non-public address (host10.0.0.5, 10.0.0.5abc); a public one glued so
-        # (cuda12.4.1.0, 1.2.3.4rc1) is far likelier a version.
+        glued = (
+            before.isalnum()
+            or before == "_"
+            or (before == "-" and s >= 2 and text[s - 2].isalnum())
+            or (e < len(text) and text[e].isalnum())
+        )
+        # A quad glued to a word (host10.0.0.5, 10.0.0.5abc, node-10.0.0.5.log)
+        # is flagged when it is a private or other non-public address; a public
+        # one glued so (torch-2.1.0.1-cp311.whl, cuda12.4.1.0, 1.2.3.4rc1) is
+        # far likelier a version.
         if glued and addr.is_global:
             continue
         yield Hit(s, e, "ipv4", cand, redact(cand))
