@@ -48,6 +48,7 @@ RULES: tuple[str, ...] = (
     "huggingface-token",
     "slack-token",
     "stripe-key",
+    "service-token",
     "private-key",
     "jwt",
     "generic-secret",
@@ -64,6 +65,7 @@ CREDENTIAL_RULES = frozenset(
         "huggingface-token",
         "slack-token",
         "stripe-key",
+        "service-token",
         "private-key",
         "jwt",
     }
@@ -490,6 +492,7 @@ def find_home_paths(text: str) -> Iterator[Hit]:
 _TOKEN_PREFIX = re.compile(  # factored like a trie: ~5x faster to scan than a flat alternation
     r"A(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])|g(?:h[pousr]_|ithub_pat_)|sk[-_]|hf_|api_org_"
     r"|x(?:ox[abposre]-|app-)|https://hooks\.slack\.com/|rk_|whsec_"
+    r"|gl(?:pat|dt|rt|ptt|oas)-|npm_|pypi-AgE|SG\."
 )
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _TOKEN_CHARS = _ALNUM | {"_", "-"}
@@ -549,6 +552,25 @@ _TOKEN_RULES: tuple[_TokenRule, ...] = (
         "stripe-key",
         re.compile(r"(?P<p>(?:sk|rk)_(?:live|test)_|whsec_)(?P<b>[A-Za-z0-9]{16,})"),
         _TOKEN_CHARS,
+    ),
+)
+
+
+_TOKEN_RULES += (
+    # Other services whose tokens carry a fixed prefix (rules detect-secrets has
+    # and the gate lacked): GitLab personal, deploy, runner, trigger and OAuth
+    # tokens, npm access tokens, PyPI upload tokens (a macaroon for pypi.org),
+    # SendGrid API keys (SG.<22>.<43>).
+    _TokenRule(
+        "service-token",
+        re.compile(
+            r"(?P<p>gl(?:pat|dt|rt|ptt|oas)-|npm_|pypi-AgE|SG\.)"
+            r"(?P<b>(?<=SG\.)[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}"
+            r"|(?<=pypi-AgE)[A-Za-z0-9_-]{50,}"
+            r"|(?<=npm_)[A-Za-z0-9]{36}"
+            r"|(?<=-)[A-Za-z0-9_-]{20,})"
+        ),
+        _TOKEN_CHARS | {"."},
     ),
 )
 
