@@ -226,8 +226,9 @@ def scan_tree(
     if files is None:
         _walk(root, "", listing)
     else:
-        # exactly the caller's list: for run folders, what discovery accepted
-        listing = [(rel, root) for rel in files.sorted() if rel != ALLOWLIST_NAME]
+        # the caller's list (for run folders, exactly what discovery accepted,
+        # which never holds a hidden name), with the walk's exclusions for sites
+        listing = [(rel, root) for rel in files.sorted() if _listed(rel)]
     prefix = display_prefix.strip("/")
     findings: list[Finding] = []
     for rel, path in listing:
@@ -241,6 +242,11 @@ def scan_tree(
         digest = files.digest(rel) if files is not None and cache is not None else None
         findings.extend(_scan_cached(source, display, suffix, cache, digest))
     return sorted(allowlist.filter(findings))
+
+
+def _listed(rel: str) -> bool:
+    """What the walk would scan: not in a version-control folder, not the root allowlist."""
+    return rel != ALLOWLIST_NAME and not any(p in SKIPPED_DIRS for p in rel.split("/")[:-1])
 
 
 def _read(source: Path | tuple[Path, str]) -> bytes:
