@@ -351,7 +351,7 @@ ACTIVE = {
     "figure.svg": f'<svg xmlns="http://www.w3.org/2000/svg">{SCRIPT}</svg>',
     "data/feed.xml": '<?xml version="1.0"?><x/>',
     "README": f"<!DOCTYPE html>{SCRIPT}",  # no suffix: a host may sniff it as HTML
-    "raw.json": f"  <html>{SCRIPT}",  # content decides, not the name
+    "capture.log": f"  <html>{SCRIPT}",  # a name without a standard type: content decides
 }
 
 
@@ -380,12 +380,13 @@ def test_a_text_name_beside_an_active_one_is_not_overwritten(archive):
     assert (files / "a.html.txt.txt").read_text() == SCRIPT
 
 
-def test_plain_text_starting_with_markup_keeps_its_name(archive):
-    # .txt is text/plain on every host, and Chromium never renders it as HTML
-    write_run(archive, "r2", **{"notes.txt": f"<html>{SCRIPT}"})
+@pytest.mark.parametrize("rel", ["notes.txt", "raw.json"])
+def test_a_typed_text_file_starting_with_markup_keeps_its_name(archive, rel):
+    # text/plain and application/json: Chromium never renders either as HTML
+    write_run(archive, "r2", **{rel: f"<html>{SCRIPT}"})
     code, out = cli(archive, "build")
     assert code == 0, out
-    assert (archive / "site" / "runs" / "r2" / "files" / "notes.txt").is_file()
+    assert (archive / "site" / "runs" / "r2" / "files" / rel).is_file()
 
 
 # --- in a real browser ---------------------------------------------------------------------
