@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing as mp
 import os
+from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,23 +238,29 @@ def _prepass_all(
     return {path: (summary, problems) for path, summary, problems in results}
 
 
-def _duplicate_ids(runs: list[Run]) -> list[Problem]:
-    """Two runs may not share an id, in their folders or in their ledgers."""
+def _duplicate_ids(runs: list[Run], locked: Collection[str] = ()) -> list[Problem]:
+    """Two runs may not share an id, in their folders or in their ledgers.
+
+    Published (locked) runs claim their ids first, so in a clash the newcomer
+    is refused, never the run readers already cite.
+    """
     seen: dict[str, str] = {}
     problems = []
-    for run in runs:
+    ordered = sorted(runs, key=lambda r: (r.run_id not in locked, r.run_id))
+    for run in ordered:
         names = {run.run_id}
         if run.meta.get("benchmark_run_id"):
             names.add(str(run.meta["benchmark_run_id"]))
         for name in sorted(names):
             where = run.source.file_display(LEDGER if name != run.run_id else METADATA)
             if name in seen and seen[name] != run.run_id:
+                published = " (a published run)" if seen[name] in locked else ""
                 problems.append(
                     Problem(
                         where,
                         1 if where.endswith(LEDGER) else None,
                         None,
-                        f"duplicate run id {name!r}: also used by runs/{seen[name]}",
+                        f"duplicate run id {name!r}: also used by runs/{seen[name]}{published}",
                     )
                 )
             else:
@@ -262,9 +269,18 @@ def _duplicate_ids(runs: list[Run]) -> list[Problem]:
 
 
 def read_archive(
-    archive: Path, config: Config, cache: ReadCache | None = None
+    archive: Path, config: Config, cache: ReadCache | None = None, locked: Collection[str] = ()
 ) -> tuple[list[Run], list[Problem], set[str]]:
     """All valid runs, every problem found, and the ids of the runs left out."""
+    runs, problems, invalid, _sources = read_archive_sources(archive, config, cache, locked)
+    return runs, problems, invalid
+
+
+def read_archive_sources(
+    archive: Path, config: Config, cache: ReadCache | None = None, locked: Collection[str] = ()
+) -> tuple[list[Run], list[Problem], set[str], list[RunSource]]:
+    """``read_archive``, plus every run folder discovery accepted (valid or not): the
+    list of files that would be published, which the publication gate scans."""
     sources, problems = discover(archive, max_file_bytes=config.get("limits.max_file_bytes"))
     runs: list[Run] = []
     invalid: set[str] = set()
@@ -278,10 +294,10 @@ def read_archive(
             invalid.add(source.run_id)
         else:
             runs.append(run)
-    dup = _duplicate_ids(runs)
+    dup = _duplicate_ids(runs, locked)
     if dup:
         problems += dup
         bad = {p.path.split("/")[1] for p in dup}
         invalid |= bad
         runs = [r for r in runs if r.run_id not in bad]
-    return runs, sorted(problems), invalid
+    return runs, sorted(problems), invalid, sources

@@ -20,11 +20,11 @@ import polars as pl
 
 from sitegen import aggregate as agg
 from sitegen import reuse, state
-from sitegen.archive import Run, read_archive
+from sitegen.archive import Run, read_archive_sources
 from sitegen.cache import ReadCache
 from sitegen.catalogue import build_catalogue
 from sitegen.config import Config, load_config
-from sitegen.discover import LEDGER
+from sitegen.discover import LEDGER, discover
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
 from sitegen.fsutil import fault, out_key, write_atomic
 from sitegen.gate import Allowlist, format_report, load_allowlist, scan_tree
@@ -35,6 +35,7 @@ from sitegen.integrity import (
     lock_text,
     read_lock,
     read_retractions,
+    unlocked_published,
     updated_lock,
     verify,
 )
@@ -99,21 +100,27 @@ def load(
         archive / CACHE_DIR if use_cache else None,
         max_line_bytes=config.get("limits.max_line_bytes"),
     )
-    runs, problems, invalid = read_archive(archive, config, cache)
     lock, lock_problems = read_lock(archive)
+    runs, problems, invalid, sources = read_archive_sources(archive, config, cache, set(lock))
     allowlist = load_allowlist(archive)
     gate_cache = ScanCache(archive / CACHE_DIR / "gate.json")
-    # The run files' digests are known from their manifests: the gate reads
-    # only files whose findings it has not cached yet.
+    # The gate scans exactly the files discovery accepted for publication (of
+    # every run folder, valid or not), no second walk with rules of its own.
+    # Digests known from the manifests let it read only files not cached yet.
     known = {f"{r.run_id}/{m['path']}": m["sha256"] for r in runs for m in r.manifest}
-    run_files = SiteFiles(archive / "runs", known) if (archive / "runs").is_dir() else None
-    findings = scan_tree(archive / "runs", "runs", allowlist, gate_cache, run_files)
+    listed = {
+        f"{s.run_id}/{f.rel}": known.get(f"{s.run_id}/{f.rel}") for s in sources for f in s.files
+    }
+    run_files = SiteFiles.written(archive / "runs", listed)
+    findings = (
+        scan_tree(archive / "runs", "runs", allowlist, gate_cache, run_files) if listed else []
+    )
     # Integrity and publication-gate failures are never skipped: leaving a run
     # out of the site would hide the problem instead of reporting it.
-    fatal = lock_problems + verify(runs, lock, invalid) + _link_problems(runs)
+    fatal = lock_problems + verify(runs, lock, invalid, problems) + _link_problems(runs)
     fatal += [f.to_problem() for f in findings]
     if fatal:
-        raise ValidationFailed(fatal + (problems if not skip_invalid else []))
+        raise ValidationFailed(sorted(set(fatal + (problems if not skip_invalid else []))))
     left_out: dict[str, list[Problem]] = {}
     if problems:
         if not skip_invalid:
@@ -232,6 +239,8 @@ def check(archive: Path, *, strict: bool = False, echo: Echo = None) -> Loaded:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         loaded.gate_cache.save()
+    for warning in unlocked_published(archive, read_lock(archive)[0]):
+        _say(echo, warning)
     _say(echo, "ok: archive is valid")
     return loaded
 
@@ -433,10 +442,23 @@ def gate_report(archive: Path, *, out: Path | None = None, fingerprints: bool = 
     if site is None or not site.is_dir():
         site = archive / "site"
     allowlist = load_allowlist(archive)
-    findings = scan_tree(archive / "runs", "runs", allowlist)
+    # the run files discovery would publish, as the build scans them; files it
+    # refuses (hidden, special, links) are reported as they stand
+    sources, refused = discover(
+        archive, max_file_bytes=load_config(archive).get("limits.max_file_bytes")
+    )
+    listed = {f"{s.run_id}/{f.rel}": None for s in sources for f in s.files}
+    findings = (
+        scan_tree(
+            archive / "runs", "runs", allowlist, None, SiteFiles.written(archive / "runs", listed)
+        )
+        if listed
+        else []
+    )
     if site.is_dir():
         findings += scan_tree(site, "site", allowlist)
-    return format_report(findings, fingerprints=fingerprints)
+    report = format_report(findings, fingerprints=fingerprints)
+    return "\n".join([str(p) for p in refused] + ([report] if report else []))
 
 
 def refresh_catalogue(archive: Path) -> None:

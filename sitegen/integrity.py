@@ -10,6 +10,8 @@ retractions live in ``retractions.toml``, outside every run's digest.
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -23,32 +25,131 @@ RETRACTIONS_NAME = "retractions.toml"
 LOCK_FORMAT = "sitegen.runs-lock/1"
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+MAX_LOCK_DEPTH = 64  # a lock is 4 levels deep; anything far deeper is not one
+
+
+def _nesting_line(text: str) -> int:
+    """The line where brackets first nest deeper than MAX_LOCK_DEPTH (strings ignored)."""
+    depth = 0
+    for line_no, line in enumerate(_STRING.sub('""', text).splitlines(), 1):
+        for m in _BRACKET.finditer(line):
+            depth += 1 if m.group() in "[{" else -1
+            if depth > MAX_LOCK_DEPTH:
+                return line_no
+    return 1
+
+
+def _line_of(text: str, needle: str) -> int | None:
+    at = text.find(needle)
+    return None if at < 0 else text.count("\n", 0, at) + 1
+
+
 def read_lock(archive: Path) -> tuple[dict[str, Any], list[Problem]]:
-    """run id -> {"digest", "files": {path: sha256}}; a missing lock is empty."""
+    """run id -> {"digest", "files": {path: sha256}}; a missing lock is empty.
+
+    A damaged lock is a located problem, never a traceback: it is what keeps
+    published runs from changing, so the build stops until it is repaired
+    (``git checkout runs.lock``).
+    """
     path = archive / LOCK_NAME
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        return {}, [Problem(LOCK_NAME, message="is not a regular file")]
     if not path.is_file():
         return {}, []
-    data, problems = load_strict(path, LOCK_NAME)
+    try:
+        data, problems = load_strict(path, LOCK_NAME)
+    except RecursionError:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        line = _nesting_line(text)
+        return {}, [Problem(LOCK_NAME, line, None, "nested too deeply: not a runs lock")]
     if problems:
         return {}, problems
+    text = path.read_text(encoding="utf-8")
     if not isinstance(data, dict) or data.get("format") != LOCK_FORMAT:
-        return {}, [Problem(LOCK_NAME, message=f"not a runs lock (expected format {LOCK_FORMAT})")]
-    return data.get("runs", {}), []
+        line = _line_of(text, '"format"') or 1
+        return {}, [
+            Problem(LOCK_NAME, line, None, f"not a runs lock (expected format {LOCK_FORMAT})")
+        ]
+    runs = data.get("runs", {})
+    if not isinstance(runs, dict):
+        line = _line_of(text, '"runs"') or 1
+        return {}, [Problem(LOCK_NAME, line, None, "$.runs: must be an object of run ids")]
+    problems = []
+    for run_id, entry in runs.items():
+        line = _line_of(text, json.dumps(run_id) + ":")
+        bad = _entry_problem(entry)
+        if bad:
+            problems.append(Problem(LOCK_NAME, line, None, f"$.runs[{run_id!r}]: {bad}"))
+    return ({} if problems else runs), problems
+
+
+def _entry_problem(entry: Any) -> str | None:
+    """What is wrong with one lock entry, or None."""
+    if not isinstance(entry, dict):
+        return "must be an object with digest and files"
+    digest = entry.get("digest")
+    if not isinstance(digest, str) or not _HEX64.fullmatch(digest.removeprefix("sha256:")):
+        return "digest must be 'sha256:' and 64 hex digits"
+    files = entry.get("files")
+    if not isinstance(files, dict) or not all(
+        isinstance(v, str) and _HEX64.fullmatch(v) for v in files.values()
+    ):
+        return "files must map each path to a sha256 (64 hex digits)"
+    return None
+
+
+def unlocked_published(archive: Path, lock: dict[str, Any]) -> list[str]:
+    """Warnings for runs the committed catalogue.json publishes that runs.lock lacks.
+
+    A lock edited by hand (or replaced) would otherwise let those runs change
+    or vanish without a word.
+    """
+    path = archive / "catalogue.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return []
+    runs = data.get("runs") if isinstance(data, dict) else None
+    ids = [r.get("id") for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
+    missing = sorted(i for i in ids if isinstance(i, str) and i not in lock)
+    return [
+        f"warning: {LOCK_NAME}: runs/{i} is published in catalogue.json but missing from "
+        f"{LOCK_NAME} (restore the lock from version control)"
+        for i in missing
+    ]
 
 
 def lock_entry(run: Run) -> dict[str, Any]:
     return {"digest": run.digest, "files": {m["path"]: m["sha256"] for m in run.manifest}}
 
 
-def verify(runs: list[Run], lock: dict[str, Any], invalid: set[str]) -> list[Problem]:
-    """Problems for every locked run whose bytes differ from its lock entry, or that is gone."""
-    problems: list[Problem] = []
+def verify(
+    runs: list[Run], lock: dict[str, Any], invalid: set[str], problems: list[Problem] = ()
+) -> list[Problem]:
+    """Problems for every locked run whose bytes differ from its lock entry, that is
+    gone, or that is now invalid. ``problems`` are the archive's validation
+    problems: a published run's own are repeated here, as they can never be
+    skipped (``--skip-invalid`` would silently unpublish it)."""
+    out: list[Problem] = []
     present = {r.run_id: r for r in runs}
     for run_id, entry in sorted(lock.items()):
         run = present.get(run_id)
         if run is None:
-            if run_id not in invalid:
-                problems.append(
+            if run_id in invalid:
+                own = [p for p in problems if p.path.split("/")[1:2] == [run_id]]
+                out += own
+                out.append(
+                    Problem(
+                        f"runs/{run_id}",
+                        message="published run is now invalid (see above): published runs "
+                        "are never left out; restore its files from version control",
+                    )
+                )
+            else:
+                out.append(
                     Problem(
                         f"runs/{run_id}",
                         message="published run is missing: published runs are never deleted "
@@ -67,14 +168,14 @@ def verify(runs: list[Run], lock: dict[str, Any], invalid: set[str]) -> list[Pro
         parts += [f"added {', '.join(added)}" if added else ""]
         parts += [f"removed {', '.join(removed)}" if removed else ""]
         detail = "; ".join(p for p in parts if p)
-        problems.append(
+        out.append(
             Problem(
                 f"runs/{run_id}",
                 message=f"published run differs from {LOCK_NAME}: {detail}. Published runs never "
                 "change; publish a correction as a new run with `supersedes`",
             )
         )
-    return problems
+    return out
 
 
 def updated_lock(runs: list[Run], lock: dict[str, Any]) -> dict[str, Any]:

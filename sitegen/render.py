@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import nh3
 from jinja2 import (
@@ -34,6 +35,7 @@ from sitegen.archive import Run
 from sitegen.catalogue import nodes_of, targets_of
 from sitegen.compare import METRICS, RunComparison, Thresholds, all_comparisons
 from sitegen.config import Config, defaults
+from sitegen.discover import published_names
 from sitegen.downloads import Download
 from sitegen.exceptions import BuildError
 from sitegen.fsutil import sha256_file
@@ -257,6 +259,16 @@ def render_run(
         text = (run.source.path / "run.md").read_text(encoding="utf-8", errors="replace")
         notes = markdown(text, demote=2)
     end = run.ledger.end if run.ledger and run.ledger.end else {}
+    names = published_names(run.source.path, run.source.files)
+    # hrefs percent-encoded ("a?b#c d.txt" is a file name, not a query and a fragment)
+    published_files = [
+        dict(
+            m,
+            href="files/" + quote(names[m["path"]], safe="/"),
+            as_text=names[m["path"]] != m["path"],
+        )
+        for m in entry["files"]
+    ]
     return env.get_template("run.html").render(
         root="../../",
         archive=data.catalogue["archive"],
@@ -277,6 +289,7 @@ def render_run(
         if run.ledger
         else [],
         notes=notes,
+        published_files=published_files,
         interrupted_reason=end.get("interrupted_reason"),
         links=links,
         comparison=ctx.comparisons.get(run.run_id),
@@ -429,8 +442,8 @@ def _run_outputs(
     outputs.cached(base + "cite.bib", digest([salt, "bib", entry_key]), lambda: citation().bibtex)
     outputs.cached(base + "CITATION.cff", digest([salt, "cff", entry_key]), lambda: citation().cff)
     shas = {m["path"]: m["sha256"] for m in run.manifest}
-    for f in run.source.files:
-        outputs.copy(base + "files/" + f.rel, run.source.path / f.rel, shas.get(f.rel))
+    for rel, name in published_names(run.source.path, run.source.files).items():
+        outputs.copy(base + "files/" + name, run.source.path / rel, shas.get(rel))
 
 
 def _changes_pages(

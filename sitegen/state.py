@@ -51,7 +51,12 @@ def _walk(top: Path, digest: hashlib._Hash) -> None:
 
 def _stamp(path: Path, digest: hashlib._Hash) -> None:
     st = path.lstat()
-    digest.update(f"{path} {st.st_mode} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}\n".encode())
+    digest.update(
+        f"{path} {st.st_mode} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}\n".encode(
+            "utf-8",
+            "surrogateescape",  # a file name that is not UTF-8 is reported later
+        )
+    )
 
 
 def fingerprint(archive: Path, out: Path, options: dict[str, object]) -> str:

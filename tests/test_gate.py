@@ -235,7 +235,7 @@ def _tree(tmp_path: Path) -> Path:
     (root / "runs" / "a").mkdir(parents=True)
     (root / "runs" / "a" / "index.html").write_text("<p>&#49;0.1.2.3</p>\n<p>fine</p>\n")
     (root / "runs" / "a" / "run.jsonl").write_text('{"host":"10.9.8.7"}\n')
-    (root / "runs" / "a" / "data.parquet").write_bytes(b"PAR1 10.5.5.5 /home/alice PAR1")
+    (root / "runs" / "a" / "data.parquet").write_bytes(b"PAR1\x15\x00 10.5.5.5 /home/alice PAR1")
     (root / "runs" / "a" / "blob").write_bytes(b"\x00\x01 10.6.6.6")
     (root / "notes.md").write_text("clean\n")
     return root
@@ -244,6 +244,7 @@ def _tree(tmp_path: Path) -> Path:
 def test_scan_tree_reports_sorted_findings_with_display_paths(tmp_path):
     root = _tree(tmp_path)
     findings = scan_tree(root, "site", Allowlist())
+    # "data.parquet" and "blob" are binary by content: a NUL byte in their head
     assert [str(f) for f in findings] == [
         "site/runs/a/index.html:1:4: [ipv4] 10…",
         "site/runs/a/run.jsonl:1:10: [ipv4] 10…",

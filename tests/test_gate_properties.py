@@ -9,6 +9,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from sitegen.gate import KINDS, scan_bytes, scan_text
+from sitegen.gate.rules import LIBRARY_NAMES
 
 # The allowed networks as the documentation states them (written out here, not
 # imported, so a change to the code's list has to be made on purpose).
@@ -59,6 +60,9 @@ def position(text: str, offset: int) -> tuple[int, int]:
 def assume_no_version_word(prefix: str) -> None:
     """A dotted quad right after "version", "rev" ... is documented as a version."""
     assume(not re.search(r"(?:" + "|".join(VERSION_WORDS) + r")s?[ _]*$", prefix.lower()))
+    # after a software name ("CUDA 12.4.1.0") it is documented as that software's version
+    words = re.findall(r"[A-Za-z][A-Za-z0-9_]*", prefix)
+    assume(not words or words[-1].lower().rstrip("_") not in LIBRARY_NAMES)
 
 
 @settings(max_examples=300, deadline=None)

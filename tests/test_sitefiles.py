@@ -21,7 +21,7 @@ def make_site(tmp_path: Path) -> Path:
     (root / "runs" / "a").mkdir(parents=True)
     (root / "runs" / "a" / "index.html").write_text("<p>&#49;0.1.2.3</p>\n<p>fine</p>\n")
     (root / "runs" / "a" / "run.jsonl").write_text('{"host":"10.9.8.7"}\n')
-    (root / "runs" / "a" / "data.parquet").write_bytes(b"PAR1 10.5.5.5 PAR1")
+    (root / "runs" / "a" / "data.parquet").write_bytes(b"PAR1\x15\x00 10.5.5.5 PAR1")
     (root / "runs" / "a" / "blob").write_bytes(b"\x00\x01 10.6.6.6")
     (root / "notes.md").write_text("clean\n")
     (root / ".git").mkdir()

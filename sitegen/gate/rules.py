@@ -48,6 +48,7 @@ RULES: tuple[str, ...] = (
     "huggingface-token",
     "slack-token",
     "stripe-key",
+    "service-token",
     "private-key",
     "jwt",
     "generic-secret",
@@ -64,6 +65,7 @@ CREDENTIAL_RULES = frozenset(
         "huggingface-token",
         "slack-token",
         "stripe-key",
+        "service-token",
         "private-key",
         "jwt",
     }
@@ -101,7 +103,26 @@ def redact(secret: str, prefix: str = "") -> str:
 
 # --- addresses -------------------------------------------------------------
 
-_IPV4 = re.compile(r"(?<![\w.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![\w]|\.[\w])")
+# A quad may be glued to letters (``host10.0.0.5``, ``10.0.0.5abc``, a file name
+# ``node_10.0.0.5.log``), never to more digits or dotted digits (``1.2.3.4.5``).
+_IPV4 = re.compile(r"(?<![0-9])(?<![0-9]\.)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9]|\.[0-9])")
+# The cloud host-name form of an address: ip-10-0-0-5, ip-10-0-0-5.ec2.internal.
+_IPV4_DASHED = re.compile(
+    r"(?<![0-9A-Za-z])ip-([0-9]{1,3})-([0-9]{1,3})-([0-9]{1,3})-([0-9]{1,3})(?![0-9]|-[0-9])",
+    re.IGNORECASE,
+)
+# A software name right before a quad makes it that software's version:
+# "cuDNN 9.1.0.70", "CUDA 12.4.1.0", "TensorRT 10.0.1.6".
+LIBRARY_NAMES = frozenset(
+    {"cuda", "cudnn", "cublas", "cufft", "curand", "cusparse", "cutlass", "nccl", "nvcc",
+     "tensorrt", "trt", "rocm", "hip", "miopen", "rccl", "driver", "nvidia", "torch",
+     "pytorch", "tensorflow", "tf", "jax", "jaxlib", "triton", "python", "onnx",
+     "onnxruntime", "openvino", "mkl", "onednn", "oneapi", "vllm", "transformers", "numpy",
+     "protobuf", "gcc", "clang", "llvm", "kernel", "linux", "firmware", "bios", "vbios",
+     "ubuntu", "debian", "windows", "macos", "xcode", "build", "mlx", "metal", "vulkan",
+     "opencl", "sycl", "llama.cpp", "ollama", "sglang", "openmpi", "ucx", "libtorch"}
+)  # fmt: skip
+_NAME_BEFORE = re.compile(r"([A-Za-z][A-Za-z0-9.+_-]*)[ \t]*(?:[:=]|version|v)?[ \t]*[\"']?$")
 _IPV6 = re.compile(
     r"(?<![\w:.%])"
     r"(?:[0-9A-Fa-f]{0,4}:){2,8}"
@@ -179,23 +200,55 @@ _IPV4_HINT = re.compile(r"\.[0-9]{1,3}\.[0-9]{1,3}\.")
 _IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
 
 
+def _ipv4(parts: list[str]) -> ipaddress.IPv4Address | None:
+    """The address of four decimal parts; leading zeros (``010.000.000.005``) are
+    read as decimal, as the text reads to a person (``ipaddress`` refuses them)."""
+    values = [int(p) for p in parts]
+    if any(v > 255 for v in values):
+        return None
+    return ipaddress.IPv4Address(".".join(map(str, values)))
+
+
+def _after_library(text: str, s: int) -> bool:
+    """True when a software name stands right before offset ``s`` (its version follows)."""
+    m = _NAME_BEFORE.search(text, max(0, s - 40), s)
+    return m is not None and m.group(1).lower().rstrip("-_") in LIBRARY_NAMES
+
+
 def find_ipv4(text: str) -> Iterator[Hit]:
-    """Dotted quads that are real, non-documentation addresses and not versions."""
+    """Dotted quads (and ``ip-a-b-c-d`` host names) that are real, non-documentation
+    addresses and not versions."""
     for m in _anchored(_IPV4_HINT, _IPV4, text, _DIGITS, 3, _IPV4_RUN):
         s, e = m.span()
         cand = m.group()
-        try:
-            addr = ipaddress.IPv4Address(cand)
-        except ValueError:
+        addr = _ipv4(cand.split("."))
+        if addr is None or _address_allowed(addr):
             continue
-        if _address_allowed(addr):
+        if _VERSION_BEFORE.search(text, max(0, s - 40), s) or _after_library(text, s):
             continue
-        if _VERSION_BEFORE.search(text, max(0, s - 40), s):
+        before = text[s - 1] if s else ""
+        # "v1.2.3.4", "b1.2.3.4": a version marker, not a host name
+        if before in "vVbB" and before and (s < 2 or not text[s - 2].isalnum()):
             continue
-        # glued to a word by a hyphen: torch-2.1.0.1-cp311.whl, section-7.1.1.1
-        if s >= 2 and text[s - 1] == "-" and text[s - 2].isalnum():
+        glued = (
+            before.isalnum()
+            or before == "_"
+            or (before == "-" and s >= 2 and text[s - 2].isalnum())
+            or (e < len(text) and text[e].isalnum())
+        )
+        # A quad glued to a word (host10.0.0.5, 10.0.0.5abc, node-10.0.0.5.log)
+        # is flagged when it is a private or other non-public address; a public
+        # one glued so (torch-2.1.0.1-cp311.whl, cuda12.4.1.0, 1.2.3.4rc1) is
+        # far likelier a version.
+        if glued and addr.is_global:
             continue
         yield Hit(s, e, "ipv4", cand, redact(cand))
+    for m in _IPV4_DASHED.finditer(text):
+        addr = _ipv4(list(m.groups()))
+        if addr is None or _address_allowed(addr):
+            continue
+        cand = m.group()
+        yield Hit(m.start(), m.end(), "ipv4", cand, redact(cand[3:], cand[:3]))
 
 
 def _in_slice(text: str, s: int, cand: str) -> bool:
@@ -281,6 +334,32 @@ def _redact_user_host(user: str, host: str) -> str:
     return f"{redact(user)}@{redact(host)}"
 
 
+# Single-word "hosts" after "@" that are package tags or versions (npm, pip, nix).
+_PACKAGE_TAGS = frozenset(
+    {"latest", "next", "stable", "beta", "alpha", "canary", "nightly", "rc", "lts", "dev",
+     "main", "master", "head", "edge", "experimental", "insiders", "preview", "release",
+     "local", "localhost", "none", "null", "undefined", "workspace", "npm", "file", "link"}
+)  # fmt: skip
+_VERSIONISH = re.compile(r"v?[0-9][0-9A-Za-z.+-]*|[\^~<>=].*|x86_64|aarch64|arm64|amd64")
+
+
+def _bare_login(host: str, after: str) -> bool:
+    """``user@host`` with no ssh word or prompt shape around it that still names a
+    login: the host is an address, or a single name with no domain (a mailbox
+    always has one). ``worker@node3: msg``, a log label, is not one."""
+    if host.startswith("["):
+        return True
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    if "." in host or not any(ch.isalpha() for ch in host) or after[:1] == ":":
+        return False
+    low = host.lower()
+    return low not in _PACKAGE_TAGS and not _VERSIONISH.fullmatch(low)
+
+
 def find_user_at_host(text: str) -> Iterator[Hit]:
     """ssh/scp targets, shell prompts and URLs carrying credentials.
 
@@ -333,6 +412,8 @@ def find_user_at_host(text: str) -> Iterator[Hit]:
                     )
                     ssh_at[line_start] = cmd.start() if cmd else None
                 shaped = ssh_at[line_start] is not None and ssh_at[line_start] < s
+        if not shaped and _bare_login(host, text[e : e + 2]):
+            shaped = True  # root@build-box, alice@10.0.0.5: a login, not a mailbox
         if shaped:
             yield Hit(s, e, "user-at-host", m.group(), _redact_user_host(user, host))
 
@@ -411,6 +492,7 @@ def find_home_paths(text: str) -> Iterator[Hit]:
 _TOKEN_PREFIX = re.compile(  # factored like a trie: ~5x faster to scan than a flat alternation
     r"A(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])|g(?:h[pousr]_|ithub_pat_)|sk[-_]|hf_|api_org_"
     r"|x(?:ox[abposre]-|app-)|https://hooks\.slack\.com/|rk_|whsec_"
+    r"|gl(?:pat|dt|rt|ptt|oas)-|npm_|pypi-AgE|SG\."
 )
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _TOKEN_CHARS = _ALNUM | {"_", "-"}
@@ -470,6 +552,25 @@ _TOKEN_RULES: tuple[_TokenRule, ...] = (
         "stripe-key",
         re.compile(r"(?P<p>(?:sk|rk)_(?:live|test)_|whsec_)(?P<b>[A-Za-z0-9]{16,})"),
         _TOKEN_CHARS,
+    ),
+)
+
+
+_TOKEN_RULES += (
+    # Other services whose tokens carry a fixed prefix (rules detect-secrets has
+    # and the gate lacked): GitLab personal, deploy, runner, trigger and OAuth
+    # tokens, npm access tokens, PyPI upload tokens (a macaroon for pypi.org),
+    # SendGrid API keys (SG.<22>.<43>).
+    _TokenRule(
+        "service-token",
+        re.compile(
+            r"(?P<p>gl(?:pat|dt|rt|ptt|oas)-|npm_|pypi-AgE|SG\.)"
+            r"(?P<b>(?<=SG\.)[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}"
+            r"|(?<=pypi-AgE)[A-Za-z0-9_-]{50,}"
+            r"|(?<=npm_)[A-Za-z0-9]{36}"
+            r"|(?<=-)[A-Za-z0-9_-]{20,})"
+        ),
+        _TOKEN_CHARS | {"."},
     ),
 )
 

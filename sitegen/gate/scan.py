@@ -41,16 +41,6 @@ _KIND_BY_SUFFIX = {
     ".csv": "csv", ".tsv": "csv",
 }  # fmt: skip
 
-# Never read: binary formats whose bytes are not text (their text, if any, is
-# the publisher's to check with the tool that made them).
-BINARY_SUFFIXES = frozenset(
-    {".parquet", ".sqlite", ".sqlite3", ".db", ".duckdb", ".arrow", ".feather", ".npy", ".npz",
-     ".pkl", ".pickle", ".pt", ".pth", ".bin", ".safetensors", ".gguf", ".onnx", ".h5", ".hdf5",
-     ".png", ".jpg", ".jpeg", ".gif", ".webp", ".avif", ".ico", ".bmp", ".tif", ".tiff",
-     ".woff", ".woff2", ".ttf", ".otf", ".eot", ".pdf", ".zip", ".gz", ".tgz", ".bz2", ".xz",
-     ".zst", ".tar", ".7z", ".whl", ".so", ".dylib", ".dll", ".exe", ".o", ".a", ".class",
-     ".jar", ".pyc", ".mp3", ".mp4", ".wav", ".ogg", ".webm", ".mov"}
-)  # fmt: skip
 # Version-control folders are never published.
 SKIPPED_DIRS = frozenset({".git", ".hg", ".svn"})
 _SNIFF_BYTES = 8192
@@ -202,6 +192,8 @@ def _walk(root: Path, rel: str, out: list[tuple[str, Path]]) -> None:
         if entry.is_symlink():
             continue  # never follow a link out of the published tree
         child_rel = f"{rel}/{entry.name}" if rel else entry.name
+        if not (entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False)):
+            continue  # a FIFO, socket or device is never opened (it could block forever)
         if entry.is_dir(follow_symlinks=False):
             if entry.name not in SKIPPED_DIRS:
                 _walk(Path(entry.path), child_rel, out)
@@ -222,8 +214,9 @@ def scan_tree(
 
     Symbolic links inside the tree are skipped, never followed (``root``
     itself may be one: the caller named it, e.g. a ``site`` link to the
-    current build). Files with a binary suffix are not read; a file with an
-    unknown suffix whose first 8 KiB hold a NUL byte is treated as binary.
+    current build), and so are FIFOs, sockets and devices. A file whose first
+    8 KiB hold a NUL byte is binary and not matched, whatever its name. Each
+    path is matched too: a name can leak as much as a line.
     Paths are shown as ``display_prefix/relative/path``.
 
     ``files``, a listing of ``root`` shared with other steps, replaces the
@@ -236,14 +229,16 @@ def scan_tree(
     if files is None:
         _walk(root, "", listing)
     else:
-        listing = [(rel, root) for rel in files.sorted() if _published(rel)]
+        # the caller's list (for run folders, exactly what discovery accepted,
+        # which never holds a hidden name), with the walk's exclusions for sites
+        listing = [(rel, root) for rel in files.sorted() if _listed(rel)]
     prefix = display_prefix.strip("/")
     findings: list[Finding] = []
     for rel, path in listing:
         suffix = _suffix(rel)
-        if suffix in BINARY_SUFFIXES:
-            continue
         display = f"{prefix}/{rel}" if prefix else rel
+        # the name is published too (in the URL and the file list)
+        findings.extend(_name_findings(rel, display))
         # with a shared listing, ``path`` is the root: the file's Path is made
         # only when it is read (tens of thousands of Path objects cost seconds)
         source = path if files is None else (path, rel)
@@ -252,10 +247,9 @@ def scan_tree(
     return sorted(allowlist.filter(findings))
 
 
-def _published(rel: str) -> bool:
-    """What the walk would list: no version-control folder, not the root allowlist."""
-    parts = rel.split("/")
-    return rel != ALLOWLIST_NAME and not any(p in SKIPPED_DIRS for p in parts[:-1])
+def _listed(rel: str) -> bool:
+    """What the walk would scan: not in a version-control folder, not the root allowlist."""
+    return rel != ALLOWLIST_NAME and not any(p in SKIPPED_DIRS for p in rel.split("/")[:-1])
 
 
 def _read(source: Path | tuple[Path, str]) -> bytes:
@@ -268,11 +262,29 @@ def _read(source: Path | tuple[Path, str]) -> bytes:
         ) from exc
 
 
+def is_binary(data: bytes) -> bool:
+    """Judged by content, never by name: a NUL byte in the first 8 KiB.
+
+    Text never holds NUL; images, archives, Parquet and model files do within
+    their first bytes. So a text file named ``.bin`` is read and scanned.
+    """
+    return b"\x00" in data[:_SNIFF_BYTES]
+
+
 def _scan_file(data: bytes, display: str, suffix: str) -> list[Finding]:
-    """scan_bytes, except that a file of unknown type holding a NUL byte is binary."""
-    if suffix not in _KIND_BY_SUFFIX and b"\x00" in data[:_SNIFF_BYTES]:
+    """scan_bytes, except that a file whose content is binary is not read as text."""
+    if is_binary(data):
         return []
     return scan_bytes(data, display)
+
+
+def _name_findings(rel: str, display: str) -> list[Finding]:
+    """Findings in a file's relative path (``10.0.0.5.log``, ``alice@build-box.txt``),
+    reported at line 1, column 1 of the file they name."""
+    return [
+        Finding(display, 1, 1, f.rule, f"file name: {f.redacted}", f.fingerprint)
+        for f in scan_text(rel, display)
+    ]
 
 
 def _scan_cached(
@@ -292,7 +304,7 @@ def _scan_cached(
     if digest is None:
         data = _read(source)
         digest = hashlib.sha256(data).hexdigest()
-    key = cache.key(_KIND_BY_SUFFIX.get(suffix, "text"), digest)
+    key = cache.key(kind_for(display), digest)
     rows = cache.get(key)
     if rows is not None:
         return [Finding(display, *row) for row in rows]
