@@ -229,9 +229,13 @@ def _check_value(setting: Setting, value: Any) -> str | None:
         return f"must be at least {setting.minimum}, got {value}"
     if setting.maximum is not None and value > setting.maximum:
         return f"must be at most {setting.maximum}, got {value}"
-    if setting.name == "reproducibility.quiet_hours_utc" and value:
-        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", value):
-            return f"must be HH:MM-HH:MM (UTC), got {value!r}"
+    hours = r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d"
+    if (
+        setting.name == "reproducibility.quiet_hours_utc"
+        and value
+        and not re.fullmatch(hours, value)
+    ):
+        return f"must be HH:MM-HH:MM (UTC), got {value!r}"
     if setting.name == "archive.base_url" and value:
         if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", value):
             return f"must be an http(s) URL, got {value!r}"

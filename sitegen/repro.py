@@ -97,7 +97,7 @@ def _utc(text: Any) -> datetime | None:
 
 
 def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h} h {m} min" if h else f"{m} min {s} s"
@@ -160,7 +160,9 @@ def _check_exclusive(run: Run, s: dict[str, Any]) -> tuple[bool, str]:
         elif run.imported:
             why = "imported run: the source tool records no per-call machine samples"
         else:
-            why = "the ledger has no per-call machine samples (recorded before the runner took them)"
+            why = (
+                "the ledger has no per-call machine samples (recorded before the runner took them)"
+            )
         return False, f"machine exclusivity not measured: {why}{said}"
     cores = summary.get("cores") or 1
     other = float(summary.get("other_cores_p50") or 0.0)
@@ -317,7 +319,7 @@ def check_run(
         if fake:
             problems.append("placeholder engine version " + ", ".join(fake))
         shown = [
-            f"{t['cell_id']}: {t['engine_version']}"
+            f"{t['cell_id']}: {t.get('engine_version')}"
             + (" (operator-supplied)" if t.get("engine_version_source") == "operator" else "")
             for t in cells
         ]
@@ -334,7 +336,7 @@ def check_run(
             problems.append("model digest missing for " + ", ".join(no_digest))
         if bad:
             problems.append("not a real sha256: " + ", ".join(bad))
-        shown = [f"{t['cell_id']}: {str(t['model_digest'])[:19]}…" for t in cells]
+        shown = [f"{t['cell_id']}: {str(t.get('model_digest'))[:19]}…" for t in cells]
         item("model_digests", not problems, "; ".join(problems) or "; ".join(shown))
 
     start, finish = run.started_at, run.finished_at

@@ -139,8 +139,10 @@ def record_run(archive: Path, port: int) -> dict:
     """``sitegen run`` in the archive folder, as typed; returns the packaged run's metadata."""
     before = set((archive / "runs").iterdir()) if (archive / "runs").is_dir() else set()
     subprocess.run(
-        [sys.executable, "-m", "sitegen", "run", "--cells", "cells.yaml", "--warm", "4"]
-        + ["--prompt", "P-EASY", "--prompt", "P-MEDIUM", "--force-load", "--quiet"],
+        [
+            *(sys.executable, "-m", "sitegen", "run", "--cells", "cells.yaml", "--warm", "4"),
+            *("--prompt", "P-EASY", "--prompt", "P-MEDIUM", "--force-load", "--quiet"),
+        ],
         cwd=archive,
         env=ENV,
         check=True,

@@ -163,7 +163,9 @@ def _cell_from(path: Path, index: int, item: Any, problems: list[Problem]) -> Ce
     ):
         bad("model_digest", "'model_digest' must be a sha256 hex digest")
     version = item.get("engine_version")
-    if version is not None and not (isinstance(version, (str, int, float)) and str(version).strip()):
+    if version is not None and not (
+        isinstance(version, (str, int, float)) and str(version).strip()
+    ):
         bad("engine_version", "'engine_version' must be text, e.g. \"b6123\"")
     pid = item.get("engine_pid")
     if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or pid < 1):

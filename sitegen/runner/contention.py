@@ -131,12 +131,12 @@ def _pid_holding(proc: Path, inodes: set[str]) -> int | None:
         if not entry.name.isdigit():
             continue
         try:
-            fds = os.listdir(entry / "fd")
+            fds = list((entry / "fd").iterdir())
         except OSError:
             continue
         for fd in fds:
             try:
-                if os.readlink(entry / "fd" / fd) in wanted:
+                if str(fd.readlink()) in wanted:
                     found.append(int(entry.name))
                     break
             except OSError:

@@ -310,9 +310,7 @@ def run(options: RunOptions, echo: Echo | None = None) -> RunOutcome:
         for p in probes:
             for note in p.notes:
                 log(f"probe {p.cell_id}: {note}")
-        session = _Session(
-            options, ok_cells, prompts, warm, writer, scrub, progress, log, sampler
-        )
+        session = _Session(options, ok_cells, prompts, warm, writer, scrub, progress, log, sampler)
         started = time.monotonic()
         interrupted_reason = asyncio.run(session.execute())
         progress.finish()
