@@ -180,6 +180,7 @@ class Sampler:
         self.available = _ticks_busy(proc) is not None
         self.cores = os.cpu_count() or 1
         self.engines: dict[str, tuple[str, int | None]] = {}
+        self._servers: dict[str, tuple[str, int | None]] = {}
 
     def locate(self, cell_id: str, endpoint: str, engine_pid: int | None = None) -> None:
         """Remember where a cell's engine runs (an explicit pid wins)."""
@@ -187,8 +188,13 @@ class Sampler:
             return
         if engine_pid is not None:
             self.engines[cell_id] = ("local", engine_pid)
-        else:
-            self.engines[cell_id] = find_engine_pid(endpoint, self.proc)
+            return
+        # Cells served by one server (several Ollama models) share one /proc scan.
+        server = urlsplit(endpoint).netloc
+        known = self._servers.get(server)
+        if known is None:
+            known = self._servers[server] = find_engine_pid(endpoint, self.proc)
+        self.engines[cell_id] = known
 
     def _pids(self, cell_id: str) -> tuple[set[int], set[int]]:
         """(runner pids, engine pids): the engine's tree unless it is this process."""
