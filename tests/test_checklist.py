@@ -421,3 +421,14 @@ def test_two_placeholder_engine_versions_are_not_like_for_like() -> None:
         facts("bb", "b6123"), facts("a", "b6123"), "n:llamacpp:m", "P-EASY", Thresholds()
     )
     assert row.comparable
+
+
+def test_bad_operator_keys_in_cells_yaml_name_the_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    cells_yaml(tmp_path, "http://127.0.0.1:9", "    engine_pid: twelve\n    engine_version: ''\n")
+    result = CliRunner().invoke(cli, ["run", "--cells", "cells.yaml", "--force-load"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "cells.yaml:6" in result.output and "'engine_pid' must be a process id" in result.output
+    assert "cells.yaml:7" in result.output and "'engine_version' must be text" in result.output
