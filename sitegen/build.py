@@ -129,7 +129,7 @@ def load(
             parts = p.path.split("/")
             key = parts[1] if len(parts) > 1 and parts[0] == "runs" else p.path
             left_out.setdefault(key, []).append(p)
-    checks = check_all(runs, max_load=config.get("reproducibility.max_load_avg"))
+    checks = check_all(runs, settings=config.section("reproducibility"))
     if strict:
         unreliable = [
             Problem(f"runs/{rid}", message="unreliable: " + "; ".join(c["reasons"]))

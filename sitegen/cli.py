@@ -254,7 +254,27 @@ NODES_OPTION = click.option(
 @click.option("--allow-dirty", is_flag=True, help="Run on a dirty git tree (files are recorded).")
 @click.option("--dirty-note", default=None, help="Why the dirty files do not matter.")
 @click.option("--force-load", is_flag=True, help="Run even when the load average is above 4.0.")
-@click.option("--for-publication", is_flag=True, help="Refuse when any cell fails its probe.")
+@click.option(
+    "--for-publication",
+    is_flag=True,
+    help="Refuse when any cell fails its probe or has no real engine version.",
+)
+@click.option(
+    "--exclusive",
+    default=None,
+    help="Your statement that no other heavy job shared the machine (shown beside the "
+    "measurement).",
+)
+@click.option(
+    "--authorization",
+    default=None,
+    help="Who authorized running in prime time, and where (e.g. 'Sloba, chat 17:34Z').",
+)
+@click.option(
+    "--window",
+    default=None,
+    help="Your statement that the run's window avoided prime time.",
+)
 @click.option(
     "--timeout",
     "call_timeout_s",

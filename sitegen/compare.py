@@ -23,7 +23,7 @@ from sitegen.archive import Run
 from sitegen.catalogue import sort_key, targets_of
 from sitegen.config import Config
 from sitegen.exceptions import BuildError, ValidationFailed
-from sitegen.repro import prompt_hashes
+from sitegen.repro import is_placeholder_version, prompt_hashes
 
 
 @dataclass(frozen=True)
@@ -182,12 +182,19 @@ def _describe(name: str, base: Any, now: Any) -> str | None:
     return None
 
 
+def _known(key: str, value: Any) -> Any:
+    """A placeholder engine version (``b0-unknown``) means unknown: two are not equal."""
+    if key == "engine_version" and value is not None and is_placeholder_version(value):
+        return None
+    return value
+
+
 def differences(run: Facts, base: Facts, cell: str, prompt: str) -> list[str]:
     """Why this cell x prompt is not like-for-like with the baseline (empty when it is)."""
     out = []
     t_now, t_base = run.targets.get(cell, {}), base.targets.get(cell, {})
     for key, name in GUARDED:
-        why = _describe(name, t_base.get(key), t_now.get(key))
+        why = _describe(name, _known(key, t_base.get(key)), _known(key, t_now.get(key)))
         if why:
             out.append(why)
     why = _describe("prompt sha256", base.prompts.get(prompt), run.prompts.get(prompt))

@@ -134,6 +134,32 @@ SETTINGS: tuple[Setting, ...] = (
         1024.0,
     ),
     Setting(
+        "reproducibility.max_other_cpu",
+        float,
+        0.25,
+        "Highest share of the machine's cores that processes other than the runner and a "
+        "local engine may keep busy during a reliable run (median over its calls).",
+        0.0,
+        1.0,
+    ),
+    Setting(
+        "reproducibility.max_load_per_core",
+        float,
+        2.0,
+        "Highest 1-minute load average per core during a reliable run (median over its "
+        "calls; the load includes the runner and a local engine).",
+        0.0,
+        1024.0,
+    ),
+    Setting(
+        "reproducibility.quiet_hours_utc",
+        str,
+        "",
+        "Daily UTC window outside prime time, as HH:MM-HH:MM (e.g. 02:00-05:00): a run that "
+        "starts and finishes inside it passes the prime-time item without an authorization. "
+        "Empty: every run needs a recorded authorization or window statement.",
+    ),
+    Setting(
         "limits.max_line_bytes",
         int,
         1_048_576,
@@ -203,6 +229,13 @@ def _check_value(setting: Setting, value: Any) -> str | None:
         return f"must be at least {setting.minimum}, got {value}"
     if setting.maximum is not None and value > setting.maximum:
         return f"must be at most {setting.maximum}, got {value}"
+    hours = r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d"
+    if (
+        setting.name == "reproducibility.quiet_hours_utc"
+        and value
+        and not re.fullmatch(hours, value)
+    ):
+        return f"must be HH:MM-HH:MM (UTC), got {value!r}"
     if setting.name == "archive.base_url" and value:
         if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", value):
             return f"must be an http(s) URL, got {value!r}"

@@ -12,6 +12,15 @@ from sitegen.build import build, load
 from sitegen.exceptions import ValidationFailed
 
 
+def complete(run_id: str = "r1", **extra) -> dict:
+    """Metadata holding every item: a real digest, a contention summary, a window."""
+    md = metadata(run_id, **extra)
+    md["targets"][0]["model_digest"] = "sha256:" + "3c" * 32
+    md["machine"] = {"cores": 4, "calls_sampled": 6, "other_cores_p50": 0.2, "load_1m_p50": 1.0}
+    md["window"] = {"statement": "02:00-05:00Z", "by": "Ben"}
+    return md
+
+
 def verdict(root: Path, run_id: str = "r1") -> dict:
     loaded = load(root)
     return loaded.checks[run_id]
@@ -22,10 +31,10 @@ def failed(check: dict) -> set[str]:
 
 
 def test_a_complete_run_is_reliable(tmp_path, write_run):
-    write_run()
+    write_run(md=complete())
     check = verdict(tmp_path)
     assert check["verdict"] == "reliable" and check["reasons"] == []
-    assert len(check["checks"]) == 8
+    assert len(check["checks"]) == 11
 
 
 @pytest.mark.parametrize(
@@ -57,7 +66,7 @@ def test_dirty_tree_with_documented_files_passes(tmp_path, write_run):
 
 
 def test_missing_engine_version_and_digest_name_the_cell(tmp_path, write_run):
-    md = metadata()
+    md = complete()
     md["targets"][0]["engine_version"] = None
     md["targets"][0].pop("model_digest")
     write_run(md=md)
@@ -77,14 +86,17 @@ def test_interrupted_run_without_finish_time(tmp_path, write_run):
 
 
 def test_meta_only_run_is_checked_on_what_it_holds(tmp_path, write_run):
-    write_run(ledger=b"-", md=metadata(status="meta-only", git={}))
+    write_run(ledger=b"-", md=complete(status="meta-only", git={}))
     check = verdict(tmp_path)
-    assert failed(check) == {"git_sha", "git_clean"}
+    assert failed(check) == {"git_sha", "git_clean", "health_checks"}
+    assert "no ledger: health checks not recorded" in check["reasons"]
 
 
 def test_changed_prompt_text_is_flagged_on_the_later_run(tmp_path, write_run):
-    write_run("r1")
-    md = metadata("r2", started_at_utc="2026-06-01T00:00:00Z", finished_at_utc=None)
+    write_run("r1", md=complete())
+    md = complete(
+        "r2", started_at_utc="2026-06-01T00:00:00Z", finished_at_utc="2026-06-01T00:05:00Z"
+    )
     md["prompts"] = {"P-EASY": {"sha256": "1" * 64, "max_tokens": 64}}
     write_run("r2", ledger=[meta_record("r2"), call_record(), end_record()], md=md)
     loaded = load(tmp_path)
@@ -94,7 +106,7 @@ def test_changed_prompt_text_is_flagged_on_the_later_run(tmp_path, write_run):
 
 
 def test_unreliable_is_shown_and_strict_fails(tmp_path, write_run):
-    write_run(md=metadata(load_avg_start=[9.0]))
+    write_run(md=complete(load_avg_start=[9.0]))
     build(tmp_path)
     catalogue = json.loads((tmp_path / "catalogue.json").read_text())
     assert catalogue["runs"][0]["reproducibility"]["verdict"] == "unreliable"

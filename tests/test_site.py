@@ -65,8 +65,11 @@ def test_run_page_shows_metadata_checklist_tables_charts_notes_and_downloads(tmp
     build(tmp_path)
     page = soup(tmp_path / "site" / "runs" / "r1" / "index.html")
     assert page.h1.get_text() == "Run r1"
-    checklist = page.select(".checklist li")
-    assert len(checklist) == 8 and all("ok" in li["class"] for li in checklist)
+    checklist = page.select(".checklist tbody tr")
+    # The fixture's digest is 64 zeros, and it records no contention sample
+    # and no prime-time statement: those three items fail, every other holds.
+    failing = {tr["data-check"] for tr in checklist if "ok" not in tr["class"]}
+    assert len(checklist) == 11 and failing == {"model_digests", "exclusive", "prime_time"}
     matrix = page.select_one("table.matrix")
     assert matrix.select_one("tbody td").get_text(strip=True) == "120.0"
     warm_row = page.select("table.stats")[1].select_one("tbody tr")
@@ -143,7 +146,7 @@ def test_publisher_templates_override_single_files(tmp_path, write_run):
     index = soup(tmp_path / "site" / "index.html")
     assert index.select_one("#mine").get_text() == "1 runs"
     run_page = soup(tmp_path / "site" / "runs" / "r1" / "index.html")
-    assert run_page.select(".checklist li")  # default theme still renders the rest
+    assert run_page.select(".checklist tbody tr")  # default theme still renders the rest
 
 
 def test_methodology_page_is_rendered(tmp_path, write_run):

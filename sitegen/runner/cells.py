@@ -32,6 +32,8 @@ CELL_KEYS = {
     "quantization",
     "params",
     "api_key_env",
+    "engine_version",
+    "engine_pid",
 }
 NODE_KEYS = {"cpu", "cores", "gpu", "memory_gb", "os"}
 
@@ -53,6 +55,10 @@ class Cell:
     quantization: str | None = None
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     api_key_env: str | None = None
+    #: From the operator's records, for engines that report no usable version.
+    engine_version: str | None = None
+    #: The engine's process id, when it cannot be found by its listening port.
+    engine_pid: int | None = field(default=None, compare=False)
 
     @property
     def cell_id(self) -> str:
@@ -156,6 +162,14 @@ def _cell_from(path: Path, index: int, item: Any, problems: list[Problem]) -> Ce
         isinstance(digest, str) and re.fullmatch(r"(sha256:)?[0-9a-f]{64}", digest)
     ):
         bad("model_digest", "'model_digest' must be a sha256 hex digest")
+    version = item.get("engine_version")
+    if version is not None and not (
+        isinstance(version, (str, int, float)) and str(version).strip()
+    ):
+        bad("engine_version", "'engine_version' must be text, e.g. \"b6123\"")
+    pid = item.get("engine_pid")
+    if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or pid < 1):
+        bad("engine_pid", "'engine_pid' must be a process id (a positive integer)")
     for key in ("model_file", "quantization", "api_key_env"):
         if key in item and not isinstance(item[key], str):
             bad(key, f"'{key}' must be a string")
@@ -174,6 +188,8 @@ def _cell_from(path: Path, index: int, item: Any, problems: list[Problem]) -> Ce
         quantization=item.get("quantization"),
         params=dict(params),
         api_key_env=item.get("api_key_env"),
+        engine_version=str(version).strip() if version is not None else None,
+        engine_pid=pid,
     )
 
 

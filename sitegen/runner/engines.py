@@ -176,6 +176,45 @@ async def probe(client: httpx.AsyncClient, cell: Cell) -> Probe:
     }
     if not ok:
         return result
+    try:
+        await _identify(client, cell, result)
+    finally:
+        _operator_version(cell, result)
+    return result
+
+
+def _operator_version(cell: Cell, result: Probe) -> None:
+    """Use the operator's engine version where the engine reports none usable.
+
+    A version read from the engine wins when it identifies a build; the
+    source is recorded so the run page can say whose word it is.
+    """
+    from sitegen.repro import is_placeholder_version
+
+    target = result.target
+    reported = target.get("engine_version")
+    if reported is not None and not is_placeholder_version(reported):
+        target["engine_version_source"] = "engine"
+        if cell.engine_version and cell.engine_version != reported:
+            result.notes.append(
+                f"engine reports version {reported!r}; cells.yaml's "
+                f"{cell.engine_version!r} is not used"
+            )
+    elif cell.engine_version:
+        if reported is not None:
+            result.notes.append(
+                f"engine reports placeholder version {reported!r}; "
+                f"using {cell.engine_version!r} from cells.yaml"
+            )
+        if reported is not None:
+            target["engine_version_reported"] = reported
+        target["engine_version"] = cell.engine_version
+        target["engine_version_source"] = "operator"
+    elif reported is not None:
+        target["engine_version_source"] = "engine"
+
+
+async def _identify(client: httpx.AsyncClient, cell: Cell, result: Probe) -> None:
     identify = {
         "llamacpp": _identify_llamacpp,
         "ollama": _identify_ollama,
@@ -185,7 +224,6 @@ async def probe(client: httpx.AsyncClient, cell: Cell) -> Probe:
         await identify(client, cell, result)
     except httpx.HTTPError as exc:
         result.notes.append(f"identity incomplete: {type(exc).__name__}")
-    return result
 
 
 async def _identify_llamacpp(client: httpx.AsyncClient, cell: Cell, result: Probe) -> None:

@@ -4,7 +4,8 @@ Numbers recorded from an unknown code state or on a machine already busy are
 not comparable with anything, so the runner refuses unless the operator says
 otherwise: ``--allow-dirty`` for uncommitted changes (which are then listed in
 the ledger), ``--force-load`` for a 1-minute load average above 4.0.
-``--for-publication`` additionally refuses when any cell fails its probe.
+``--for-publication`` additionally refuses when any cell fails its probe or
+has no real engine version (``b0-unknown`` identifies no build).
 """
 
 from __future__ import annotations
@@ -99,4 +100,29 @@ def check_publication(failed: list[tuple[str, str]], for_publication: bool) -> N
         listing = "\n".join(f"  {cell}: {reason}" for cell, reason in failed)
         raise RunnerError(
             "--for-publication: refusing because some cells failed their probe:\n" + listing
+        )
+
+
+def check_versions(targets: list[dict[str, object]], for_publication: bool) -> None:
+    """With --for-publication, every cell needs a version that identifies its build."""
+    from sitegen.repro import is_placeholder_version
+
+    if not for_publication:
+        return
+    lacking = [
+        (str(t.get("cell_id")), t.get("engine_version"))
+        for t in targets
+        if is_placeholder_version(t.get("engine_version"))
+    ]
+    if lacking:
+        listing = "\n".join(
+            f"  {cell}: "
+            + ("no version reported" if v is None else f"engine reports placeholder {v!r}")
+            for cell, v in lacking
+        )
+        raise RunnerError(
+            "--for-publication: refusing because these cells have no real engine version:\n"
+            + listing
+            + "\nAdd engine_version to each cell in cells.yaml from the operator's records "
+            '(e.g. engine_version: "b6123").'
         )

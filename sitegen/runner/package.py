@@ -29,6 +29,8 @@ TARGET_KEYS = (
     "node",
     "engine",
     "engine_version",
+    "engine_version_source",
+    "engine_version_reported",
     "model",
     "model_digest",
     "quantization",
@@ -129,6 +131,13 @@ def build_metadata(ledger: Ledger, nodes: dict[str, Any] | None = None) -> dict[
         "concurrency": concurrency,
         "host": meta.get("host"),
     }
+    # Section 8 evidence: the measured contention, and the publisher's own
+    # statements, which are shown beside the measurement, never instead of it.
+    if isinstance(end.get("machine"), dict):
+        out["machine"] = end["machine"]
+    for key in ("exclusive", "authorization", "window"):
+        if meta.get(key):
+            out[key] = meta[key]
     if not ledger.end and calls:
         out["last_call_started_at_utc"] = calls[-1].get("started_at_utc")
     return out

@@ -32,7 +32,7 @@ import httpx
 
 from sitegen import __version__
 from sitegen.exceptions import RunnerError
-from sitegen.runner import engines, guards
+from sitegen.runner import contention, engines, guards
 from sitegen.runner.cells import (
     Cell,
     Prompt,
@@ -89,6 +89,9 @@ class RunOptions:
     license: str = "CC-BY-4.0"
     baseline: bool = False
     dirty_note: str | None = None
+    exclusive: str | None = None
+    authorization: str | None = None
+    window: str | None = None
     package: bool = True
     progress: bool = True
     git_dir: Path | None = None
@@ -191,12 +194,20 @@ def run(options: RunOptions, echo: Echo | None = None) -> RunOutcome:
     failed = [(p.cell_id, p.reason or "probe failed") for p in probes if not p.ok]
     guards.check_publication(failed, options.for_publication)
     ok_cells = [c for c, p in zip(cells, probes, strict=True) if p.ok]
+    guards.check_versions(
+        [p.target for p in probes if p.ok and p.cell_id in {c.cell_id for c in ok_cells}],
+        options.for_publication,
+    )
     warm = options.warm
     if options.smoke:
         ok_cells, prompts, warm = ok_cells[:1], prompts[:1], 0
     if not ok_cells:
         echo(probe_table(probes))
         raise RunnerError("no cell passed its probe; nothing to run")
+
+    sampler = contention.Sampler()
+    for cell in ok_cells:
+        sampler.locate(cell.cell_id, cell.endpoint, cell.engine_pid)
 
     runs_dir = options.runs_dir
     archive = runs_dir.resolve().parent
@@ -238,6 +249,8 @@ def run(options: RunOptions, echo: Echo | None = None) -> RunOutcome:
         "started_at_utc": utc_now(),
         "host": host,
         "load_avg_start": load_start,
+        "for_publication": options.for_publication,
+        "machine_sampling": sampler.available,
         "cells_planned": [c.cell_id for c in ok_cells],
         "cells_skipped": [cid for cid, _ in failed],
         "prompts": {p.id: {"sha256": p.sha256, "max_tokens": p.max_tokens} for p in prompts},
@@ -263,6 +276,11 @@ def run(options: RunOptions, echo: Echo | None = None) -> RunOutcome:
             "baseline": options.baseline,
         },
     }
+    by = (list(options.authors) or [a for a in [guards.git_author()] if a] or [None])[0]
+    for key in ("exclusive", "authorization", "window"):
+        text = getattr(options, key)
+        if text:
+            meta[key] = {"statement": text, "by": by}
     writer = LedgerWriter(ledger_path)
     progress = Progress(
         len(ok_cells) * len(prompts) * (1 + warm),
@@ -292,7 +310,7 @@ def run(options: RunOptions, echo: Echo | None = None) -> RunOutcome:
         for p in probes:
             for note in p.notes:
                 log(f"probe {p.cell_id}: {note}")
-        session = _Session(options, ok_cells, prompts, warm, writer, scrub, progress, log)
+        session = _Session(options, ok_cells, prompts, warm, writer, scrub, progress, log, sampler)
         started = time.monotonic()
         interrupted_reason = asyncio.run(session.execute())
         progress.finish()
@@ -312,6 +330,9 @@ def run(options: RunOptions, echo: Echo | None = None) -> RunOutcome:
             "request_throughput": rate,
             "output_tokens_per_sec": tps,
         }
+        machine = contention.summarise(session.calls)
+        if machine is not None:
+            end["machine"] = machine
         writer.write(end)
         outcome.status = "interrupted" if interrupted_reason else "complete"
         if interrupted_reason:
@@ -348,6 +369,7 @@ class _Session:
         scrub: Scrubber,
         progress: Progress,
         log: Callable[[str], None],
+        sampler: contention.Sampler | None = None,
     ):
         self.options = options
         self.cells = cells
@@ -357,6 +379,7 @@ class _Session:
         self.scrub = scrub
         self.progress = progress
         self.log = log
+        self.sampler = sampler or contention.Sampler()
         self.calls: list[dict[str, Any]] = []
         self.cold = engines.ColdState()
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ledger")
@@ -439,6 +462,8 @@ class _Session:
         cold_kind: str | None,
     ) -> None:
         started_at = utc_now(True)
+        # Sampled outside the timed request: /proc reads never count in a duration.
+        mark = self.sampler.start(cell.cell_id)
         offset_ns = time.perf_counter_ns() - self._t0
         m = await stream_call(
             client,
@@ -448,6 +473,7 @@ class _Session:
             headers=engines.auth_headers(cell),
             call_timeout_s=self.options.call_timeout_s,
         )
+        machine = self.sampler.finish(cell.cell_id, mark)
         record: dict[str, Any] = {
             "type": "call",
             "cell_id": cell.cell_id,
@@ -473,6 +499,8 @@ class _Session:
                 "worker": worker,
             }
         )
+        if machine is not None:
+            record.update(machine)
         # Counted before the await: once submitted, the writer thread finishes the
         # line even if an interrupt cancels this coroutine meanwhile.
         self.calls.append(record)
