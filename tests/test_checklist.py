@@ -83,8 +83,10 @@ def no_digest(md, led):
     md["targets"][0].pop("model_digest")
 
 
-def finish_before_start(md, led):
-    md["finished_at_utc"] = "2026-05-01T09:00:00Z"
+def finish_at_start(md, led):
+    # Finishing *before* the start is a validation error; finishing at the very
+    # instant it started is valid input but records no window.
+    md["finished_at_utc"] = "2026-05-01T10:00:00Z"
 
 
 def contended(md, led):
@@ -154,7 +156,7 @@ CASES = [
     ),
     ("zero-digest", zero_digest, "model_digests", False, "not a real sha256"),
     ("no-digest", no_digest, "model_digests", False, "model digest missing for node-a:llamacpp:m1"),
-    ("backwards", finish_before_start, "times", False, "is not after start"),
+    ("zero-window", finish_at_start, "times", False, "is not after start"),
     (
         "contended",
         contended,
