@@ -146,11 +146,18 @@ def test_llamacpp_run_records_cold_warm_and_packages(
     assert sorted(p.name for p in folder.iterdir()) == [
         "metadata.json",
         "probes.json",
+        "responses.jsonl",
         "run.jsonl",
         "run.log",
         "run.md",
     ]
     assert (folder / "run.jsonl").read_bytes() == outcome.ledger.read_bytes()
+    # What the model answered is kept beside the ledger, one line per call, in call order.
+    answers = [json.loads(x) for x in (folder / "responses.jsonl").read_text().splitlines()]
+    assert [(a["prompt_id"], a["phase"], a["run_idx"]) for a in answers] == [
+        (c["prompt_id"], c["phase"], c["run_idx"]) for c in calls
+    ]
+    assert all(a["text"] == "t0 t1 t2 t3 " and "reasoning" not in a for a in answers)
     md = json.loads((folder / "metadata.json").read_text())
     jsonschema.Draft7Validator(schema("metadata.v1.json")).validate(md)
     assert md["id"] == outcome.run_id and md["status"] == "complete"

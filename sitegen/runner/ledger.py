@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -70,18 +71,27 @@ def validate(record: dict[str, Any]) -> str | None:
     return None
 
 
-class LedgerWriter:
-    """Append-only, durable ledger file. Refuses records that break the schema."""
+#: The file in a packaged run holding each call's generated text, one JSON line per call.
+RESPONSES = "responses.jsonl"
+#: Its name beside a ledger being recorded (``<id>.responses.ndjson``): not ``.jsonl``,
+#: so ``ledgers/*.jsonl`` still names ledgers only.
+RESPONSES_BESIDE_LEDGER = "responses.ndjson"
 
-    def __init__(self, path: Path):
+
+class LedgerWriter:
+    """Append-only, durable JSON-lines file. Refuses records that break the schema
+    (``check``: the ledger's by default; None for files beside the ledger)."""
+
+    def __init__(self, path: Path, check: Callable[[dict[str, Any]], str | None] | None = None):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._check = validate if check is None else check
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         self.lines = 0
 
     def write(self, record: dict[str, Any]) -> None:
         """Validate, append one line, flush and fsync."""
-        problem = validate(record)
+        problem = self._check(record)
         if problem:
             raise RunnerError(f"internal error: refusing to write an invalid record: {problem}")
         data = (dumps(record) + "\n").encode("utf-8")

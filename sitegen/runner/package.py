@@ -21,7 +21,7 @@ from sitegen.jsonio import dumps as canonical
 from sitegen.runner import runmd
 from sitegen.runner.cells import load_inventory
 from sitegen.runner.engines import ENGINE_NAMES
-from sitegen.runner.ledger import Ledger, read_ledger
+from sitegen.runner.ledger import RESPONSES, RESPONSES_BESIDE_LEDGER, Ledger, read_ledger
 
 RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 TARGET_KEYS = (
@@ -166,6 +166,7 @@ def package_ledger(
     stem = ledger_path.with_suffix("")
     log_path = stem.with_name(stem.name + ".log")
     probes_path = stem.with_name(stem.name + ".probes.json")
+    texts_path = stem.with_name(f"{stem.name}.{RESPONSES_BESIDE_LEDGER}")
     tmp = runs_dir / f".tmp-{run_id}-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
@@ -183,6 +184,8 @@ def package_ledger(
             (tmp / "run.log").write_text(log_text, encoding="utf-8")
         if probes_path.is_file():
             shutil.copyfile(probes_path, tmp / "probes.json")
+        if texts_path.is_file():
+            _copy_whole_lines(texts_path, tmp / RESPONSES)
         for child in tmp.iterdir():
             with child.open("rb") as fh:
                 os.fsync(fh.fileno())
@@ -194,6 +197,12 @@ def package_ledger(
     if refresh:
         refresh_catalogue(runs_dir.resolve().parent, say)
     return final
+
+
+def _copy_whole_lines(source: Path, target: Path) -> None:
+    """Copy a JSON-lines file without a torn last line (its writer may have been killed)."""
+    data = source.read_bytes()
+    target.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
 def refresh_catalogue(archive: Path, say: Echo) -> bool:

@@ -43,7 +43,7 @@ from sitegen.runner.cells import (
     select_cells,
     select_prompts,
 )
-from sitegen.runner.ledger import LedgerWriter, finite
+from sitegen.runner.ledger import RESPONSES_BESIDE_LEDGER, LedgerWriter, finite
 from sitegen.runner.progress import Progress, summary_table, text_table
 from sitegen.runner.scrub import Scrubber
 from sitegen.runner.sse import stream_call
@@ -282,6 +282,9 @@ def run(options: RunOptions, echo: Echo | None = None) -> RunOutcome:
         if text:
             meta[key] = {"statement": text, "by": by}
     writer = LedgerWriter(ledger_path)
+    # What the model answered, one line per call, beside the ledger.
+    texts_path = ledger_path.with_name(f"{run_id}.{RESPONSES_BESIDE_LEDGER}")
+    texts = LedgerWriter(texts_path, check=lambda _record: None)
     progress = Progress(
         len(ok_cells) * len(prompts) * (1 + warm),
         stream=sys.stderr,
@@ -310,7 +313,9 @@ def run(options: RunOptions, echo: Echo | None = None) -> RunOutcome:
         for p in probes:
             for note in p.notes:
                 log(f"probe {p.cell_id}: {note}")
-        session = _Session(options, ok_cells, prompts, warm, writer, scrub, progress, log, sampler)
+        session = _Session(
+            options, ok_cells, prompts, warm, writer, scrub, progress, log, sampler, texts
+        )
         started = time.monotonic()
         interrupted_reason = asyncio.run(session.execute())
         progress.finish()
@@ -345,6 +350,7 @@ def run(options: RunOptions, echo: Echo | None = None) -> RunOutcome:
             )
     finally:
         writer.close()
+        texts.close()
         log.close()
     echo(f"ledger: {ledger_path}")
     if options.package:
@@ -370,8 +376,10 @@ class _Session:
         progress: Progress,
         log: Callable[[str], None],
         sampler: contention.Sampler | None = None,
+        texts: LedgerWriter | None = None,
     ):
         self.options = options
+        self.texts = texts
         self.cells = cells
         self.prompts = prompts
         self.warm = warm
@@ -451,6 +459,12 @@ class _Session:
 
                     await asyncio.gather(*(worker(w) for w in range(min(len(clients), self.warm))))
 
+    def _write(self, record: dict[str, Any], text: dict[str, Any] | None) -> None:
+        """The ledger line first: the text file is a companion, never the only trace."""
+        self.writer.write(record)
+        if text is not None and self.texts is not None:
+            self.texts.write(text)
+
     async def _one(
         self,
         client: httpx.AsyncClient,
@@ -504,7 +518,13 @@ class _Session:
         # Counted before the await: once submitted, the writer thread finishes the
         # line even if an interrupt cancels this coroutine meanwhile.
         self.calls.append(record)
-        write = asyncio.get_running_loop().run_in_executor(self._pool, self.writer.write, record)
+        text = None
+        if self.texts is not None:
+            text = {k: record[k] for k in ("cell_id", "prompt_id", "phase", "run_idx", "worker")}
+            text["text"] = self.scrub.text(m.text)
+            if m.reasoning:
+                text["reasoning"] = self.scrub.text(m.reasoning)
+        write = asyncio.get_running_loop().run_in_executor(self._pool, self._write, record, text)
         await write
         self.progress.call(record)
         if m.error:

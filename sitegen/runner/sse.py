@@ -227,13 +227,17 @@ class Measurement:
     t_start_ns: int = 0
     t_end_ns: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # The generated text, kept beside the ledger rather than in it: the ledger
+    # holds measurements, and text can be long.
+    text: str = ""
+    reasoning: str = ""
 
     def fields(self) -> dict[str, Any]:
-        """The call-record fields (everything except internal bookkeeping)."""
+        """The call-record fields (everything except internal bookkeeping and text)."""
         out = {
             k: v
             for k, v in self.__dict__.items()
-            if k not in ("done", "t_start_ns", "t_end_ns", "extra")
+            if k not in ("done", "t_start_ns", "t_end_ns", "extra", "text", "reasoning")
         }
         out.update(self.extra)
         return out
@@ -253,6 +257,8 @@ class StreamMeter:
         self.text_times: list[int] = []
         self.m = Measurement()
         self.usage: dict[str, Any] | None = None
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
 
     def event(self, t_ns: int, name: str | None, data: str) -> bool:
         """Handle one event; return True once the stream is complete."""
@@ -284,11 +290,26 @@ class StreamMeter:
         self.text_times.append(t_ns)
         self.m.content_chunks += 1
 
+    def _keep(self, content: Any, reasoning: Any) -> None:
+        if isinstance(content, str):
+            self.text.append(content)
+        if isinstance(reasoning, str):
+            self.reasoning.append(reasoning)
+
     def _openai(self, t_ns: int, obj: dict[str, Any]) -> bool:
         if chunk_has_text(obj):
             self._text_at(t_ns)
         for choice in obj.get("choices") or []:
-            if isinstance(choice, dict) and choice.get("finish_reason"):
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                self._keep(
+                    delta.get("content"), delta.get("reasoning_content") or delta.get("reasoning")
+                )
+            else:
+                self._keep(choice.get("text"), None)
+            if choice.get("finish_reason"):
                 self.m.finish_reason = str(choice["finish_reason"])
                 self.finish_at = self.finish_at or t_ns
         if isinstance(obj.get("usage"), dict):
@@ -302,6 +323,9 @@ class StreamMeter:
     def _native(self, t_ns: int, obj: dict[str, Any]) -> bool:
         if native_has_text(obj):
             self._text_at(t_ns)
+        message = obj.get("message")
+        if isinstance(message, dict):
+            self._keep(message.get("content"), message.get("thinking"))
         if obj.get("done"):
             self.m.done = True
             self.finish_at = t_ns
@@ -324,6 +348,7 @@ class StreamMeter:
         """Derive every metric from the events seen; safe to call once."""
         m = self.m
         m.t_start_ns, m.t_end_ns = self.t0, t_end_ns
+        m.text, m.reasoning = "".join(self.text), "".join(self.reasoning)
         rel = lambda t: None if t is None else ms(t - self.t0)  # noqa: E731
         m.first_delta_ms = rel(self.first_data)
         m.ttft_ms = rel(self.first_text)
