@@ -23,7 +23,7 @@ from sitegen import reuse, state
 from sitegen.archive import Run, read_archive
 from sitegen.cache import ReadCache
 from sitegen.catalogue import build_catalogue
-from sitegen.config import Config, load_config
+from sitegen.config import Config, load_config, site_path
 from sitegen.discover import LEDGER
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
 from sitegen.fsutil import write_atomic
@@ -318,7 +318,8 @@ def finish_staging(
     else:
         shutil.rmtree(staging / BUNDLE, ignore_errors=True)
         files.forget(BUNDLE)
-    broken = check_links(staging, cache / "links", files)
+    base_path = site_path(loaded.config.get("archive.base_url"))
+    broken = check_links(staging, cache / "links", files, base_path)
     if broken:
         raise BuildError("broken links in the built site:\n" + "\n".join(broken))
     # The gate also reads the built pages: text can reach them from places the

@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sitegen.exceptions import ConfigError, Problem
 
@@ -253,6 +254,17 @@ def load_config(archive: Path) -> Config:
     if problems:
         raise ConfigError(problems)
     return Config(values, path)
+
+
+def site_path(base_url: str) -> str:
+    """The path part of ``base_url`` ("/bench/"); "" without a base URL.
+
+    Pages link relatively, but the 404 page is served at any missing address,
+    so its links start from this path (see templates/404.html).
+    """
+    if not base_url:
+        return ""
+    return urlsplit(base_url).path or "/"
 
 
 def settings_markdown() -> str:
