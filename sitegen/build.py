@@ -23,7 +23,7 @@ from sitegen import reuse, state
 from sitegen.archive import Run, read_archive_sources
 from sitegen.cache import ReadCache
 from sitegen.catalogue import build_catalogue
-from sitegen.config import Config, load_config
+from sitegen.config import Config, load_config, placeholders, site_path
 from sitegen.discover import LEDGER, discover
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
 from sitegen.fsutil import fault, out_key, write_atomic
@@ -136,8 +136,8 @@ def load(
             for rid, c in sorted(checks.items())
             if c["verdict"] == "unreliable"
         ]
-        if unreliable:
-            raise ValidationFailed(unreliable)
+        if unreliable or placeholders(config):
+            raise ValidationFailed(placeholders(config) + unreliable)
     with_ledger = [r for r in runs if r.ledger is not None]
     calls = cache.calls(
         {r.run_id: (r.source.path / LEDGER, r.ledger_sha256 or "") for r in with_ledger}
@@ -206,6 +206,8 @@ def _report(loaded: Loaded, echo: Echo, limit: int | None = None) -> None:
     n = len(loaded.runs)
     unreliable = sorted(rid for rid, c in loaded.checks.items() if c["verdict"] == "unreliable")
     _say(echo, f"{n} run(s), {loaded.calls.height} call(s); {len(unreliable)} unreliable")
+    for problem in placeholders(loaded.config):  # --strict fails on these instead
+        _say(echo, f"warning: {problem}")
     for rid in unreliable[:limit]:
         _say(echo, f"  runs/{rid}: unreliable: {'; '.join(loaded.checks[rid]['reasons'])}")
     if limit is not None and len(unreliable) > limit:
@@ -417,7 +419,8 @@ def finish_staging(
     else:
         shutil.rmtree(staging / BUNDLE, ignore_errors=True)
         files.forget(BUNDLE)
-    broken = check_links(staging, cache / "links", files)
+    base_path = site_path(loaded.config.get("archive.base_url"))
+    broken = check_links(staging, cache / "links", files, base_path)
     if broken:
         raise BuildError("broken links in the built site:\n" + "\n".join(broken))
     fault("links-checked")

@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sitegen.exceptions import ConfigError, Problem
 
@@ -286,6 +287,54 @@ def load_config(archive: Path) -> Config:
     if problems:
         raise ConfigError(problems)
     return Config(values, path)
+
+
+# The bundled sitegen.toml's own values: an archive still showing them was
+# published before the publisher made the settings theirs.
+PLACEHOLDERS = {
+    "archive.title": "sitegen benchmark archive",
+    "archive.authors": "sitegen developers",
+}
+# Hosts reserved for documentation (RFC 2606): never where a site really lives.
+_EXAMPLE_HOST = re.compile(r"(^|\.)example(\.(com|net|org))?$")
+
+
+def placeholders(config: Config) -> list[Problem]:
+    """Settings still at the bundled archive's placeholder values, located in sitegen.toml.
+
+    ``build --strict`` fails on them; a plain build warns (see build.load).
+    """
+    if config.path is None:
+        return []
+    try:
+        text = config.path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    found = []
+    base_url = config.get("archive.base_url")
+    host = (urlsplit(base_url).hostname or "") if base_url else ""
+    if _EXAMPLE_HOST.search(host):
+        found.append(("base_url", f"{base_url!r} is a placeholder ({host} is an example host)"))
+    if config.get("archive.title") == PLACEHOLDERS["archive.title"]:
+        found.append(("title", f"{config.get('archive.title')!r} is the bundled placeholder"))
+    if PLACEHOLDERS["archive.authors"] in config.get("archive.authors"):
+        who = PLACEHOLDERS["archive.authors"]
+        found.append(("authors", f"{who!r} is the bundled placeholder"))
+    return [
+        Problem(CONFIG_NAME, _line_of(text, key), None, f"archive.{key}: {why}; set your own")
+        for key, why in found
+    ]
+
+
+def site_path(base_url: str) -> str:
+    """The path part of ``base_url`` ("/bench/"); "" without a base URL.
+
+    Pages link relatively, but the 404 page is served at any missing address,
+    so its links start from this path (see templates/404.html).
+    """
+    if not base_url:
+        return ""
+    return urlsplit(base_url).path or "/"
 
 
 def settings_markdown() -> str:

@@ -10,7 +10,11 @@ What a build publishes under ``data/`` (``docs/data.md`` has the details):
 - ``data/aggregates.parquet`` and ``.csv``: one row per run, cell, prompt and
   phase, the numbers on the run pages;
 - ``data/archive.sqlite`` (``sitegen.relational``): every table, with the
-  ``calls`` table filled only while the call files are not split.
+  ``calls`` table filled only while the call files are not split;
+- ``data/datapackage.json``: a Frictionless Data Package (v1) describing every
+  file above (path, format, media type, size, sha256) and every column of
+  the tables, from ``COLUMNS``, the one table of column documentation (which
+  also gives docs/data.md its column tables, see ``columns_markdown``).
 
 Every file is written once into the cache folder, under a name made from a
 digest of its inputs (the code that writes it, and the (run id, ledger
@@ -76,6 +80,59 @@ _SOURCES = (
     "runner/cells.py",
     "runner/prompts.yaml",
 )
+
+
+# Every column of the published tables: (description, unit or None). The one
+# place they are documented: datapackage.json and docs/data.md come from here.
+COLUMNS: dict[str, tuple[str, str | None]] = {
+    "run_id": ("The run's id: its folder name and the last part of its page URL.", None),
+    "cell_id": ("The cell measured, node:engine:model.", None),
+    "prompt_id": ("The prompt sent, e.g. P-EASY.", None),
+    "phase": ("cold (first calls after a load) or warm.", None),
+    "cold_kind": ("How cold a cold call was, e.g. process_warm; null when unknown.", None),
+    "run_idx": ("Index of the call within its cell, prompt and phase, from 0.", None),
+    "first_delta_ms": (
+        "Time from sending the request to the first server-sent-events data event "
+        "(client wall clock).",
+        "ms",
+    ),
+    "ttft_ms": ("Time to the first event carrying generated text.", "ms"),
+    "total_duration_ms": ("Time from sending the request to the last token-bearing event.", "ms"),
+    "prompt_tokens": ("Prompt tokens, from the engine's usage report.", "tokens"),
+    "completion_tokens": ("Generated tokens, from the engine's usage report.", "tokens"),
+    "tokens_per_sec": (
+        "completion_tokens / ((total_duration_ms - first_delta_ms) / 1000).",
+        "tokens/s",
+    ),
+    "tpot_ms": ("Time per output token after the first: (t_last - ttft) / (tokens - 1).", "ms"),
+    "decode_tps": (
+        "Decode speed after the first token: (tokens - 1) / (t_last - ttft).",
+        "tokens/s",
+    ),
+    "finish_reason": ("Why generation stopped (stop, length, ...), as the engine reports.", None),
+    "http_status": ("HTTP status of the response.", None),
+    "backend": ("The engine's API family: llamacpp, ollama, openai, ...", None),
+    "error": ("The failure (Class: message); null for a successful call.", None),
+    "n": ("Calls, errored ones included.", "calls"),
+    "errors": ("Calls that failed.", "calls"),
+    "first_delta_ms_p50": ("Median first_delta_ms of the successful calls.", "ms"),
+    "first_delta_ms_p95": ("95th percentile of first_delta_ms, successful calls.", "ms"),
+    "ttft_ms_p50": ("Median ttft_ms of the successful calls.", "ms"),
+    "ttft_ms_p95": ("95th percentile of ttft_ms, successful calls.", "ms"),
+    "total_duration_ms_p50": ("Median total_duration_ms of the successful calls.", "ms"),
+    "total_duration_ms_p95": ("95th percentile of total_duration_ms, successful calls.", "ms"),
+    "tokens_per_sec_mean": ("Mean tokens_per_sec of the successful calls.", "tokens/s"),
+    "completion_tokens_mean": ("Mean completion_tokens of the successful calls.", "tokens"),
+    "prompt_tokens_mean": ("Mean prompt_tokens of the successful calls.", "tokens"),
+    "success_rate": ("(n - errors) / n.", None),
+}
+DATAPACKAGE = "data/datapackage.json"
+_FORMATS = {  # extension: (format, media type)
+    "parquet": ("parquet", "application/vnd.apache.parquet"),
+    "csv": ("csv", "text/csv"),
+    "sqlite": ("sqlite", "application/vnd.sqlite3"),
+}
+_TYPES = {"String": "string", "Int64": "integer", "Float64": "number", "UInt32": "integer"}
 
 
 @dataclass(frozen=True)
@@ -423,6 +480,89 @@ def _sqlite_base(store: Store, calls: bool, keys: dict[str, str]) -> relational.
     return best
 
 
+# --- the description of the downloads ------------------------------------------------
+
+
+def _field(name: str, dtype: pl.DataType) -> dict[str, Any]:
+    description, unit = COLUMNS.get(name, ("", None))
+    field = {"name": name, "type": _TYPES.get(str(dtype), "any"), "description": description}
+    if unit:
+        field["unit"] = unit
+    return field
+
+
+def _resource(item: Download, schemas: dict[str, pl.Schema]) -> dict[str, Any]:
+    stem, ext = item.rel.rsplit(".", 1)
+    fmt, mediatype = _FORMATS[ext]
+    resource: dict[str, Any] = {
+        "name": re.sub(r"[^a-z0-9._-]", "-", item.rel.removeprefix("data/").lower()),
+        "path": item.rel.removeprefix("data/"),
+        "title": item.title,
+        "format": fmt,
+        "mediatype": mediatype,
+        "bytes": item.size,
+        "hash": f"sha256:{item.sha256}",
+    }
+    schema = schemas.get(stem)
+    if schema is not None:  # the Parquet file's types hold for its CSV twin too
+        resource["profile"] = "tabular-data-resource"
+        if fmt == "csv":
+            resource["encoding"] = "utf-8"
+            resource["dialect"] = {"delimiter": ",", "header": True, "lineTerminator": "\n"}
+        resource["schema"] = {
+            "fields": [_field(name, dtype) for name, dtype in schema.items()],
+            "missingValues": [""],
+        }
+    return resource
+
+
+def datapackage(files: Sequence[Download], archive: dict[str, Any]) -> bytes:
+    """``data/datapackage.json``: every file of ``files``, described (deterministic bytes)."""
+    schemas = {
+        f.rel.rsplit(".", 1)[0]: pl.read_parquet_schema(f.path)
+        for f in files
+        if f.rel.endswith(".parquet")
+    }
+    title = archive.get("title") or ""
+    package: dict[str, Any] = {
+        "profile": "data-package",
+        "name": re.sub(r"[^a-z0-9._-]+", "-", title.lower()).strip("-.") or "archive",
+        "title": title,
+    }
+    if archive.get("description"):
+        package["description"] = archive["description"]
+    if archive.get("base_url"):
+        package["homepage"] = archive["base_url"]
+    if archive.get("license"):
+        package["licenses"] = [{"name": archive["license"]}]
+    if archive.get("authors"):
+        package["contributors"] = [{"title": a, "role": "author"} for a in archive["authors"]]
+    package["resources"] = [_resource(f, schemas) for f in files]
+    text = json.dumps(package, ensure_ascii=False, indent=2) + "\n"
+    return text.encode("utf-8")
+
+
+def _datapackage_download(
+    store: Store, files: Sequence[Download], archive: dict[str, Any]
+) -> Download:
+    data = datapackage(files, archive)
+    # Named by its own digest; not ".json", which the store keeps for sidecars.
+    name = f"datapackage-{hashlib.sha256(data).hexdigest()[:32]}.descriptor"
+    entry = store.get(name) or store.put(
+        name, lambda path: path.write_bytes(data), len(files), ["resources"]
+    )
+    return entry.download(DATAPACKAGE, "Description of these files (Frictionless Data Package)")
+
+
+def columns_markdown(names: Iterable[str]) -> str:
+    """A Markdown table of the given columns, for docs/data.md."""
+    rows = ["| column | unit | meaning |", "| --- | --- | --- |"]
+    for name in names:
+        description, unit = COLUMNS[name]
+        rows.append(f"| `{name}` | {unit or ''} | {description} |")
+    return "\n".join(rows) + "\n"
+
+
 # --- everything together ------------------------------------------------------------
 
 
@@ -448,6 +588,7 @@ def data_downloads(loaded: Loaded, cache_dir: Path) -> list[Download]:
         sqlite_file = database.result()
     files = [f for f in call_files if f.month is None]
     files += [*aggregates, sqlite_file]
-    files += [f for f in call_files if f.month is not None]
+    months = [f for f in call_files if f.month is not None]
+    described = _datapackage_download(store, [*files, *months], loaded.catalogue["archive"])
     store.prune()
-    return files
+    return [*files, described, *months]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from sitegen.config import site_path
 from sitegen.fsutil import write_atomic
 from sitegen.sitefiles import SiteFiles
 
@@ -51,14 +52,21 @@ def _version() -> str:
     return hashlib.sha256(source).hexdigest()[:16]
 
 
-def _target(page_rel: str, url: str) -> str | None:
-    """The site-relative file an internal URL points at; None for external or fragment-only."""
+def _target(page_rel: str, url: str, base_path: str = "") -> str | None:
+    """The site-relative file an internal URL points at; None for external or fragment-only.
+
+    A root-absolute URL (the 404 page's, see config.site_path) is inside the
+    site when it starts with ``base_path``; any other one stays absolute and
+    so counts as broken.
+    """
     parts = urlsplit(url)
     if parts.scheme or parts.netloc or not parts.path:
         return None
     path = unquote(parts.path)
     if path.endswith("/"):
         path += "index.html"
+    if base_path and path.startswith(base_path):
+        return posixpath.normpath(path[len(base_path) :])
     return posixpath.normpath(posixpath.join(posixpath.dirname(page_rel), path))
 
 
@@ -105,16 +113,16 @@ def _unsafe(page_rel: str, line: int, url: str) -> str | None:
 
 
 def _missing(target: str, files: SiteFiles) -> bool:
-    return target.startswith("..") or target not in files
+    return target.startswith(("..", "/")) or target not in files
 
 
-def _page_problems(page_rel: str, text: str, files: SiteFiles) -> list[str]:
+def _page_problems(page_rel: str, text: str, files: SiteFiles, base_path: str = "") -> list[str]:
     """Every problem of one page, in page order (what the report lists)."""
     problems = []
     for line, url in page_urls(text):
         problem = _unsafe(page_rel, line, url)
         if problem is None:
-            target = _target(page_rel, url)
+            target = _target(page_rel, url, base_path)
             if target is not None and _missing(target, files):
                 problem = f"{page_rel}:{line}: broken link {url!r}"
         if problem:
@@ -122,7 +130,7 @@ def _page_problems(page_rel: str, text: str, files: SiteFiles) -> list[str]:
     return problems
 
 
-def _summary(page_rel: str, text: str) -> list[Any]:
+def _summary(page_rel: str, text: str, base_path: str = "") -> list[Any]:
     """What the cache keeps of a page: [unsafe-URL problems, sorted internal targets]."""
     unsafe: list[str] = []
     targets: set[str] = set()
@@ -134,7 +142,7 @@ def _summary(page_rel: str, text: str) -> list[Any]:
             unsafe.append(problem)
         elif url not in seen:  # pages repeat their links (navigation, tables)
             seen.add(url)
-            target = _target(page_rel, url)
+            target = _target(page_rel, url, base_path)
             if target is not None:
                 targets.add(target)
     return [unsafe, sorted(targets)]
@@ -187,30 +195,51 @@ class LinkCache:
         write_atomic(self.path, text, durable=False)
 
 
-def check_links(root: Path, cache: Path | None = None, files: SiteFiles | None = None) -> list[str]:
+def check_links(
+    root: Path,
+    cache: Path | None = None,
+    files: SiteFiles | None = None,
+    base_path: str | None = None,
+) -> list[str]:
     """``path:line: problem`` for every broken internal link or unsafe URL scheme.
 
     ``cache`` is a folder for the page summaries (created when missing);
-    ``files`` the listing of ``root`` when the caller has one (see SiteFiles).
+    ``files`` the listing of ``root`` when the caller has one (see SiteFiles);
+    ``base_path`` the path the site is published under ("/bench/"), against
+    which root-absolute links resolve; by default the one of the site's own
+    catalogue.json.
     """
     files = files if files is not None else SiteFiles(root)
+    if base_path is None:
+        base_path = _catalogue_base_path(Path(root))
     store = LinkCache.load(cache)
     problems: list[str] = []
     for page_rel in files.sorted(".html"):
-        key = store.key(page_rel, files.digest(page_rel))
+        # The base path is part of the key: it decides where absolute links point.
+        key = store.key(page_rel, files.digest(page_rel) + base_path)
         summary = store.get(key)
         text = None
         if summary is None:
             text = _read(files, page_rel)
-            summary = _summary(page_rel, text)
+            summary = _summary(page_rel, text, base_path)
             store.put(key, summary)
         unsafe, targets = summary
         if any(_missing(t, files) for t in targets):
-            problems += _page_problems(page_rel, text or _read(files, page_rel), files)
+            text = text or _read(files, page_rel)
+            problems += _page_problems(page_rel, text, files, base_path)
         else:
             problems += unsafe
     store.save()
     return problems
+
+
+def _catalogue_base_path(root: Path) -> str:
+    """The path of the base URL in ``root/catalogue.json``; "" when it has none."""
+    try:
+        archive = json.loads((root / "catalogue.json").read_text(encoding="utf-8"))["archive"]
+        return site_path(archive.get("base_url") or "")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ""
 
 
 def _read(files: SiteFiles, page_rel: str) -> str:

@@ -34,7 +34,7 @@ from sitegen import __version__, charts, cite, feeds, scores
 from sitegen.archive import Run
 from sitegen.catalogue import nodes_of, targets_of
 from sitegen.compare import METRICS, RunComparison, Thresholds, all_comparisons
-from sitegen.config import Config, defaults
+from sitegen.config import Config, defaults, site_path
 from sitegen.discover import published_names
 from sitegen.downloads import Download
 from sitegen.exceptions import BuildError
@@ -44,7 +44,13 @@ from sitegen.output import Outputs
 from sitegen.reuse import Previous, digest, files_digest
 from sitegen.views import KINDS, Group, build_groups, group_links, paginate, trend_points, trend_svg
 
-ASSETS = ("assets/style.css", "assets/table.js", "assets/search.js")
+ASSETS = (
+    "assets/style.css",
+    "assets/table.js",
+    "assets/search.js",
+    "assets/copy.js",
+    "assets/favicon.svg",
+)
 CHANGES_PER_PAGE = 25  # runs with a regression or a win, per page of changes/
 PROGRESS_EVERY = 1000  # runs between progress lines while rendering
 SAFE_SCHEMES = {"http", "https", "mailto"}
@@ -374,7 +380,9 @@ def _render_site(data: SiteData) -> Outputs:
     # The data page shows each file's sha256, which also depends on library versions.
     files_key = digest([whole, [(f.rel, f.sha256) for f in files]])
     page("data/index.html", "data.html", files_key, root="../", files=files)
-    page("404.html", "404.html", salt, root="")
+    # Static hosts serve 404.html's bytes at any missing address, however deep:
+    # its links start from the base URL's path, so they resolve from anywhere.
+    page("404.html", "404.html", salt, root=site_path(archive_info.get("base_url") or ""))
     outputs.add("catalogue.json", catalogue_bytes)
     cff = cite.archive_cff(archive_info, ctx.entries, data.config.get("archive.repository"))
     outputs.add("CITATION.cff", cite.cff_yaml(cff))

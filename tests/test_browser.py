@@ -71,7 +71,9 @@ def site(tmp_path_factory) -> Path:
     generate_archive.generate(root, 14, warm=2, cells=3, prompts=2, seed=11)
     (root / "sitegen.toml").write_text(
         '[archive]\ntitle = "Browser test archive"\n'
-        'base_url = "https://example.org/bench/"\n[site]\nruns_per_page = 10\n'
+        # Served at the root of 127.0.0.1, as the base URL's path says: the
+        # 404 page's links start from that path.
+        'base_url = "https://bench.test/"\n[site]\nruns_per_page = 10\n'
     )
     notes = root / "runs" / "synthetic-00011" / "run.md"
     notes.write_text("# Synthetic run 11\n\nMeasured next to the aquarium.\n", encoding="utf-8")
@@ -144,6 +146,9 @@ class Reader:
         route.fulfill(response=response, headers=headers)
 
     def close(self) -> None:
+        # A request still in flight (the favicon is fetched after load) must not
+        # fail the test when its context goes away.
+        self.context.unroute_all(behavior="ignoreErrors")
         self.context.close()
         assert self.foreign == [], f"requests left 127.0.0.1: {self.foreign}"
         assert self.errors == [], f"console errors: {self.errors}"

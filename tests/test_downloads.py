@@ -35,6 +35,7 @@ WHOLE = [
     "data/aggregates.parquet",
     "data/aggregates.csv",
     "data/archive.sqlite",
+    "data/datapackage.json",  # describes the files above (tests/test_datapackage.py)
 ]
 
 

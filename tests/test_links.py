@@ -41,9 +41,9 @@ def counted(monkeypatch) -> list[str]:
     seen: list[str] = []
     summary = links._summary
 
-    def spy(page_rel: str, text: str):
+    def spy(page_rel: str, text: str, *rest: str):
         seen.append(page_rel)
-        return summary(page_rel, text)
+        return summary(page_rel, text, *rest)
 
     monkeypatch.setattr(links, "_summary", spy)
     return seen

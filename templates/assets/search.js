@@ -17,7 +17,7 @@
   section.hidden = false;
   if (location.protocol === "file:") {
     form.hidden = true;
-    status.textContent = "Search works when the site is served over http (for example with `sitegen serve`). The filter of the run table below works here.";
+    status.textContent = "Search needs the site served over http: run `sitegen serve` in the archive, or `python3 -m http.server` in site/, and open the address it prints. The filter of the run table below works here.";
     return;
   }
   var engine = null;
