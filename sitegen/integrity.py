@@ -26,20 +26,6 @@ LOCK_FORMAT = "sitegen.runs-lock/1"
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
-_BRACKET = re.compile(r"[\[\]{}]")
-MAX_LOCK_DEPTH = 64  # a lock is 4 levels deep; anything far deeper is not one
-
-
-def _nesting_line(text: str) -> int:
-    """The line where brackets first nest deeper than MAX_LOCK_DEPTH (strings ignored)."""
-    depth = 0
-    for line_no, line in enumerate(_STRING.sub('""', text).splitlines(), 1):
-        for m in _BRACKET.finditer(line):
-            depth += 1 if m.group() in "[{" else -1
-            if depth > MAX_LOCK_DEPTH:
-                return line_no
-    return 1
 
 
 def _line_of(text: str, needle: str) -> int | None:
@@ -59,12 +45,8 @@ def read_lock(archive: Path) -> tuple[dict[str, Any], list[Problem]]:
         return {}, [Problem(LOCK_NAME, message="is not a regular file")]
     if not path.is_file():
         return {}, []
-    try:
-        data, problems = load_strict(path, LOCK_NAME)
-    except RecursionError:
-        text = path.read_text(encoding="utf-8", errors="replace")
-        line = _nesting_line(text)
-        return {}, [Problem(LOCK_NAME, line, None, "nested too deeply: not a runs lock")]
+    # The strict reader bounds nesting and locates every problem (runs.lock:1:65: ...).
+    data, problems = load_strict(path, LOCK_NAME)
     if problems:
         return {}, problems
     text = path.read_text(encoding="utf-8")
@@ -109,8 +91,10 @@ def unlocked_published(archive: Path, lock: dict[str, Any]) -> list[str]:
     """
     path = archive / "catalogue.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        data, problems = load_strict(path, "catalogue.json")
+    except OSError:
+        return []
+    if problems:
         return []
     runs = data.get("runs") if isinstance(data, dict) else None
     ids = [r.get("id") for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []

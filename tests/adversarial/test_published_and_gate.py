@@ -195,7 +195,12 @@ FAILING: dict[str, tuple[Setup, tuple[str, ...], str, str | None]] = {
         "runs.lock:4: $.runs['r1']",
         None,
     ),
-    "lock-deep-nesting": (_lock("[" * 10_000 + "]" * 10_000), (), "runs.lock:1: nested", None),
+    "lock-deep-nesting": (
+        _lock("[" * 10_000 + "]" * 10_000),
+        (),
+        "runs.lock:1:65: nesting deeper than 64 levels",
+        None,
+    ),
     # special files are refused by lstat, never opened
     "fifo": (_fifo, (), "runs/r2/pipe.log: is a FIFO", None),
     "socket": (_socket, (), "runs/r2/agent.sock: is a socket", None),
