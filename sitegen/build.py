@@ -12,7 +12,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from sitegen import reuse, state
 from sitegen.archive import Run, read_archive
 from sitegen.cache import ReadCache
 from sitegen.catalogue import build_catalogue
+from sitegen.compare import comparisons_of
 from sitegen.config import Config, load_config
 from sitegen.discover import LEDGER
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
@@ -67,6 +68,8 @@ class Loaded:
     lock: dict[str, Any]
     allowlist: Allowlist
     gate_cache: ScanCache
+    # run id -> its verdicts against its baselines (sitegen.compare), from the calls.
+    comparisons: dict[str, Any] = field(default_factory=dict)
 
 
 def _say(echo: Echo, message: str) -> None:
@@ -138,7 +141,8 @@ def load(
                 for rid in unknown
             ]
         )
-    catalogue = build_catalogue(runs, checks, rows, config, retractions)
+    comparisons = comparisons_of(runs, calls, config)
+    catalogue = build_catalogue(runs, checks, rows, config, retractions, comparisons)
     new_lock = updated_lock(runs, lock)
     return Loaded(
         archive,
@@ -152,6 +156,7 @@ def load(
         new_lock,
         allowlist,
         gate_cache,
+        comparisons,
     )
 
 
@@ -247,6 +252,7 @@ def build(
             rows=loaded.rows,
             chart_cache=archive / CACHE_DIR / "charts",
             config=loaded.config,
+            comparisons=loaded.comparisons,
             files=tuple(data_downloads(loaded, archive / CACHE_DIR)),
             catalogue_json=catalogue_json,
             progress=echo,

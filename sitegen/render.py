@@ -32,7 +32,7 @@ from markupsafe import Markup
 from sitegen import __version__, charts, cite, feeds, scores
 from sitegen.archive import Run
 from sitegen.catalogue import nodes_of, targets_of
-from sitegen.compare import METRICS, RunComparison, Thresholds, all_comparisons
+from sitegen.compare import RunComparison
 from sitegen.config import Config, defaults
 from sitegen.downloads import Download
 from sitegen.exceptions import BuildError
@@ -40,6 +40,7 @@ from sitegen.fsutil import sha256_file
 from sitegen.jsonio import dumps
 from sitegen.output import Outputs
 from sitegen.reuse import Previous, digest, files_digest
+from sitegen.verdicts import METRICS, MIXED, Settings
 from sitegen.views import KINDS, Group, build_groups, group_links, paginate, trend_points, trend_svg
 
 ASSETS = ("assets/style.css", "assets/table.js", "assets/search.js")
@@ -108,6 +109,15 @@ def markdown(text: str, demote: int = 0) -> Markup:
     return Markup(clean)
 
 
+_ANCHORED = re.compile(r"<h([1-6])>(.*?) \{#([a-z0-9][a-z0-9-]*)\}</h\1>")
+
+
+def anchored(html: Markup) -> Markup:
+    """Headings written ``## Title {#anchor}`` get ``id="anchor"``: the stable targets
+    the changes and run pages link their table headers to (ids are [a-z0-9-] only)."""
+    return Markup(_ANCHORED.sub(r'<h\1 id="\3">\2</h\1>', str(html)))
+
+
 @dataclass(frozen=True)
 class SiteData:
     """Everything the renderer needs, as plain data computed earlier in the pipeline."""
@@ -123,6 +133,7 @@ class SiteData:
     catalogue_json: bytes = b""  # the catalogue in its canonical form, when already made
     progress: Callable[[str], Any] | None = None  # told how rendering goes, on long builds
     previous: Previous | None = None  # the live build, whose unchanged files are reused
+    comparisons: dict[str, RunComparison] = field(default_factory=dict)  # sitegen.compare
 
 
 @dataclass(frozen=True)
@@ -134,7 +145,7 @@ class Context:
     groups: dict[str, list[Group]]
     links: dict[str, dict[str, str]]  # kind -> name -> group URL from the site root
     comparisons: dict[str, RunComparison]
-    thresholds: Thresholds
+    thresholds: Settings
     per_page: int
     charted: set[str]  # runs whose pages get charts (the newest site.run_charts)
     # Digests of each run's catalogue entry and comparison, computed once: the
@@ -146,8 +157,8 @@ class Context:
 def context(data: SiteData) -> Context:
     entries = data.catalogue["runs"]
     groups = build_groups(entries, data.runs)
-    thresholds = Thresholds.from_config(data.config)
-    comparisons = all_comparisons(list(data.runs.values()), data.rows, thresholds)
+    thresholds = Settings.from_config(data.config)
+    comparisons = data.comparisons
     return Context(
         entries=entries,
         by_id={e["id"]: e for e in entries},
@@ -354,7 +365,7 @@ def _render_site(data: SiteData) -> Outputs:
         salt,
         root="../",
         page_title="Methodology",
-        body=markdown(methodology_text),
+        body=anchored(markdown(methodology_text)),
     )
     for item in files:
         outputs.copy(item.rel, item.path, item.sha256)
@@ -441,7 +452,7 @@ def _changes_pages(
     salt: str,
     whole: str,
 ) -> None:
-    changed = [(ctx.by_id[rid], c) for rid, c in _newest_first(ctx) if c.regressions or c.wins]
+    changed = [(ctx.by_id[rid], c) for rid, c in _newest_first(ctx) if c.changes]
     counts = _change_counts(ctx)
     for page in paginate("changes/", changed, CHANGES_PER_PAGE):
         values = {
@@ -481,6 +492,8 @@ def _change_counts(ctx: Context) -> dict[str, int]:
         "compared": len(rows),
         "regressions": sum(1 for r in rows if r.regressions),
         "wins": sum(1 for r in rows if r.wins),
+        "mixed": sum(1 for r in rows if r.verdict == MIXED),
+        "unflagged": sum(1 for r in rows if r.comparable and r.beyond_threshold and not r.flagged),
         "not_comparable": sum(1 for r in rows if not r.comparable),
         "runs": sum(1 for c in ctx.comparisons.values() if c.rows),
     }
