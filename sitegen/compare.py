@@ -38,7 +38,6 @@ from sitegen.verdicts import (
     row_verdict,
 )
 
-
 GUARDED = (("model_digest", "model digest"), ("engine_version", "engine version"))
 
 

@@ -63,7 +63,7 @@ class Settings:
     @classmethod
     def from_config(cls, config: Config) -> Settings:
         values = {k: float(v) for k, v in config.section("thresholds").items()}
-        values |= {k: v for k, v in config.section("compare").items()}
+        values |= config.section("compare")
         return cls(**values)
 
     @property
@@ -472,7 +472,7 @@ def _combine(
         return [f"{m.metric.label} {fmt_pct(m.change)}{' ' + how if how else ''}" for m in ms]
 
     red = [f"warm success rate {success_now:.0%} (red flag)"] if success_flag else []
-    if (flagged_bad or red) and better or flagged_good and (worse or red):
+    if ((flagged_bad or red) and better) or (flagged_good and (worse or red)):
         parts = red + said(worse, "worse") + said(better, "better")
         return MIXED, "mixed: " + ", ".join(parts)
     if flagged_bad or red:
