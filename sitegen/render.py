@@ -109,13 +109,20 @@ def markdown(text: str, demote: int = 0) -> Markup:
     return Markup(clean)
 
 
-_ANCHORED = re.compile(r"<h([1-6])>(.*?) \{#([a-z0-9][a-z0-9-]*)\}</h\1>")
+_ANCHORED = re.compile(
+    r"<(h[1-6]|strong)>(.*?)(?:</\1> \{#([a-z0-9][a-z0-9-]*)\}|"
+    r" \{#([a-z0-9][a-z0-9-]*)\}</\1>)"
+)
 
 
 def anchored(html: Markup) -> Markup:
-    """Headings written ``## Title {#anchor}`` get ``id="anchor"``: the stable targets
-    the changes and run pages link their table headers to (ids are [a-z0-9-] only)."""
-    return Markup(_ANCHORED.sub(r'<h\1 id="\3">\2</h\1>', str(html)))
+    """``## Title {#anchor}`` and ``**term** {#anchor}`` get ``id="anchor"``: the stable
+    targets the changes and run pages link their table headers to ([a-z0-9-] only)."""
+
+    def put(m: re.Match[str]) -> str:
+        return f'<{m.group(1)} id="{m.group(3) or m.group(4)}">{m.group(2)}</{m.group(1)}>'
+
+    return Markup(_ANCHORED.sub(put, str(html)))
 
 
 @dataclass(frozen=True)

@@ -346,7 +346,17 @@ def metric_verdict(metric: Metric, base: Sample, now: Sample, settings: Settings
     worse = draft.worse() or 0.0
     evidence = f"{fmt_ci(shift)}, {fmt_p(shift.p)}, {n_text}"
     if shift.p > settings.alpha:
-        return MetricVerdict(metric, NOISE, f"within noise ({fmt_p(shift.p)})", sx, sy, shift)
+        if _rules_out(metric, shift, settings):
+            return MetricVerdict(metric, NOISE, f"within noise ({fmt_p(shift.p)})", sx, sy, shift)
+        return MetricVerdict(
+            metric,
+            TOO_FEW,
+            f"too few calls to tell ({n_text}): the {fmt_ci(shift)} still admits a change "
+            f"past the threshold ({fmt_p(shift.p)})",
+            sx,
+            sy,
+            shift,
+        )
     if worse >= getattr(settings, metric.threshold):
         return MetricVerdict(metric, REGRESSION, f"regression ({evidence})", sx, sy, shift)
     if -worse >= settings.win:
@@ -362,6 +372,17 @@ def metric_verdict(metric: Metric, base: Sample, now: Sample, settings: Settings
         sy,
         shift,
     )
+
+
+def _rules_out(metric: Metric, shift: Shift, settings: Settings) -> bool:
+    """Whether the CI excludes every change that would be flagged, both ways: only then is
+    an unflagged change "within noise" rather than "too few calls to tell"."""
+    if shift.low is None or shift.high is None:
+        return False
+    reg, win = getattr(settings, metric.threshold), settings.win
+    if metric.lower_is_better:
+        return 1.0 - win < shift.low and shift.high < 1.0 + reg
+    return 1.0 - reg < shift.low and shift.high < 1.0 + win
 
 
 @dataclass(frozen=True)

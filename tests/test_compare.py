@@ -48,8 +48,8 @@ def facts(run_id: str, *, digest="sha256:" + "0" * 64, version="b1234", prompt=P
     )
 
 
-def verdict(now: Facts, base: Facts | None = None, settings=Settings()):
-    return compare_row(now, base or facts("a"), CELL, "P-EASY", settings)
+def verdict(now: Facts, base: Facts | None = None):
+    return compare_row(now, base or facts("a"), CELL, "P-EASY", Settings())
 
 
 def statuses(row) -> dict[str, str]:
@@ -187,7 +187,8 @@ def test_compare_command_prints_the_same_table(archive):
     lines = result.output.splitlines()
     assert lines[0] == "slow against base-new"
     (row,) = [line for line in lines if line.startswith(CELL)]
-    assert "100.5 → 150.8 +50.0% [99% CI +44.1% to +56.2%" in row and "p = 0.0022] regression" in row
+    assert "100.5 → 150.8 +50.0% [99% CI +44.1% to +56.2%" in row
+    assert "p = 0.0022] regression" in row
     assert row.rstrip().endswith("regression: warm TTFT +50.0%")
     assert "1 regression(s), 0 win(s), 0 mixed, 0 not like-for-like" in result.output
     guarded = CliRunner().invoke(main, ["compare", "slow", "other", "--archive", str(archive)])
