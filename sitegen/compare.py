@@ -32,6 +32,7 @@ from sitegen.verdicts import (
     RowVerdict,
     Sample,
     Settings,
+    Spread,
     fmt_ci,
     fmt_p,
     fmt_pct,
@@ -126,6 +127,9 @@ class RunComparison:
     run_id: str
     rows: list[RowVerdict] = field(default_factory=list)
     without_baseline: list[str] = field(default_factory=list)  # cells with no earlier baseline
+    # cell -> prompt -> metric key -> p50 [IQR] and n of the run's own warm calls: the
+    # spread its page shows next to every p50.
+    spreads: dict[str, dict[str, dict[str, Spread | None]]] = field(default_factory=dict)
 
     @property
     def regressions(self) -> list[RowVerdict]:
@@ -224,8 +228,21 @@ class Baselines:
         return self._runs[cell][i - 1] if i else None
 
 
+def spreads_of(facts: Facts) -> dict[str, dict[str, dict[str, Spread | None]]]:
+    out: dict[str, dict[str, dict[str, Spread | None]]] = {}
+    for (cell, prompt), sample in sorted(facts.warm.items()):
+        v = sample.values
+        decode = v.get("decode_tps") or v.get("tokens_per_sec") or ()
+        out.setdefault(cell, {})[prompt] = {
+            "ttft": Spread.of(v.get("ttft", ())),
+            "total": Spread.of(v.get("total", ())),
+            "decode": Spread.of(decode),
+        }
+    return out
+
+
 def compare_to_baselines(facts: Facts, baselines: Baselines, settings: Settings) -> RunComparison:
-    out = RunComparison(facts.run_id)
+    out = RunComparison(facts.run_id, spreads=spreads_of(facts))
     for cell in sorted(facts.cells):
         base = baselines.before(facts, cell)
         if base is None:

@@ -213,31 +213,47 @@ def _cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _run_charts(
-    run_id: str, rows: list[dict[str, Any]], cache: Path | None
+    run_id: str,
+    rows: list[dict[str, Any]],
+    cache: Path | None,
+    comparison: RunComparison | None = None,
 ) -> list[dict[str, Any]]:
+    """Bar charts of the warm p50s, each bar with its interquartile range as an error bar."""
     specs = [
         (
             "ttft",
-            "first_delta_ms_p50",
             "warm first_delta_ms p50 (ms)",
-            "Warm time to first delta, p50, per cell and prompt",
+            "Warm time to first delta, p50 with interquartile range, per cell and prompt",
         ),
         (
-            "tps",
-            "tokens_per_sec_mean",
-            "warm tokens/s (mean)",
-            "Warm decode throughput, mean tokens per second, per cell and prompt",
+            "tps",  # the chart's id; its values are the decode metric's
+            "decode tokens/s p50",
+            "Decode tokens per second, p50 with interquartile range, per cell and prompt",
         ),
     ]
+    spreads = comparison.spreads if comparison is not None else {}
     out = []
-    for key, column, axis, title in specs:
-        chart = charts.bar_by_cell(rows, column, axis, title)
+    for key, axis, title in specs:
+        bars = [
+            {
+                "cell_id": cell,
+                "prompt_id": prompt,
+                "phase": "warm",
+                "value": s.p50,
+                "lo": s.p25,
+                "hi": s.p75,
+            }
+            for cell, prompts in spreads.items()
+            for prompt, metrics in prompts.items()
+            if (s := metrics.get("decode" if key == "tps" else key)) is not None
+        ]
+        chart = charts.bar_by_cell(bars, "value", axis, title)
         if chart is None:
             continue
         values = [
-            f"{r['cell_id']} {r['prompt_id']}: {r[column]:,.1f}"
-            for r in rows
-            if r["phase"] == "warm" and r.get(column) is not None
+            f"{b['cell_id']} {b['prompt_id']}: {b['value']:,.1f} "
+            f"(IQR {b['lo']:,.1f} to {b['hi']:,.1f})"
+            for b in bars
         ]
         description = f"{title}. " + "; ".join(values) + "."
         svg = charts.svg_chart(chart, f"chart-{key}", title, description, cache)
@@ -287,7 +303,9 @@ def render_run(
         matrix=sorted(matrix.items()),
         prompt_ids=prompt_ids,
         cells=_cells(rows),
-        charts=_run_charts(run.run_id, rows, data.chart_cache) if with_charts else [],
+        charts=_run_charts(run.run_id, rows, data.chart_cache, ctx.comparisons.get(run.run_id))
+        if with_charts
+        else [],
         charts_omitted=bool(rows) and not with_charts,
         skips=run.ledger.skips if run.ledger else [],
         # Optional fields of result records may be absent: give every one a value.
@@ -298,6 +316,7 @@ def render_run(
         interrupted_reason=end.get("interrupted_reason"),
         links=links,
         comparison=ctx.comparisons.get(run.run_id),
+        spreads=ctx.comparisons[run.run_id].spreads if run.run_id in ctx.comparisons else {},
         metrics=METRICS,
         thresholds=ctx.thresholds,
         citation=citation,
@@ -618,7 +637,7 @@ def _group_front(
         "archive": data.catalogue["archive"],
         "group": group,
         "info": KINDS[group.kind],
-        "cells": _group_cells(group, runs, data.rows),
+        "cells": _group_cells(group, runs, data.rows, ctx.comparisons),
         "runs": page.items,
         "total": len(runs),
         "page": page,
@@ -640,7 +659,10 @@ def _group_front(
 
 
 def _group_cells(
-    group: Group, runs: list[dict[str, Any]], rows: dict[str, list[dict[str, Any]]]
+    group: Group,
+    runs: list[dict[str, Any]],
+    rows: dict[str, list[dict[str, Any]]],
+    comparisons: dict[str, RunComparison] | None = None,
 ) -> list[dict[str, Any]]:
     """Per cell: its target, how many runs measured it, and its latest warm values."""
     out = []
@@ -664,6 +686,9 @@ def _group_cells(
                 "measured": len(measured),
                 "latest": latest,
                 "warm": [warm[p] for p in sorted(warm)],
+                "spreads": comparisons[latest["id"]].spreads.get(cell_id, {})
+                if latest and comparisons and latest["id"] in comparisons
+                else {},
             }
         )
     return out
