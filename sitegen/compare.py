@@ -237,6 +237,7 @@ def spreads_of(facts: Facts) -> dict[str, dict[str, dict[str, Spread | None]]]:
             "ttft": Spread.of(v.get("ttft", ())),
             "total": Spread.of(v.get("total", ())),
             "decode": Spread.of(decode),
+            "tps": Spread.of(v.get("tokens_per_sec", ())),
         }
     return out
 

@@ -629,7 +629,7 @@ def _group_front(
     looked up (or rendered) when the page itself has to be rendered.
     """
     runs = [ctx.by_id[rid] for rid in group.run_ids]
-    points = trend_points(group, ctx.by_id, data.rows, page.root)
+    points = _with_bands(trend_points(group, ctx.by_id, data.rows, page.root), group, ctx)
     group_runs = [data.runs[rid] for rid in group.run_ids]
     series = scores.model_series(group.name, group_runs, ctx.by_id) if group.kind == "model" else []
     values = {
@@ -656,6 +656,23 @@ def _group_front(
         return template.render(chart=chart, score_charts=score_charts, **values)
 
     outputs.cached(page.rel, digest([salt, page.rel, values, points]), render)
+
+
+def _with_bands(points: list[dict[str, Any]], group: Group, ctx: Context) -> list[dict[str, Any]]:
+    """The trend points, the TTFT p50 and tokens/s ones with the interquartile range of
+    their run's calls (``lo``, ``hi``), which the trend chart draws as a band."""
+    wanted = {("ttft", "p50"): "ttft", ("tps", "mean"): "tps"}
+    cells = {group.label(c): c for c in group.cells}
+    out = []
+    for p in points:
+        key = wanted.get((p["metric"], p["series"]))
+        comparison = ctx.comparisons.get(p["run"])
+        if key and comparison is not None and p["cell"] in cells:
+            s = comparison.spreads.get(cells[p["cell"]], {}).get(p["prompt"], {}).get(key)
+            if s is not None:
+                p = p | {"lo": s.p25, "hi": s.p75}
+        out.append(p)
+    return out
 
 
 def _group_cells(
