@@ -25,6 +25,7 @@ calls to tell".
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -149,6 +150,20 @@ def u_counts(m: int, n: int) -> tuple[int, ...]:
     return tuple(c)
 
 
+@lru_cache(maxsize=4096)
+def _u_cdf(m: int, n: int) -> tuple[float, ...]:
+    """P(U <= u) for u = 0..m*n under the null (no ties)."""
+    total, cum, out = math.comb(m + n, m), 0, []
+    for c in u_counts(m, n):
+        cum += c
+        out.append(cum / total)
+    return tuple(out)
+
+
+def _exact_p(u: float, m: int, n: int) -> float:
+    return min(1.0, 2.0 * _u_cdf(m, n)[int(min(u, m * n - u))])
+
+
 def smallest_p(m: int, n: int) -> float:
     """The smallest two-sided p the exact test can give at these sizes (complete separation)."""
     if m == 0 or n == 0:
@@ -188,10 +203,7 @@ def mann_whitney(x: list[float], y: list[float]) -> tuple[float, float]:
     u = sum(ranks[m:]) - n * (n + 1) / 2
     mn = m * n
     if not ties and max(m, n) <= EXACT_MAX_N:
-        counts = u_counts(m, n)
-        k = int(min(u, mn - u))
-        p = 2.0 * sum(counts[: k + 1]) / math.comb(m + n, m)
-        return u, min(1.0, p)
+        return u, _exact_p(u, m, n)
     total = m + n
     tie_term = sum(t**3 - t for t in ties) / (total * (total - 1))
     var = mn / 12.0 * ((total + 1) - tie_term)
@@ -201,16 +213,15 @@ def mann_whitney(x: list[float], y: list[float]) -> tuple[float, float]:
     return u, min(1.0, math.erfc(max(z, 0.0) / math.sqrt(2.0)))
 
 
+@lru_cache(maxsize=4096)
 def _ci_rank(m: int, n: int, alpha: float) -> int:
     """k such that the k-th smallest and k-th largest pairwise differences bound the
     ``1 - alpha`` interval; 0 when no finite interval reaches that level."""
     mn = m * n
     if max(m, n) <= EXACT_MAX_N:
-        counts, total = u_counts(m, n), math.comb(m + n, m)
-        cum, k = 0, 0
-        for u in range(mn + 1):
-            cum += counts[u]
-            if cum / total > alpha / 2:
+        k = 0
+        for u, cdf in enumerate(_u_cdf(m, n)):
+            if cdf > alpha / 2:
                 break
             k = u + 1  # P(U <= u) <= alpha/2, so the (u+1)-th difference is a bound
         return k
@@ -235,10 +246,15 @@ def hodges_lehmann(x: list[float], y: list[float], alpha: float) -> Shift:
     diffs = sorted(math.log(v) - a for v in y for a in lx)
     mid = len(diffs) // 2
     med = diffs[mid] if len(diffs) % 2 else (diffs[mid - 1] + diffs[mid]) / 2
-    k = _ci_rank(len(x), len(y), alpha)
+    m, n = len(x), len(y)
+    k = _ci_rank(m, n, alpha)
     low = math.exp(diffs[k - 1]) if k else None
     high = math.exp(diffs[len(diffs) - k]) if k else None
-    _, p = mann_whitney(x, y)
+    if max(m, n) <= EXACT_MAX_N and len(set(x) | set(y)) == m + n:
+        # No ties: U is the number of positive differences, already sorted here.
+        p = _exact_p(len(diffs) - bisect.bisect_right(diffs, 0.0), m, n)
+    else:
+        _, p = mann_whitney(x, y)
     return Shift(math.exp(med), low, high, p, 1.0 - alpha)
 
 
