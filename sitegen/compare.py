@@ -231,13 +231,12 @@ class Baselines:
 def spreads_of(facts: Facts) -> dict[str, dict[str, dict[str, Spread | None]]]:
     out: dict[str, dict[str, dict[str, Spread | None]]] = {}
     for (cell, prompt), sample in sorted(facts.warm.items()):
-        v = sample.values
-        decode = v.get("decode_tps") or v.get("tokens_per_sec") or ()
+        decode = "decode_tps" if sample.values.get("decode_tps") else "tokens_per_sec"
         out.setdefault(cell, {})[prompt] = {
-            "ttft": Spread.of(v.get("ttft", ())),
-            "total": Spread.of(v.get("total", ())),
-            "decode": Spread.of(decode),
-            "tps": Spread.of(v.get("tokens_per_sec", ())),
+            "ttft": sample.spread("ttft"),
+            "total": sample.spread("total"),
+            "decode": sample.spread(decode),
+            "tps": sample.spread("tokens_per_sec"),
         }
     return out
 

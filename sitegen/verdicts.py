@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from statistics import NormalDist
@@ -98,10 +99,34 @@ class Sample:
     errors: int
     values: dict[str, tuple[float, ...]] = field(default_factory=dict)  # metric key -> values
     completion_tokens: tuple[float, ...] = ()
+    # What is computed from the values once (a baseline is compared with many runs).
+    _memo: dict[tuple[str, str], object] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def success_rate(self) -> float | None:
         return None if not self.calls else (self.calls - self.errors) / self.calls
+
+    def positive(self, key: str) -> tuple[float, ...]:
+        """The metric's values that a ratio can use (positive and finite)."""
+        memo = self._memo.get(("positive", key))
+        if memo is None:
+            memo = tuple(v for v in self.values.get(key, ()) if v > 0 and math.isfinite(v))
+            self._memo[("positive", key)] = memo
+        return memo  # type: ignore[return-value]
+
+    def spread(self, key: str) -> Spread | None:
+        if ("spread", key) not in self._memo:
+            self._memo[("spread", key)] = Spread.of(self.positive(key))
+        return self._memo[("spread", key)]  # type: ignore[return-value]
+
+    def logs(self, key: str) -> tuple[float, ...]:
+        memo = self._memo.get(("logs", key))
+        if memo is None:
+            memo = tuple(math.log(v) for v in self.positive(key))
+            self._memo[("logs", key)] = memo
+        return memo  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------- statistics
@@ -125,7 +150,7 @@ class Spread:
     n: int
 
     @classmethod
-    def of(cls, values: tuple[float, ...] | list[float]) -> Spread | None:
+    def of(cls, values: Sequence[float]) -> Spread | None:
         if not values:
             return None
         s = sorted(values)
@@ -189,7 +214,7 @@ def _ranks(values: list[float]) -> tuple[list[float], list[int]]:
     return ranks, ties
 
 
-def mann_whitney(x: list[float], y: list[float]) -> tuple[float, float]:
+def mann_whitney(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     """(U, two-sided p) for y against x; U counts pairs with y > x (ties count a half).
 
     Exact when there are no ties and both samples hold at most EXACT_MAX_N
@@ -240,10 +265,16 @@ class Shift:
     level: float
 
 
-def hodges_lehmann(x: list[float], y: list[float], alpha: float) -> Shift:
-    """Shift of log values between two positive samples, as a ratio with its CI."""
-    lx = [math.log(v) for v in x]
-    diffs = sorted(math.log(v) - a for v in y for a in lx)
+def hodges_lehmann(
+    x: Sequence[float],
+    y: Sequence[float],
+    alpha: float,
+    logs: tuple[Sequence[float], Sequence[float]] | None = None,
+) -> Shift:
+    """Shift of log values between two positive samples, as a ratio with its CI.
+    ``logs``: the two samples' logarithms, when already at hand."""
+    lx, ly = logs or ([math.log(v) for v in x], [math.log(v) for v in y])
+    diffs = sorted([b - a for b in ly for a in lx])
     mid = len(diffs) // 2
     med = diffs[mid] if len(diffs) % 2 else (diffs[mid - 1] + diffs[mid]) / 2
     m, n = len(x), len(y)
@@ -333,9 +364,8 @@ def metric_verdict(metric: Metric, base: Sample, now: Sample, settings: Settings
         # never one definition against the other.
         both = all(len(s.values.get("decode_tps", ())) == s.calls - s.errors for s in (base, now))
         key = "decode_tps" if both else "tokens_per_sec"
-    x = [v for v in base.values.get(key, ()) if v > 0 and math.isfinite(v)]
-    y = [v for v in now.values.get(key, ()) if v > 0 and math.isfinite(v)]
-    sx, sy = Spread.of(x), Spread.of(y)
+    x, y = base.positive(key), now.positive(key)
+    sx, sy = base.spread(key), now.spread(key)
     if sx is None or sy is None:
         return MetricVerdict(metric, NO_DATA, "not measured by both runs", sx, sy, None)
     if metric.key == "total":
@@ -354,7 +384,7 @@ def metric_verdict(metric: Metric, base: Sample, now: Sample, settings: Settings
                 sy,
                 None,
             )
-    shift = hodges_lehmann(x, y, settings.alpha)
+    shift = hodges_lehmann(x, y, settings.alpha, (base.logs(key), now.logs(key)))
     n_text = _n_text(sx, sy)
     if min(len(x), len(y)) < settings.min_calls or smallest_p(len(x), len(y)) > settings.alpha:
         return MetricVerdict(metric, TOO_FEW, f"too few calls to tell ({n_text})", sx, sy, shift)
