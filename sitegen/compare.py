@@ -28,6 +28,8 @@ from sitegen.repro import prompt_hashes
 from sitegen.verdicts import (
     METRICS,
     MIXED,
+    REGRESSION,
+    WIN,
     MetricVerdict,
     RowVerdict,
     Sample,
@@ -133,11 +135,18 @@ class RunComparison:
 
     @property
     def regressions(self) -> list[RowVerdict]:
+        """Rows with a flagged regression: verdict regression, or mixed with one in it
+        (what the regressions feed lists)."""
         return [r for r in self.rows if r.regressions]
 
     @property
     def wins(self) -> list[RowVerdict]:
-        return [r for r in self.rows if r.wins]
+        """Rows whose verdict is a win (a mixed row is not one)."""
+        return [r for r in self.rows if r.verdict == WIN]
+
+    @property
+    def mixed(self) -> list[RowVerdict]:
+        return [r for r in self.rows if r.verdict == MIXED]
 
     @property
     def flagged(self) -> list[RowVerdict]:
@@ -372,8 +381,8 @@ def compare_runs(archive: Path, run_a: str, run_b: str) -> str:
         f"changes are Hodges-Lehmann ratios with {settings.confidence * 100:.0f}% CIs"
     )
     text = "\n".join(out) + "\n\n" + render_table(table(comparison))
-    n_reg, n_win = len(comparison.regressions), len(comparison.wins)
-    n_mixed = sum(1 for r in comparison.rows if r.verdict == MIXED)
+    n_reg = sum(1 for r in comparison.rows if r.verdict == REGRESSION)
+    n_win, n_mixed = len(comparison.wins), len(comparison.mixed)
     n_nc = len(comparison.not_comparable)
     summary = f"\n{n_reg} regression(s), {n_win} win(s), {n_mixed} mixed, {n_nc} not like-for-like"
     if comparison.without_baseline:

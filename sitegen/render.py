@@ -40,7 +40,7 @@ from sitegen.fsutil import sha256_file
 from sitegen.jsonio import dumps
 from sitegen.output import Outputs
 from sitegen.reuse import Previous, digest, files_digest
-from sitegen.verdicts import METRICS, MIXED, Settings
+from sitegen.verdicts import METRICS, MIXED, REGRESSION, WIN, Settings
 from sitegen.views import KINDS, Group, build_groups, group_links, paginate, trend_points, trend_svg
 
 ASSETS = ("assets/style.css", "assets/table.js", "assets/search.js")
@@ -516,8 +516,8 @@ def _change_counts(ctx: Context) -> dict[str, int]:
     rows = [r for c in ctx.comparisons.values() for r in c.rows]
     return {
         "compared": len(rows),
-        "regressions": sum(1 for r in rows if r.regressions),
-        "wins": sum(1 for r in rows if r.wins),
+        "regressions": sum(1 for r in rows if r.verdict == REGRESSION),
+        "wins": sum(1 for r in rows if r.verdict == WIN),
         "mixed": sum(1 for r in rows if r.verdict == MIXED),
         "unflagged": sum(1 for r in rows if r.comparable and r.beyond_threshold and not r.flagged),
         "not_comparable": sum(1 for r in rows if not r.comparable),

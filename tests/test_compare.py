@@ -10,7 +10,7 @@ from conftest import PROMPT_SHA, call_record, end_record, meta_record, metadata
 
 from sitegen.build import build
 from sitegen.cli import main
-from sitegen.compare import Facts, compare_row
+from sitegen.compare import Facts, compare_pair, compare_row
 from sitegen.verdicts import Sample, Settings
 
 CELL = "node-a:llamacpp:m1"
@@ -83,6 +83,8 @@ def test_a_win_with_a_significant_slowdown_elsewhere_is_mixed():
     row = verdict(facts("b", ttft=50.0, tps=38.0))  # TTFT halved, tokens/s down 24%
     assert row.verdict == "mixed" and "decode tokens/s" in row.reason
     assert row.wins == ["warm TTFT"] and row.regressions == []
+    pair = compare_pair(facts("a"), facts("b", ttft=50.0, tps=38.0), Settings())
+    assert pair.wins == [] and len(pair.mixed) == 1  # counted as mixed, never as a win
 
 
 def test_success_rate_under_the_minimum_is_a_red_flag():

@@ -149,9 +149,9 @@ def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             f"cells:\n  - {{node: devbox, engine: llamacpp, model: tiny, endpoint: '{eng.url}'}}\n"
         )
         for title, median, extra in (
-            ("base", 40.0, ["--baseline"]),
-            ("same", 40.0, []),
-            ("slow", 120.0, []),
+            ("base", 150.0, ["--baseline"]),
+            ("same", 150.0, []),
+            ("slow", 450.0, []),
         ):
             eng.queue(*(_script(d) for d in delays(rng, 7, median)))  # 1 cold + 6 warm
             args = ["run", "--cells", "cells.yaml", "--warm", "6", "--prompt", "P-EASY"]
