@@ -12,7 +12,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from sitegen import reuse, state
 from sitegen.archive import Run, read_archive_sources
 from sitegen.cache import ReadCache
 from sitegen.catalogue import build_catalogue
+from sitegen.compare import comparisons_of
 from sitegen.config import Config, load_config, placeholders, site_path
 from sitegen.discover import LEDGER, discover
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
@@ -76,6 +77,8 @@ class Loaded:
     lock: dict[str, Any]
     allowlist: Allowlist
     gate_cache: ScanCache
+    # run id -> its verdicts against its baselines (sitegen.compare), from the calls.
+    comparisons: dict[str, Any] = field(default_factory=dict)
 
 
 def _say(echo: Echo, message: str) -> None:
@@ -153,7 +156,8 @@ def load(
                 for rid in unknown
             ]
         )
-    catalogue = build_catalogue(runs, checks, rows, config, retractions)
+    comparisons = comparisons_of(runs, calls, config)
+    catalogue = build_catalogue(runs, checks, rows, config, retractions, comparisons)
     new_lock = updated_lock(runs, lock)
     return Loaded(
         archive,
@@ -167,6 +171,7 @@ def load(
         new_lock,
         allowlist,
         gate_cache,
+        comparisons,
     )
 
 
@@ -354,6 +359,7 @@ def _make_site(
         rows=loaded.rows,
         chart_cache=archive / CACHE_DIR / "charts",
         config=loaded.config,
+        comparisons=loaded.comparisons,
         files=tuple(data_downloads(loaded, archive / CACHE_DIR)),
         catalogue_json=dumps(loaded.catalogue).encode("utf-8"),
         progress=echo,

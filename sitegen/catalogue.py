@@ -6,11 +6,15 @@ timestamp, floats rounded where they are computed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sitegen.aggregate import cell_matrix
 from sitegen.archive import Run
 from sitegen.config import Config
+from sitegen.verdicts import row_json
+
+if TYPE_CHECKING:
+    from sitegen.compare import RunComparison
 
 SCHEMA_VERSION = "1.0"
 
@@ -63,6 +67,7 @@ def entry(
     rows: list[dict[str, Any]],
     superseded_by: list[str],
     retraction: dict[str, str] | None,
+    comparison: RunComparison | None = None,
 ) -> dict[str, Any]:
     md = run.metadata
     targets = targets_of(run)
@@ -99,9 +104,20 @@ def entry(
             "results": len(ledger.results) if ledger else 0,
         },
         "headline": {"warm_first_delta_ms_p50": cell_matrix(rows)},
+        "comparison": comparison_json(comparison),
         "files": run.manifest,
         "digest": run.digest,
         "url": run_url(run.run_id),
+    }
+
+
+def comparison_json(comparison: RunComparison | None) -> dict[str, Any] | None:
+    """The run's verdicts against its baselines, as shown on its page (None: no warm calls)."""
+    if comparison is None or not (comparison.rows or comparison.without_baseline):
+        return None
+    return {
+        "rows": [row_json(r) for r in comparison.rows],
+        "without_baseline": list(comparison.without_baseline),
     }
 
 
@@ -111,8 +127,10 @@ def build_catalogue(
     rows: dict[str, list[dict[str, Any]]],
     config: Config,
     retractions: dict[str, dict[str, str]] | None = None,
+    comparisons: dict[str, RunComparison] | None = None,
 ) -> dict[str, Any]:
     """The whole catalogue as plain data; runs newest first, ties by id."""
+    comparisons = comparisons or {}
     ordered = sorted(runs, key=sort_key, reverse=True)
     retractions = retractions or {}
     successors: dict[str, list[str]] = {}
@@ -135,6 +153,7 @@ def build_catalogue(
                 rows.get(r.run_id, []),
                 successors.get(r.run_id, []),
                 retractions.get(r.run_id),
+                comparisons.get(r.run_id),
             )
             for r in ordered
         ],

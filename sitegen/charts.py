@@ -215,33 +215,38 @@ def cached_template(key: Any, factory: Callable[[], Any], *, theme: bool = True)
     return _TEMPLATES[key]
 
 
-def _bar_template(axis_title: str) -> dict[str, Any]:
-    return cached_template(
-        ("bar_by_cell", axis_title),
-        lambda: (
-            alt.Chart(alt.Data(values=[]))
-            .mark_bar()
-            .encode(
-                y=alt.Y("cell:N", title=None, sort=None),
-                yOffset=alt.YOffset("prompt:N", sort=None),
-                x=alt.X("value:Q", title=axis_title),
-                color=alt.Color("prompt:N", title="prompt", sort=None),
-            )
-            .properties(title="", width=460)
-        ),
-    )
+def _bar_template(axis_title: str, spread: bool) -> dict[str, Any]:
+    def make() -> alt.Chart | alt.LayerChart:
+        base = alt.Chart(alt.Data(values=[])).encode(
+            y=alt.Y("cell:N", title=None, sort=None),
+            yOffset=alt.YOffset("prompt:N", sort=None),
+        )
+        bars = base.mark_bar().encode(
+            x=alt.X("value:Q", title=axis_title),
+            color=alt.Color("prompt:N", title="prompt", sort=None),
+        )
+        if not spread:
+            return bars.properties(title="", width=460)
+        # The interquartile range of the calls behind each bar: its uncertainty.
+        ranges = base.mark_rule(color="black", strokeWidth=1.5).encode(x="lo:Q", x2="hi:Q")
+        return alt.layer(bars, ranges).properties(title="", width=460)
+
+    return cached_template(("bar_by_cell", axis_title, spread), make)
 
 
 def bar_by_cell(
     rows: list[dict[str, Any]], value: str, axis_title: str, title: str
 ) -> dict[str, Any] | None:
-    """Spec of warm ``value`` per cell, one bar per prompt; None when there is nothing to draw."""
+    """Spec of warm ``value`` per cell, one bar per prompt, with an error bar from ``lo`` to
+    ``hi`` where the rows give them; None when there is nothing to draw."""
     data = [
         {"cell": r["cell_id"], "prompt": r["prompt_id"], "value": r[value]}
+        | ({"lo": r["lo"], "hi": r["hi"]} if "lo" in r else {})
         for r in rows
         if r["phase"] == "warm" and r.get(value) is not None
     ]
     if not data:
         return None
     data.sort(key=lambda d: (d["cell"], d["prompt"]))
-    return with_data(_bar_template(axis_title), data, title)
+    spread = all("lo" in d for d in data)
+    return with_data(_bar_template(axis_title, spread), data, title)

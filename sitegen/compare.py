@@ -1,11 +1,10 @@
-"""Comparisons against baselines: regressions, wins, and the comparability guard.
+"""Comparisons against baselines: which baseline, the like-for-like guard, the CLI table.
 
 Section 7 of the harness methodology: a run is compared, per cell and prompt,
 with the most recent earlier run marked ``baseline`` that measured the same
-cell. Warm TTFT p50 and total duration p50 that are slower by the threshold,
-and warm tokens/s that is lower by it, are regressions; a warm success rate
-under the minimum is a red flag, counted as a regression; an improvement of at
-least the win threshold on any metric is a win.
+cell. What each comparison concludes (regression, win, mixed, within noise,
+too few calls) is decided in :mod:`sitegen.verdicts` from the per-call warm
+values of both runs, never from a ratio of aggregates alone.
 
 A comparison is only made like-for-like: when the model digest, the engine
 version or the prompt's sha256 differ (or are not recorded), the row says
@@ -19,42 +18,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from sitegen.archive import Run
 from sitegen.catalogue import sort_key, targets_of
 from sitegen.config import Config
 from sitegen.exceptions import BuildError, ValidationFailed
 from sitegen.repro import is_placeholder_version, prompt_hashes
-
-
-@dataclass(frozen=True)
-class Metric:
-    key: str  # column of the aggregate rows
-    label: str
-    unit: str
-    lower_is_better: bool
-    threshold: str  # name of the regression threshold setting
-
-
-METRICS: tuple[Metric, ...] = (
-    Metric("first_delta_ms_p50", "warm TTFT p50", "ms", True, "ttft_regression"),
-    Metric("total_duration_ms_p50", "warm total p50", "ms", True, "total_regression"),
-    Metric("tokens_per_sec_mean", "warm tokens/s", "", False, "tps_regression"),
+from sitegen.verdicts import (
+    METRICS,
+    MIXED,
+    REGRESSION,
+    WIN,
+    MetricVerdict,
+    RowVerdict,
+    Sample,
+    Settings,
+    Spread,
+    fmt_ci,
+    fmt_p,
+    fmt_pct,
+    row_verdict,
 )
 
 GUARDED = (("model_digest", "model digest"), ("engine_version", "engine version"))
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    ttft_regression: float = 0.30
-    total_regression: float = 0.30
-    tps_regression: float = 0.30
-    win: float = 0.30
-    min_success_rate: float = 0.95
-
-    @classmethod
-    def from_config(cls, config: Config) -> Thresholds:
-        return cls(**{k: float(v) for k, v in config.section("thresholds").items()})
 
 
 @dataclass(frozen=True)
@@ -67,7 +54,7 @@ class Facts:
     baseline: bool
     targets: dict[str, dict[str, Any]]  # cell id -> target
     prompts: dict[str, str]  # prompt id -> sha256
-    warm: dict[tuple[str, str], dict[str, Any]]  # (cell, prompt) -> warm aggregate row
+    warm: dict[tuple[str, str], Sample]  # (cell, prompt) -> its warm calls
 
     @property
     def key(self) -> tuple[str, str]:
@@ -78,7 +65,7 @@ class Facts:
         return {cell for cell, _ in self.warm}
 
 
-def facts_of(run: Run, rows: list[dict[str, Any]]) -> Facts:
+def facts_of(run: Run, samples: dict[tuple[str, str], Sample]) -> Facts:
     return Facts(
         run_id=run.run_id,
         title=run.metadata.get("title") or run.run_id,
@@ -86,88 +73,95 @@ def facts_of(run: Run, rows: list[dict[str, Any]]) -> Facts:
         baseline=bool(run.metadata.get("baseline")),
         targets={t["cell_id"]: t for t in targets_of(run)},
         prompts=prompt_hashes(run),
-        warm={(r["cell_id"], r["prompt_id"]): r for r in rows if r["phase"] == "warm"},
+        warm=samples,
     )
 
 
-@dataclass
-class Row:
-    """One cell x prompt of a run against its baseline."""
+def samples_by_run(calls: pl.DataFrame) -> dict[str, dict[tuple[str, str], Sample]]:
+    """run id -> (cell, prompt) -> the per-call values of its warm calls.
 
-    cell_id: str
-    prompt_id: str
-    baseline_id: str
-    baseline_title: str
-    metrics: list[dict[str, Any]]  # key, label, unit, base, now, change, flag
-    success_base: float | None
-    success_now: float | None
-    success_flag: bool
-    differences: list[str]  # empty when like-for-like
+    Errored calls are counted (for the success rate) but give no values. The
+    decode rate is ``decode_tps`` where the ledger records it, else
+    ``tokens_per_sec``; a comparison uses ``decode_tps`` only when both sides
+    have it for every call (see ``decode_values``).
+    """
+    if calls.is_empty():
+        return {}
+    ok = pl.col("error").is_null()
 
-    @property
-    def comparable(self) -> bool:
-        return not self.differences
+    def good(column: str) -> pl.Expr:
+        return pl.col(column).filter(ok & pl.col(column).is_not_null())
 
-    @property
-    def regressions(self) -> list[str]:
-        if not self.comparable:
-            return []
-        out = [m["label"] for m in self.metrics if m["flag"] == "regression"]
-        if self.success_flag:
-            out.append("warm success rate")
-        return out
-
-    @property
-    def wins(self) -> list[str]:
-        if not self.comparable:
-            return []
-        return [m["label"] for m in self.metrics if m["flag"] == "win"]
-
-    @property
-    def verdict(self) -> str:
-        """``regression``, ``win``, ``ok`` or ``not like-for-like``."""
-        if not self.comparable:
-            return "not like-for-like"
-        if self.regressions:
-            return "regression"
-        return "win" if self.wins else "ok"
+    frame = (
+        calls.lazy()
+        .filter(pl.col("phase") == "warm")
+        .group_by(["run_id", "cell_id", "prompt_id"])
+        .agg(
+            pl.len().alias("n"),
+            (~ok).sum().alias("errors"),
+            good("first_delta_ms").alias("ttft"),
+            good("total_duration_ms").alias("total"),
+            good("decode_tps").alias("decode_tps"),
+            good("tokens_per_sec").alias("tokens_per_sec"),
+            good("completion_tokens").cast(pl.Float64).alias("tokens"),
+        )
+        .sort(["run_id", "cell_id", "prompt_id"])
+        .collect()
+    )
+    out: dict[str, dict[tuple[str, str], Sample]] = {}
+    for row in frame.iter_rows(named=True):
+        out.setdefault(row["run_id"], {})[(row["cell_id"], row["prompt_id"])] = Sample(
+            calls=row["n"],
+            errors=row["errors"],
+            values={
+                "ttft": tuple(row["ttft"]),
+                "total": tuple(row["total"]),
+                "decode_tps": tuple(row["decode_tps"]),
+                "tokens_per_sec": tuple(row["tokens_per_sec"]),
+            },
+            completion_tokens=tuple(row["tokens"]),
+        )
+    return out
 
 
 @dataclass
 class RunComparison:
     run_id: str
-    rows: list[Row] = field(default_factory=list)
+    rows: list[RowVerdict] = field(default_factory=list)
     without_baseline: list[str] = field(default_factory=list)  # cells with no earlier baseline
+    # cell -> prompt -> metric key -> p50 [IQR] and n of the run's own warm calls: the
+    # spread its page shows next to every p50.
+    spreads: dict[str, dict[str, dict[str, Spread | None]]] = field(default_factory=dict)
 
     @property
-    def regressions(self) -> list[Row]:
+    def regressions(self) -> list[RowVerdict]:
+        """Rows with a flagged regression: verdict regression, or mixed with one in it
+        (what the regressions feed lists)."""
         return [r for r in self.rows if r.regressions]
 
     @property
-    def wins(self) -> list[Row]:
-        return [r for r in self.rows if r.wins]
+    def wins(self) -> list[RowVerdict]:
+        """Rows whose verdict is a win (a mixed row is not one)."""
+        return [r for r in self.rows if r.verdict == WIN]
 
     @property
-    def not_comparable(self) -> list[Row]:
+    def mixed(self) -> list[RowVerdict]:
+        return [r for r in self.rows if r.verdict == MIXED]
+
+    @property
+    def flagged(self) -> list[RowVerdict]:
+        return [r for r in self.rows if r.flagged]
+
+    @property
+    def not_comparable(self) -> list[RowVerdict]:
         return [r for r in self.rows if not r.comparable]
 
-
-def change(base: float | None, now: float | None) -> float | None:
-    """Relative change ``now / base - 1``, rounded so 30% is exactly 0.3."""
-    if base is None or now is None or base <= 0:
-        return None
-    return round(now / base - 1.0, 6)
-
-
-def flag(metric: Metric, delta: float | None, thresholds: Thresholds) -> str | None:
-    if delta is None:
-        return None
-    worse = delta if metric.lower_is_better else -delta
-    if worse >= getattr(thresholds, metric.threshold):
-        return "regression"
-    if -worse >= thresholds.win:
-        return "win"
-    return None
+    @property
+    def changes(self) -> list[RowVerdict]:
+        """Rows flagged, or past a threshold by their estimate alone, strongest evidence first:
+        what the changes page lists, each with why it is (or is not) flagged."""
+        rows = [r for r in self.rows if r.comparable and (r.flagged or r.beyond_threshold)]
+        return sorted(rows, key=RowVerdict.evidence_key)
 
 
 def _describe(name: str, base: Any, now: Any) -> str | None:
@@ -204,45 +198,29 @@ def differences(run: Facts, base: Facts, cell: str, prompt: str) -> list[str]:
 
 
 def compare_row(
-    run: Facts, base: Facts, cell: str, prompt: str, thresholds: Thresholds
-) -> Row | None:
-    """The comparison of one cell x prompt, or None if either run lacks it."""
-    now_row, base_row = run.warm.get((cell, prompt)), base.warm.get((cell, prompt))
-    if now_row is None or base_row is None:
+    run: Facts, base: Facts, cell: str, prompt: str, settings: Settings
+) -> RowVerdict | None:
+    """The verdict of one cell x prompt, or None if either run lacks it."""
+    now_sample, base_sample = run.warm.get((cell, prompt)), base.warm.get((cell, prompt))
+    if now_sample is None or base_sample is None:
         return None
-    metrics = []
-    for m in METRICS:
-        delta = change(base_row.get(m.key), now_row.get(m.key))
-        metrics.append(
-            {
-                "key": m.key,
-                "label": m.label,
-                "unit": m.unit,
-                "base": base_row.get(m.key),
-                "now": now_row.get(m.key),
-                "change": delta,
-                "flag": flag(m, delta, thresholds),
-            }
-        )
-    success_now = now_row.get("success_rate")
-    return Row(
-        cell_id=cell,
-        prompt_id=prompt,
-        baseline_id=base.run_id,
-        baseline_title=base.title,
-        metrics=metrics,
-        success_base=base_row.get("success_rate"),
-        success_now=success_now,
-        success_flag=success_now is not None and success_now < thresholds.min_success_rate,
-        differences=differences(run, base, cell, prompt),
+    return row_verdict(
+        cell,
+        prompt,
+        base.run_id,
+        base.title,
+        base_sample,
+        now_sample,
+        differences(run, base, cell, prompt),
+        settings,
     )
 
 
-def compare_pair(base: Facts, run: Facts, thresholds: Thresholds) -> RunComparison:
+def compare_pair(base: Facts, run: Facts, settings: Settings) -> RunComparison:
     """Every cell x prompt both runs measured (the ``sitegen compare`` table)."""
     out = RunComparison(run.run_id)
     for cell, prompt in sorted(run.warm):
-        row = compare_row(run, base, cell, prompt, thresholds)
+        row = compare_row(run, base, cell, prompt, settings)
         if row is not None:
             out.rows.append(row)
     out.without_baseline = sorted(run.cells - base.cells)
@@ -266,10 +244,21 @@ class Baselines:
         return self._runs[cell][i - 1] if i else None
 
 
-def compare_to_baselines(
-    facts: Facts, baselines: Baselines, thresholds: Thresholds
-) -> RunComparison:
-    out = RunComparison(facts.run_id)
+def spreads_of(facts: Facts) -> dict[str, dict[str, dict[str, Spread | None]]]:
+    out: dict[str, dict[str, dict[str, Spread | None]]] = {}
+    for (cell, prompt), sample in sorted(facts.warm.items()):
+        decode = "decode_tps" if sample.values.get("decode_tps") else "tokens_per_sec"
+        out.setdefault(cell, {})[prompt] = {
+            "ttft": sample.spread("ttft"),
+            "total": sample.spread("total"),
+            "decode": sample.spread(decode),
+            "tps": sample.spread("tokens_per_sec"),
+        }
+    return out
+
+
+def compare_to_baselines(facts: Facts, baselines: Baselines, settings: Settings) -> RunComparison:
+    out = RunComparison(facts.run_id, spreads=spreads_of(facts))
     for cell in sorted(facts.cells):
         base = baselines.before(facts, cell)
         if base is None:
@@ -278,44 +267,46 @@ def compare_to_baselines(
         for c, prompt in sorted(facts.warm):
             if c != cell:
                 continue
-            row = compare_row(facts, base, cell, prompt, thresholds)
+            row = compare_row(facts, base, cell, prompt, settings)
             if row is not None:
                 out.rows.append(row)
     return out
 
 
 def all_comparisons(
-    runs: list[Run], rows: dict[str, list[dict[str, Any]]], thresholds: Thresholds
+    runs: list[Run], samples: dict[str, dict[tuple[str, str], Sample]], settings: Settings
 ) -> dict[str, RunComparison]:
     """run id -> its comparison with the baselines before it, for every run."""
-    facts = [facts_of(r, rows.get(r.run_id, [])) for r in sorted(runs, key=sort_key)]
+    facts = [facts_of(r, samples.get(r.run_id, {})) for r in sorted(runs, key=sort_key)]
     baselines = Baselines(facts)
-    return {f.run_id: compare_to_baselines(f, baselines, thresholds) for f in facts}
+    return {f.run_id: compare_to_baselines(f, baselines, settings) for f in facts}
+
+
+def comparisons_of(
+    runs: list[Run], calls: pl.DataFrame, config: Config
+) -> dict[str, RunComparison]:
+    """Every run's verdicts against its baselines, from the call store (one pass)."""
+    return all_comparisons(runs, samples_by_run(calls), Settings.from_config(config))
 
 
 # ---------------------------------------------------------------- formatting
 
 
 def fmt_value(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:,.1f}"
+    return "–" if value is None else f"{value:,.1f}"
 
 
-def fmt_change(delta: float | None) -> str:
-    if delta is None:
-        return "–"
-    return f"{delta * 100:+.1f}%"
+def fmt_metric(m: MetricVerdict) -> str:
+    """``base → now, change (CI, p) status``: everything a verdict rests on, in one cell."""
+    text = (
+        f"{fmt_value(m.base.p50 if m.base else None)} → {fmt_value(m.now.p50 if m.now else None)}"
+    )
+    if m.shift is not None:
+        text += f" {fmt_pct(m.change)} [{fmt_ci(m.shift)}, {fmt_p(m.shift.p)}]"
+    return text + f" {m.status}"
 
 
-def fmt_metric(m: dict[str, Any]) -> str:
-    text = f"{fmt_value(m['base'])} → {fmt_value(m['now'])} ({fmt_change(m['change'])})"
-    if m["flag"]:
-        text += f" {m['flag']}"
-    return text
-
-
-def fmt_success(row: Row) -> str:
+def fmt_success(row: RowVerdict) -> str:
     def pct(v: float | None) -> str:
         return "–" if v is None else f"{v * 100:.0f}%"
 
@@ -323,22 +314,22 @@ def fmt_success(row: Row) -> str:
     return text + " red flag" if row.success_flag and row.comparable else text
 
 
-def verdict_text(row: Row) -> str:
-    if not row.comparable:
-        return "not like-for-like: " + "; ".join(row.differences)
-    return "within thresholds" if row.verdict == "ok" else row.verdict
+def n_text(row: RowVerdict) -> str:
+    ns = [(m.base.n, m.now.n) for m in row.metrics if m.base and m.now]
+    return f"{ns[0][0]} vs {ns[0][1]}" if ns else "–"
 
 
 def table(comparison: RunComparison) -> list[list[str]]:
     """Header plus one text row per cell x prompt: the page table, in plain text."""
-    head = ["cell", "prompt", *(m.label for m in METRICS), "warm success", "verdict"]
+    head = ["cell", "prompt", "n", *(m.label for m in METRICS), "warm success", "verdict"]
     body = [
         [
             r.cell_id,
             r.prompt_id,
+            n_text(r),
             *(fmt_metric(m) for m in r.metrics),
             fmt_success(r),
-            verdict_text(r),
+            r.reason,
         ]
         for r in comparison.rows
     ]
@@ -356,9 +347,8 @@ def render_table(rows: list[list[str]]) -> str:
 # ---------------------------------------------------------------- the CLI command
 
 
-def _load_two(archive: Path, ids: tuple[str, str]) -> list[Facts]:
-    """Read just the two runs (not the whole archive) and aggregate them."""
-    from sitegen import aggregate as agg
+def _load_two(archive: Path, ids: tuple[str, str]) -> tuple[list[Facts], Config]:
+    """Read just the two runs (not the whole archive) and collect their warm calls."""
     from sitegen.archive import read_run
     from sitegen.config import load_config
     from sitegen.discover import LEDGER, discover
@@ -378,26 +368,30 @@ def _load_two(archive: Path, ids: tuple[str, str]) -> list[Facts]:
             raise ValidationFailed(problems)
         runs.append(run)
     ledgers = {r.run_id: r.source.path / LEDGER for r in runs if r.ledger is not None}
-    rows = agg.rows_by_run(agg.aggregate(read_calls(ledgers)))
-    return [facts_of(r, rows.get(r.run_id, [])) for r in runs]
+    samples = samples_by_run(read_calls(ledgers))
+    return [facts_of(r, samples.get(r.run_id, {})) for r in runs], config
 
 
 def compare_runs(archive: Path, run_a: str, run_b: str) -> str:
-    """The text table of RUN_B against RUN_A (A plays the baseline), with thresholds."""
+    """The text table of RUN_B against RUN_A (A plays the baseline), with the verdicts."""
     archive = Path(archive)
-    from sitegen.config import load_config
-
-    thresholds = Thresholds.from_config(load_config(archive))
-    base, run = _load_two(archive, (run_a, run_b))
-    comparison = compare_pair(base, run, thresholds)
+    (base, run), config = _load_two(archive, (run_a, run_b))
+    settings = Settings.from_config(config)
+    comparison = compare_pair(base, run, settings)
     out = [f"{run.run_id} against {base.run_id}"]
     if not comparison.rows:
         out.append("no cell x prompt was measured by both runs")
         return "\n".join(out) + "\n"
+    out.append(
+        f"flagged only when significant (two-sided Mann-Whitney, alpha = {settings.alpha:g}, "
+        f"at least {settings.min_calls} calls a side) and past the threshold; "
+        f"changes are Hodges-Lehmann ratios with {settings.confidence * 100:.0f}% CIs"
+    )
     text = "\n".join(out) + "\n\n" + render_table(table(comparison))
-    n_reg, n_win = len(comparison.regressions), len(comparison.wins)
+    n_reg = sum(1 for r in comparison.rows if r.verdict == REGRESSION)
+    n_win, n_mixed = len(comparison.wins), len(comparison.mixed)
     n_nc = len(comparison.not_comparable)
-    summary = f"\n{n_reg} regression(s), {n_win} win(s), {n_nc} not like-for-like"
+    summary = f"\n{n_reg} regression(s), {n_win} win(s), {n_mixed} mixed, {n_nc} not like-for-like"
     if comparison.without_baseline:
         summary += f"; not in {base.run_id}: " + ", ".join(comparison.without_baseline)
     return text + summary + "\n"

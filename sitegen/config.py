@@ -90,7 +90,8 @@ SETTINGS: tuple[Setting, ...] = (
         "thresholds.ttft_regression",
         float,
         0.30,
-        "Warm TTFT p50 this fraction slower than the baseline is a regression.",
+        "Warm TTFT (first_delta_ms) this fraction slower than the baseline (Hodges-Lehmann "
+        "ratio) is a regression, when also significant (see [compare] alpha).",
         0.0,
         10.0,
     ),
@@ -98,7 +99,8 @@ SETTINGS: tuple[Setting, ...] = (
         "thresholds.total_regression",
         float,
         0.30,
-        "Warm total duration p50 this fraction slower than the baseline is a regression.",
+        "Warm total time this fraction slower than the baseline is a regression, when also "
+        "significant; compared only when output lengths match.",
         0.0,
         10.0,
     ),
@@ -106,7 +108,8 @@ SETTINGS: tuple[Setting, ...] = (
         "thresholds.tps_regression",
         float,
         0.30,
-        "Warm tokens/s this fraction lower than the baseline is a regression.",
+        "Decode tokens/s this fraction lower than the baseline is a regression, when also "
+        "significant.",
         0.0,
         1.0,
     ),
@@ -114,7 +117,7 @@ SETTINGS: tuple[Setting, ...] = (
         "thresholds.win",
         float,
         0.30,
-        "An improvement of at least this fraction on any metric is a win.",
+        "A significant improvement of at least this fraction on any metric is a win.",
         0.0,
         10.0,
     ),
@@ -125,6 +128,35 @@ SETTINGS: tuple[Setting, ...] = (
         "Warm success rate below this is a red flag.",
         0.0,
         1.0,
+    ),
+    Setting(
+        "compare.alpha",
+        float,
+        0.01,
+        "Significance level of the two-sided Mann-Whitney test: a change against the "
+        "baseline is flagged only when p is at most this (and past its threshold). Also sets "
+        "the confidence intervals shown, at 1 - alpha.",
+        0.0001,
+        0.5,
+    ),
+    Setting(
+        "compare.min_calls",
+        int,
+        5,
+        "Fewest warm calls each side needs before a change can be flagged; with fewer, or "
+        "when no outcome at these sizes could reach alpha, the verdict is 'too few calls to "
+        "tell'. At 5 vs 5 the smallest possible p is 0.0079, under the default alpha.",
+        2,
+        1_000_000,
+    ),
+    Setting(
+        "compare.length_tolerance",
+        float,
+        0.05,
+        "Total time is compared only when the median output lengths (completion tokens) "
+        "differ by at most this fraction; otherwise it is 'not like-for-like: output length'.",
+        0.0,
+        10.0,
     ),
     Setting(
         "reproducibility.max_load_avg",

@@ -16,7 +16,8 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from sitegen import __version__
-from sitegen.compare import RunComparison, fmt_change
+from sitegen.compare import RunComparison
+from sitegen.verdicts import MIXED, REGRESSION, fmt_ci, fmt_p, fmt_pct
 from sitegen.views import slugify
 
 FEED_ENTRIES = 50
@@ -149,17 +150,23 @@ def regressions_feed(
     ]
     items = []
     for e in flagged[:FEED_ENTRIES]:
-        rows = comparisons[e["id"]].regressions
+        rows = sorted(comparisons[e["id"]].regressions, key=lambda r: r.evidence_key())
         lines = []
         for r in rows:
-            changes = ", ".join(
-                f"{m['label']} {fmt_change(m['change'])}"
+            evidence = [
+                f"{m.metric.label} {fmt_pct(m.change)} ({fmt_ci(m.shift)}, {fmt_p(m.shift.p)}, "
+                f"n = {m.base.n if m.base else 0} vs {m.now.n if m.now else 0})"
                 for m in r.metrics
-                if m["flag"] == "regression"
+                if m.status == REGRESSION and m.shift is not None
+            ]
+            if r.success_flag and r.success_now is not None:
+                evidence.append(f"warm success {r.success_now:.0%} (red flag)")
+            mixed = (
+                " (mixed: " + r.reason.removeprefix("mixed: ") + ")" if r.verdict == MIXED else ""
             )
-            if r.success_flag:
-                changes = ", ".join(p for p in (changes, f"warm success {r.success_now:.0%}") if p)
-            lines.append(f"{r.cell_id} {r.prompt_id} against {r.baseline_id}: {changes}")
+            lines.append(
+                f"{r.cell_id} {r.prompt_id} against {r.baseline_id}: {', '.join(evidence)}{mixed}"
+            )
         title = f"{len(rows)} regression(s) in {e['title']}"
         summary = "; ".join(lines) + "."
         if e["synthetic"]:
@@ -170,7 +177,8 @@ def regressions_feed(
         archive,
         REGRESSIONS_FEED,
         f"{archive['title']}: regressions",
-        "Runs slower (or less reliable) than their baseline beyond the archive's thresholds.",
+        "Runs slower (or less reliable) than their baseline: significant (Mann-Whitney) and "
+        "beyond the archive's thresholds.",
         items,
         updated,
     )

@@ -33,7 +33,7 @@ from markupsafe import Markup
 from sitegen import __version__, charts, cite, feeds, scores
 from sitegen.archive import Run
 from sitegen.catalogue import nodes_of, targets_of
-from sitegen.compare import METRICS, RunComparison, Thresholds, all_comparisons
+from sitegen.compare import RunComparison
 from sitegen.config import Config, defaults, site_path
 from sitegen.discover import published_names
 from sitegen.downloads import Download
@@ -42,6 +42,7 @@ from sitegen.fsutil import sha256_file
 from sitegen.jsonio import dumps
 from sitegen.output import Outputs
 from sitegen.reuse import Previous, digest, files_digest
+from sitegen.verdicts import METRICS, MIXED, REGRESSION, WIN, Settings
 from sitegen.views import KINDS, Group, build_groups, group_links, paginate, trend_points, trend_svg
 
 ASSETS = (
@@ -116,6 +117,22 @@ def markdown(text: str, demote: int = 0) -> Markup:
     return Markup(clean)
 
 
+_ANCHORED = re.compile(
+    r"<(h[1-6]|strong)>(.*?)(?:</\1> \{#([a-z0-9][a-z0-9-]*)\}|"
+    r" \{#([a-z0-9][a-z0-9-]*)\}</\1>)"
+)
+
+
+def anchored(html: Markup) -> Markup:
+    """``## Title {#anchor}`` and ``**term** {#anchor}`` get ``id="anchor"``: the stable
+    targets the changes and run pages link their table headers to ([a-z0-9-] only)."""
+
+    def put(m: re.Match[str]) -> str:
+        return f'<{m.group(1)} id="{m.group(3) or m.group(4)}">{m.group(2)}</{m.group(1)}>'
+
+    return Markup(_ANCHORED.sub(put, str(html)))
+
+
 @dataclass(frozen=True)
 class SiteData:
     """Everything the renderer needs, as plain data computed earlier in the pipeline."""
@@ -131,6 +148,7 @@ class SiteData:
     catalogue_json: bytes = b""  # the catalogue in its canonical form, when already made
     progress: Callable[[str], Any] | None = None  # told how rendering goes, on long builds
     previous: Previous | None = None  # the live build, whose unchanged files are reused
+    comparisons: dict[str, RunComparison] = field(default_factory=dict)  # sitegen.compare
 
 
 @dataclass(frozen=True)
@@ -142,7 +160,7 @@ class Context:
     groups: dict[str, list[Group]]
     links: dict[str, dict[str, str]]  # kind -> name -> group URL from the site root
     comparisons: dict[str, RunComparison]
-    thresholds: Thresholds
+    thresholds: Settings
     per_page: int
     charted: set[str]  # runs whose pages get charts (the newest site.run_charts)
     # Digests of each run's catalogue entry and comparison, computed once: the
@@ -154,8 +172,8 @@ class Context:
 def context(data: SiteData) -> Context:
     entries = data.catalogue["runs"]
     groups = build_groups(entries, data.runs)
-    thresholds = Thresholds.from_config(data.config)
-    comparisons = all_comparisons(list(data.runs.values()), data.rows, thresholds)
+    thresholds = Settings.from_config(data.config)
+    comparisons = data.comparisons
     return Context(
         entries=entries,
         by_id={e["id"]: e for e in entries},
@@ -203,31 +221,47 @@ def _cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _run_charts(
-    run_id: str, rows: list[dict[str, Any]], cache: Path | None
+    run_id: str,
+    rows: list[dict[str, Any]],
+    cache: Path | None,
+    comparison: RunComparison | None = None,
 ) -> list[dict[str, Any]]:
+    """Bar charts of the warm p50s, each bar with its interquartile range as an error bar."""
     specs = [
         (
             "ttft",
-            "first_delta_ms_p50",
             "warm first_delta_ms p50 (ms)",
-            "Warm time to first delta, p50, per cell and prompt",
+            "Warm time to first delta, p50 with interquartile range, per cell and prompt",
         ),
         (
-            "tps",
-            "tokens_per_sec_mean",
-            "warm tokens/s (mean)",
-            "Warm decode throughput, mean tokens per second, per cell and prompt",
+            "tps",  # the chart's id; its values are the decode metric's
+            "decode tokens/s p50",
+            "Decode tokens per second, p50 with interquartile range, per cell and prompt",
         ),
     ]
+    spreads = comparison.spreads if comparison is not None else {}
     out = []
-    for key, column, axis, title in specs:
-        chart = charts.bar_by_cell(rows, column, axis, title)
+    for key, axis, title in specs:
+        bars = [
+            {
+                "cell_id": cell,
+                "prompt_id": prompt,
+                "phase": "warm",
+                "value": s.p50,
+                "lo": s.p25,
+                "hi": s.p75,
+            }
+            for cell, prompts in spreads.items()
+            for prompt, metrics in prompts.items()
+            if (s := metrics.get("decode" if key == "tps" else key)) is not None
+        ]
+        chart = charts.bar_by_cell(bars, "value", axis, title)
         if chart is None:
             continue
         values = [
-            f"{r['cell_id']} {r['prompt_id']}: {r[column]:,.1f}"
-            for r in rows
-            if r["phase"] == "warm" and r.get(column) is not None
+            f"{b['cell_id']} {b['prompt_id']}: {b['value']:,.1f} "
+            f"(IQR {b['lo']:,.1f} to {b['hi']:,.1f})"
+            for b in bars
         ]
         description = f"{title}. " + "; ".join(values) + "."
         svg = charts.svg_chart(chart, f"chart-{key}", title, description, cache)
@@ -287,7 +321,9 @@ def render_run(
         matrix=sorted(matrix.items()),
         prompt_ids=prompt_ids,
         cells=_cells(rows),
-        charts=_run_charts(run.run_id, rows, data.chart_cache) if with_charts else [],
+        charts=_run_charts(run.run_id, rows, data.chart_cache, ctx.comparisons.get(run.run_id))
+        if with_charts
+        else [],
         charts_omitted=bool(rows) and not with_charts,
         skips=run.ledger.skips if run.ledger else [],
         # Optional fields of result records may be absent: give every one a value.
@@ -299,6 +335,7 @@ def render_run(
         interrupted_reason=end.get("interrupted_reason"),
         links=links,
         comparison=ctx.comparisons.get(run.run_id),
+        spreads=ctx.comparisons[run.run_id].spreads if run.run_id in ctx.comparisons else {},
         metrics=METRICS,
         thresholds=ctx.thresholds,
         citation=citation,
@@ -373,7 +410,7 @@ def _render_site(data: SiteData) -> Outputs:
         salt,
         root="../",
         page_title="Methodology",
-        body=markdown(methodology_text),
+        body=anchored(markdown(methodology_text)),
     )
     for item in files:
         outputs.copy(item.rel, item.path, item.sha256)
@@ -462,7 +499,7 @@ def _changes_pages(
     salt: str,
     whole: str,
 ) -> None:
-    changed = [(ctx.by_id[rid], c) for rid, c in _newest_first(ctx) if c.regressions or c.wins]
+    changed = [(ctx.by_id[rid], c) for rid, c in _newest_first(ctx) if c.changes]
     counts = _change_counts(ctx)
     for page in paginate("changes/", changed, CHANGES_PER_PAGE):
         values = {
@@ -500,8 +537,10 @@ def _change_counts(ctx: Context) -> dict[str, int]:
     rows = [r for c in ctx.comparisons.values() for r in c.rows]
     return {
         "compared": len(rows),
-        "regressions": sum(1 for r in rows if r.regressions),
-        "wins": sum(1 for r in rows if r.wins),
+        "regressions": sum(1 for r in rows if r.verdict == REGRESSION),
+        "wins": sum(1 for r in rows if r.verdict == WIN),
+        "mixed": sum(1 for r in rows if r.verdict == MIXED),
+        "unflagged": sum(1 for r in rows if r.comparable and r.beyond_threshold and not r.flagged),
         "not_comparable": sum(1 for r in rows if not r.comparable),
         "runs": sum(1 for c in ctx.comparisons.values() if c.rows),
     }
@@ -611,7 +650,7 @@ def _group_front(
     looked up (or rendered) when the page itself has to be rendered.
     """
     runs = [ctx.by_id[rid] for rid in group.run_ids]
-    points = trend_points(group, ctx.by_id, data.rows, page.root)
+    points = _with_bands(trend_points(group, ctx.by_id, data.rows, page.root), group, ctx)
     group_runs = [data.runs[rid] for rid in group.run_ids]
     series = scores.model_series(group.name, group_runs, ctx.by_id) if group.kind == "model" else []
     values = {
@@ -619,7 +658,7 @@ def _group_front(
         "archive": data.catalogue["archive"],
         "group": group,
         "info": KINDS[group.kind],
-        "cells": _group_cells(group, runs, data.rows),
+        "cells": _group_cells(group, runs, data.rows, ctx.comparisons),
         "runs": page.items,
         "total": len(runs),
         "page": page,
@@ -640,8 +679,28 @@ def _group_front(
     outputs.cached(page.rel, digest([salt, page.rel, values, points]), render)
 
 
+def _with_bands(points: list[dict[str, Any]], group: Group, ctx: Context) -> list[dict[str, Any]]:
+    """The trend points, the TTFT p50 and tokens/s ones with the interquartile range of
+    their run's calls (``lo``, ``hi``), which the trend chart draws as a band."""
+    wanted = {("ttft", "p50"): "ttft", ("tps", "mean"): "tps"}
+    cells = {group.label(c): c for c in group.cells}
+    out = []
+    for p in points:
+        key = wanted.get((p["metric"], p["series"]))
+        comparison = ctx.comparisons.get(p["run"])
+        if key and comparison is not None and p["cell"] in cells:
+            s = comparison.spreads.get(cells[p["cell"]], {}).get(p["prompt"], {}).get(key)
+            if s is not None:
+                p = p | {"lo": s.p25, "hi": s.p75}
+        out.append(p)
+    return out
+
+
 def _group_cells(
-    group: Group, runs: list[dict[str, Any]], rows: dict[str, list[dict[str, Any]]]
+    group: Group,
+    runs: list[dict[str, Any]],
+    rows: dict[str, list[dict[str, Any]]],
+    comparisons: dict[str, RunComparison] | None = None,
 ) -> list[dict[str, Any]]:
     """Per cell: its target, how many runs measured it, and its latest warm values."""
     out = []
@@ -665,6 +724,9 @@ def _group_cells(
                 "measured": len(measured),
                 "latest": latest,
                 "warm": [warm[p] for p in sorted(warm)],
+                "spreads": comparisons[latest["id"]].spreads.get(cell_id, {})
+                if latest and comparisons and latest["id"] in comparisons
+                else {},
             }
         )
     return out

@@ -299,6 +299,12 @@ def _facet(data: list[dict[str, Any]], fmt: str, metric: str) -> alt.FacetChart:
         color=alt.Color("series:N", title="series", sort=["p50", "p95", "mean"]),
     )
     line = base.mark_line(strokeWidth=1.5)
+    # The interquartile range of each run's calls, where the page supplies it (lo, hi).
+    band = (
+        base.mark_area(opacity=0.2)
+        .encode(y="lo:Q", y2="hi:Q")
+        .transform_filter("isValid(datum.lo) && isValid(datum.hi)")
+    )
     dots = (
         base.mark_point(filled=True, size=30)
         .encode(href="href:N", description="label:N")
@@ -312,7 +318,7 @@ def _facet(data: list[dict[str, Any]], fmt: str, metric: str) -> alt.FacetChart:
         )
     )
     return (
-        alt.layer(line, dots)
+        alt.layer(band, line, dots)
         .properties(width=170, height=90)
         .facet(
             row=alt.Row("cell:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
@@ -325,8 +331,12 @@ def _facet(data: list[dict[str, Any]], fmt: str, metric: str) -> alt.FacetChart:
 def _trend_layout(fmt: str) -> alt.VConcatChart:
     return (
         alt.vconcat(
-            _facet([], fmt, "ttft").properties(title="Warm time to first delta, p50 and p95 (ms)"),
-            _facet([], fmt, "tps").properties(title="Warm tokens per second (mean)"),
+            _facet([], fmt, "ttft").properties(
+                title="Warm time to first delta, p50 with its interquartile band, and p95 (ms)"
+            ),
+            _facet([], fmt, "tps").properties(
+                title="Warm tokens per second (mean), with the interquartile band of the calls"
+            ),
         )
         .configure(font="sans-serif", background="white")
         .configure_view(stroke=None)

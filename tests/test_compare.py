@@ -10,23 +10,33 @@ from conftest import PROMPT_SHA, call_record, end_record, meta_record, metadata
 
 from sitegen.build import build
 from sitegen.cli import main
-from sitegen.compare import METRICS, Facts, Thresholds, change, compare_row, flag
+from sitegen.compare import Facts, compare_pair, compare_row
+from sitegen.verdicts import Sample, Settings
 
 CELL = "node-a:llamacpp:m1"
-TTFT, TOTAL, TPS = METRICS
+JITTER = (0.97, 1.0, 1.03, 0.99, 1.02, 1.01)  # six warm calls around each value
 
 
 def soup(path) -> BeautifulSoup:
     return BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
 
 
-def facts(run_id: str, *, digest="sha256:" + "0" * 64, version="b1234", prompt=PROMPT_SHA, **row):
-    warm = {
-        "first_delta_ms_p50": 100.0,
-        "total_duration_ms_p50": 1000.0,
-        "tokens_per_sec_mean": 50.0,
-        "success_rate": 1.0,
-    } | row
+def sample(ttft=100.0, total=1000.0, tps=50.0, tokens=64.0, errors=0, n=6) -> Sample:
+    scale = JITTER[:n]
+    return Sample(
+        calls=n + errors,
+        errors=errors,
+        values={
+            "ttft": tuple(ttft * j for j in scale),
+            "total": tuple(total * j for j in scale),
+            "decode_tps": (),
+            "tokens_per_sec": tuple(tps / j for j in scale),
+        },
+        completion_tokens=(tokens,) * n,
+    )
+
+
+def facts(run_id: str, *, digest="sha256:" + "0" * 64, version="b1234", prompt=PROMPT_SHA, **kw):
     return Facts(
         run_id=run_id,
         title=run_id,
@@ -34,24 +44,51 @@ def facts(run_id: str, *, digest="sha256:" + "0" * 64, version="b1234", prompt=P
         baseline=False,
         targets={CELL: {"model_digest": digest, "engine_version": version}},
         prompts={"P-EASY": prompt} if prompt else {},
-        warm={(CELL, "P-EASY"): warm},
+        warm={(CELL, "P-EASY"): sample(**kw)},
     )
 
 
+def verdict(now: Facts, base: Facts | None = None):
+    return compare_row(now, base or facts("a"), CELL, "P-EASY", Settings())
+
+
+def statuses(row) -> dict[str, str]:
+    return {m.metric.key: m.status for m in row.metrics}
+
+
 def test_thirty_percent_slower_is_a_regression_and_thirty_percent_better_a_win():
-    t = Thresholds()
-    assert flag(TTFT, change(100.0, 130.0), t) == "regression"
-    assert flag(TTFT, change(100.0, 129.0), t) is None
-    assert flag(TTFT, change(100.0, 70.0), t) == "win"
-    assert flag(TOTAL, change(1000.0, 1300.0), t) == "regression"
-    assert flag(TPS, change(50.0, 35.0), t) == "regression"  # 30% lower tokens/s
-    assert flag(TPS, change(50.0, 36.0), t) is None
-    assert flag(TPS, change(50.0, 65.0), t) == "win"
-    assert change(0.0, 10.0) is None and change(None, 10.0) is None
+    assert statuses(verdict(facts("b", ttft=130.0)))["ttft"] == "regression"
+    assert statuses(verdict(facts("b", ttft=129.0)))["ttft"] == "below threshold"
+    assert statuses(verdict(facts("b", ttft=70.0)))["ttft"] == "win"
+    assert statuses(verdict(facts("b", total=1300.0)))["total"] == "regression"
+    assert statuses(verdict(facts("b", tps=35.0)))["decode"] == "regression"  # 30% lower
+    assert statuses(verdict(facts("b", tps=36.0)))["decode"] == "below threshold"
+    assert statuses(verdict(facts("b", tps=65.0)))["decode"] == "win"
+
+
+def test_a_flag_needs_enough_calls_on_both_sides():
+    row = verdict(facts("b", ttft=300.0, n=4))
+    assert row.verdict == "too few calls" and "n = 6 vs 4" in row.reason
+    assert row.regressions == []
+
+
+def test_total_time_is_compared_only_when_output_lengths_match():
+    row = verdict(facts("b", total=3000.0, tokens=200.0))
+    total = next(m for m in row.metrics if m.metric.key == "total")
+    assert total.status == "not like-for-like" and "output length" in total.reason
+    assert row.regressions == []
+
+
+def test_a_win_with_a_significant_slowdown_elsewhere_is_mixed():
+    row = verdict(facts("b", ttft=50.0, tps=38.0))  # TTFT halved, tokens/s down 24%
+    assert row.verdict == "mixed" and "decode tokens/s" in row.reason
+    assert row.wins == ["warm TTFT"] and row.regressions == []
+    pair = compare_pair(facts("a"), facts("b", ttft=50.0, tps=38.0), Settings())
+    assert pair.wins == [] and len(pair.mixed) == 1  # counted as mixed, never as a win
 
 
 def test_success_rate_under_the_minimum_is_a_red_flag():
-    row = compare_row(facts("b", success_rate=0.9), facts("a"), CELL, "P-EASY", Thresholds())
+    row = verdict(facts("b", errors=1))
     assert row.success_flag and row.regressions == ["warm success rate"]
     assert row.verdict == "regression"
 
@@ -66,8 +103,7 @@ def test_success_rate_under_the_minimum_is_a_red_flag():
     ],
 )
 def test_a_comparison_that_is_not_like_for_like_is_labelled_and_not_counted(changed, reason):
-    slower = facts("b", first_delta_ms_p50=300.0, **changed)
-    row = compare_row(slower, facts("a"), CELL, "P-EASY", Thresholds())
+    row = verdict(facts("b", ttft=300.0, **changed))
     assert not row.comparable
     assert any(reason in d for d in row.differences), row.differences
     assert row.verdict == "not like-for-like"
@@ -80,8 +116,8 @@ def test_a_comparison_that_is_not_like_for_like_is_labelled_and_not_counted(chan
 def write(write_run, run_id: str, start: str, *, baseline=False, ttft=100.0, **md_extra):
     end = start.replace("T00:00:00Z", "T00:05:00Z")
     calls = [
-        call_record(run_idx=i, first_delta_ms=ttft, total_duration_ms=ttft + 1000.0)
-        for i in range(3)
+        call_record(run_idx=i, first_delta_ms=ttft * j, total_duration_ms=ttft * j + 1000.0)
+        for i, j in enumerate(JITTER)
     ]
     write_run(
         run_id,
@@ -111,7 +147,8 @@ def test_run_page_compares_with_the_most_recent_earlier_baseline(archive):
     cells = row.find_all("td")
     assert cells[2].a["href"] == "../../runs/base-new/index.html"  # not base-old
     assert "+50.0%" in cells[3].get_text() and "regression" in cells[3].get_text()
-    assert cells[-1].get_text(strip=True) == "regression"
+    assert "p = 0.0022, n = 6 vs 6" in cells[3].get_text(" ", strip=True)
+    assert cells[-1].select_one(".verdict").get_text(strip=True) == "regression"
     # The newer baseline itself is compared with the older one: twice as slow.
     base_row = soup(archive / "site" / "runs" / "base-new" / "index.html").select_one(
         "table.changes tbody tr"
@@ -137,10 +174,14 @@ def test_thresholds_are_configurable_per_archive(archive):
     build(archive)
     page = soup(archive / "site" / "runs" / "slow" / "index.html")
     row = page.select_one("table.changes tbody tr")
-    assert (
-        "+50.0%" in row.get_text() and row.find_all("td")[-1].get_text(strip=True) != "regression"
-    )
+    verdict = row.find_all("td")[-1].get_text(" ", strip=True)
+    assert "+50.0%" in row.get_text() and verdict.startswith("below threshold")
     assert "at least 60% slower" in page.get_text(" ", strip=True)
+    (archive / "sitegen.toml").write_text("[compare]\nmin_calls = 7\n")
+    build(archive)
+    page = soup(archive / "site" / "runs" / "slow" / "index.html")
+    verdict = page.select_one("table.changes tbody tr td:last-child").get_text(" ", strip=True)
+    assert verdict.startswith("too few calls") and "n = 6 vs 6" in verdict
 
 
 def test_compare_command_prints_the_same_table(archive):
@@ -151,8 +192,10 @@ def test_compare_command_prints_the_same_table(archive):
     lines = result.output.splitlines()
     assert lines[0] == "slow against base-new"
     (row,) = [line for line in lines if line.startswith(CELL)]
-    assert "100.0 → 150.0 (+50.0%) regression" in row and row.rstrip().endswith("regression")
-    assert "1 regression(s), 0 win(s), 0 not like-for-like" in result.output
+    assert "100.5 → 150.8 +50.0% [99% CI +44.1% to +56.2%" in row
+    assert "p = 0.0022] regression" in row
+    assert row.rstrip().endswith("regression: warm TTFT +50.0%")
+    assert "1 regression(s), 0 win(s), 0 mixed, 0 not like-for-like" in result.output
     guarded = CliRunner().invoke(main, ["compare", "slow", "other", "--archive", str(archive)])
     assert "not like-for-like: model digest differs" in guarded.output
 

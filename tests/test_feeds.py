@@ -17,7 +17,11 @@ BASE = "https://example.org/archive/"
 
 def write(write_run, run_id: str, day: int, ttft: float, *, baseline: bool = False) -> None:
     start = f"2026-05-{day:02d}T10:00:00Z"
-    calls = [call_record(run_idx=i, first_delta_ms=ttft) for i in range(2)]
+    # Six warm calls with a little scatter: enough for a flag to be possible at all.
+    calls = [
+        call_record(run_idx=i, first_delta_ms=ttft * j)
+        for i, j in enumerate((0.97, 1.0, 1.03, 0.99, 1.02, 1.01))
+    ]
     write_run(
         run_id,
         ledger=[
@@ -64,7 +68,8 @@ def test_regressions_feed_lists_only_runs_slower_than_their_baseline(archive: Pa
     (entry,) = feed.findall(f"{ATOM}entry")
     assert entry.find(f"{ATOM}link").get("href") == f"{BASE}runs/b-slow/index.html#changes"
     summary = entry.find(f"{ATOM}summary").text
-    assert "against a-base" in summary and "warm TTFT p50 +100.0%" in summary
+    assert "against a-base" in summary and "warm TTFT +100.0% (99% CI +" in summary
+    assert "p = 0.0022, n = 6 vs 6" in summary  # the evidence, not the ratio alone
 
 
 def test_sitemap_lists_every_page_with_absolute_urls(archive: Path):

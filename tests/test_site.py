@@ -74,7 +74,8 @@ def test_run_page_shows_metadata_checklist_tables_charts_notes_and_downloads(tmp
     assert matrix.select_one("tbody td").get_text(strip=True) == "120.0"
     warm_row = page.select("table.stats")[1].select_one("tbody tr")
     cells = [td.get_text(strip=True) for td in warm_row.select("td")]
-    assert cells[:4] == ["5", "0", "120.0", "138.0"]  # n, errors, p50, p95 of 100..140
+    # n, errors, p50 [p25–p75] and p95 of 100..140
+    assert cells[:4] == ["5", "0", "120.0[110.0–130.0]", "138.0"]
     svgs = page.select("figure.chart svg")
     assert len(svgs) == 2
     assert {s["id"] for s in svgs} == {"chart-ttft", "chart-tps"}

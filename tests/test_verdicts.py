@@ -1,0 +1,283 @@
+"""Verdicts proved on data with a known answer.
+
+The statistics (Mann-Whitney, the Hodges-Lehmann ratio and its interval) are
+checked against scipy; the verdict rules against A/A pairs (no change: almost
+nothing may be flagged) and A/B pairs (a true 40% slowdown: flagged, never
+the wrong way); the whole path with runs recorded by ``sitegen run`` against
+the fake engine; and the bundled archive's pages, feed and ``sitegen compare``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+from click.testing import CliRunner
+from fake_engine import FakeEngine, openai_stream
+
+from sitegen.build import build
+from sitegen.cli import main as cli
+from sitegen.verdicts import (
+    Sample,
+    Settings,
+    hodges_lehmann,
+    mann_whitney,
+    row_verdict,
+    smallest_p,
+    u_counts,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = "cb568526-cc72-43bf-8b5c-67680d0b71f5"
+AFTER = "39044a9a-8201-4b2d-a740-b2025593d12c"
+PAIRS = 200
+
+
+def delays(rng: random.Random, n: int, median_ms: float, cv: float = 0.2) -> list[float]:
+    """Lognormal delays with the given median and coefficient of variation: what the fake
+    engine is scripted to serve below, and what the A/A and A/B pairs are drawn from."""
+    sigma = math.sqrt(math.log(1 + cv * cv))
+    return [median_ms * math.exp(rng.gauss(0.0, sigma)) for _ in range(n)]
+
+
+def sample(values: list[float]) -> Sample:
+    return Sample(len(values), 0, {"ttft": tuple(values)}, (64.0,) * len(values))
+
+
+def verdicts(n: int, slowdown: float, seed: int) -> list[str]:
+    """The row verdicts of PAIRS baseline/run pairs of n warm calls each."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(PAIRS):
+        base, now = delays(rng, n, 100.0), delays(rng, n, 100.0 * slowdown)
+        row = row_verdict("c", "p", "b", "b", sample(base), sample(now), [], Settings())
+        out.append(row.verdict)
+    return out
+
+
+# ---------------------------------------------------------------- the statistics
+
+
+def test_smallest_exact_p_at_five_against_five_is_under_the_default_alpha():
+    assert sum(u_counts(5, 5)) == math.comb(10, 5) == 252
+    assert smallest_p(5, 5) == pytest.approx(2 / 252) and smallest_p(5, 5) < Settings().alpha
+    assert smallest_p(4, 4) > Settings().alpha  # so 4 vs 4 can never be flagged
+
+
+@pytest.mark.parametrize(("m", "n"), [(5, 5), (3, 8), (6, 6), (20, 20), (70, 40)])
+def test_mann_whitney_matches_scipy_exact_and_with_ties(m, n):
+    stats = pytest.importorskip("scipy.stats")
+    rng = random.Random(m * 100 + n)
+    for trial in range(40):
+        x, y = delays(rng, m, 100.0), delays(rng, n, 110.0)
+        if trial % 4 == 0:  # ties: values rounded to whole milliseconds
+            x, y = [float(round(v / 10)) for v in x], [float(round(v / 10)) for v in y]
+        u, p = mann_whitney(x, y)
+        exact = len(set(x + y)) == m + n and max(m, n) <= 50
+        ref = stats.mannwhitneyu(y, x, method="exact" if exact else "asymptotic")
+        assert u == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue, rel=1e-9)
+
+
+def test_the_interval_excludes_no_change_exactly_when_the_test_rejects():
+    rng = random.Random(7)
+    for _ in range(300):
+        x, y = delays(rng, 8, 100.0), delays(rng, 8, 100.0 * rng.choice((1.0, 1.2, 1.5)))
+        shift = hodges_lehmann(x, y, 0.05)
+        excludes = shift.low > 1.0 or shift.high < 1.0
+        assert excludes == (shift.p <= 0.05)
+    exact = hodges_lehmann([1.0, 1.1, 1.2, 0.9, 1.05], [1.5, 1.65, 1.8, 1.35, 1.575], 0.01)
+    assert exact.ratio == pytest.approx(1.5)
+
+
+# ---------------------------------------------------------------- known answers
+
+
+@pytest.mark.parametrize("n", [5, 20])
+def test_a_a_pairs_from_one_distribution_flag_at_most_one_percent(n):
+    got = verdicts(n, 1.0, seed=n)
+    assert got.count("regression") <= PAIRS // 100, got.count("regression")
+    assert got.count("win") <= PAIRS // 100
+    # What readers are told instead: never a ratio alone.
+    assert set(got) <= {"within noise", "too few calls", "below threshold", "regression", "win"}
+    if n == 20:
+        assert got.count("within noise") >= PAIRS * 0.8
+
+
+def test_a_true_forty_percent_slowdown_is_flagged_at_twenty_calls_never_the_wrong_way():
+    got = verdicts(20, 1.4, seed=40)
+    # With 20% scatter the estimate of a 40% change falls under the 30% threshold in
+    # about 12% of pairs (sd of log ratio 0.064 against a margin of 0.074): those
+    # are told "below threshold", significant but smaller; none is called a win.
+    assert got.count("regression") >= PAIRS * 0.8, got.count("regression")
+    assert got.count("regression") + got.count("below threshold") >= PAIRS * 0.97
+    assert "win" not in got and "mixed" not in got
+
+
+def test_at_five_calls_a_slowdown_is_too_few_to_tell_or_a_correct_flag():
+    got = verdicts(5, 1.4, seed=5)
+    assert set(got) <= {"too few calls", "regression"}, set(got)
+    assert got.count("regression") > 0 and got.count("too few calls") > 0
+
+
+# ---------------------------------------------------------------- the whole path
+
+
+def _script(first_ms: float):
+    """A llama.cpp stream whose first token arrives after ``first_ms``, then 4 more."""
+    return openai_stream([(first_ms + 4 * i, f"t{i} ") for i in range(5)])
+
+
+@pytest.fixture
+def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Three runs recorded by ``sitegen run`` against the fake engine (cwd = the archive):
+    a baseline, a run from the same delay distribution, and one three times slower."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    monkeypatch.chdir(archive)
+    (archive / "sitegen.toml").write_text("[site]\nsearch = false\n")
+    rng = random.Random(2026)
+    gguf = tmp_path / "tiny.gguf"  # the runner records its sha256 as the model digest
+    gguf.write_bytes(b"GGUF" + bytes(range(256)) * 16)
+    with FakeEngine("llamacpp", model_path=str(gguf), tokens=5) as eng:
+        (archive / "cells.yaml").write_text(
+            f"cells:\n  - {{node: devbox, engine: llamacpp, model: tiny, endpoint: '{eng.url}'}}\n"
+        )
+        for title, median, extra in (
+            ("base", 150.0, ["--baseline"]),
+            ("same", 150.0, []),
+            ("slow", 450.0, []),
+        ):
+            eng.queue(*(_script(d) for d in delays(rng, 7, median)))  # 1 cold + 6 warm
+            args = ["run", "--cells", "cells.yaml", "--warm", "6", "--prompt", "P-EASY"]
+            args += ["--force-load", "--allow-dirty", "-q", "--title", title, *extra]
+            result = CliRunner().invoke(cli, args)
+            assert result.exit_code == 0, result.output
+    (archive / "cells.yaml").unlink()
+    build(archive)
+    return archive
+
+
+def _run_ids(archive: Path) -> dict[str, str]:
+    catalogue = json.loads((archive / "catalogue.json").read_text())
+    return {r["title"]: r["id"] for r in catalogue["runs"]}
+
+
+def test_runs_recorded_against_the_fake_engine_flag_only_the_real_slowdown(recorded: Path):
+    ids = _run_ids(recorded)
+    catalogue = {r["id"]: r for r in json.loads((recorded / "catalogue.json").read_text())["runs"]}
+    same = catalogue[ids["same"]]["comparison"]["rows"][0]
+    slow = catalogue[ids["slow"]]["comparison"]["rows"][0]
+    assert same["verdict"] not in ("regression", "win", "mixed"), same["reason"]
+    assert slow["verdict"] == "regression", slow["reason"]
+    ttft = next(m for m in slow["metrics"] if m["metric"] == "ttft")
+    assert ttft["status"] == "regression" and ttft["p"] <= 0.01 and ttft["ci_low"] > 1.3
+    assert ttft["base"]["n"] == ttft["now"]["n"] == 6
+    page = BeautifulSoup((recorded / "site" / "changes" / "index.html").read_text(), "html.parser")
+    listed = [a.get_text() for a in page.select("main h2 a")]
+    assert listed == ["slow"]
+    feed = (recorded / "site" / "feeds" / "regressions.atom").read_text()
+    assert feed.count("<entry>") == 1 and "warm TTFT +" in feed and "n = 6 vs 6" in feed
+
+
+# ---------------------------------------------------------------- the bundled archive
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory) -> Path:
+    """The bundled archive, built from a copy (the repository is left untouched)."""
+    root = tmp_path_factory.mktemp("bundled")
+    shutil.copytree(ROOT / "runs", root / "runs", ignore=shutil.ignore_patterns(".*"))
+    for name in ("runs.lock", "methodology.md"):
+        shutil.copy(ROOT / name, root / name)
+    toml = (ROOT / "sitegen.toml").read_text()
+    (root / "sitegen.toml").write_text(toml + "\n[site]\nsearch = false\n")
+    build(root)
+    return root
+
+
+def _warm(archive: Path, run_id: str, cell: str, prompt: str, field: str) -> list[float]:
+    out = []
+    for line in (archive / "runs" / run_id / "run.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if (rec["type"], rec.get("phase"), rec.get("cell_id"), rec.get("prompt_id")) == (
+            "call",
+            "warm",
+            cell,
+            prompt,
+        ) and rec.get("error") is None:
+            out.append(rec[field])
+    return out
+
+
+FIELDS = {"metric-ttft": "first_delta_ms", "metric-decode": "decode_tps", "metric-total": None}
+
+
+def test_bundled_changes_page_flags_only_what_the_test_supports_and_says_why(bundled: Path):
+    stats = pytest.importorskip("scipy.stats")
+    page = BeautifulSoup((bundled / "site" / "changes" / "index.html").read_text(), "html.parser")
+    table = page.select_one("table.changes")
+    heads = [a["href"].split("#")[1] for a in table.select("thead th > a")]
+    rows = table.select("tbody tr")
+    assert rows, "the run after the baseline has changes past the thresholds"
+    unflagged = 0
+    for tr in rows:
+        tds = tr.find_all("td")
+        cell, prompt, base = tds[0].get_text(), tds[1].get_text(), tds[2].get_text()
+        for anchor, td in zip(heads[1:-2], tds[3:-2], strict=True):
+            status = td.select_one(".flag").get_text()
+            column = FIELDS[anchor]
+            if status in ("regression", "win") and column:
+                x = _warm(bundled, base, cell, prompt, column)
+                y = _warm(bundled, AFTER, cell, prompt, column)
+                assert stats.mannwhitneyu(y, x).pvalue <= 0.01, (cell, prompt, anchor)
+        verdict = tds[-1].get_text(" ", strip=True)
+        if tr["class"][0] not in ("regression", "win", "mixed"):
+            unflagged += 1
+            assert any(
+                why in verdict
+                for why in ("too few calls to tell", "within noise", "below the thresholds")
+            ), verdict
+    assert unflagged > 0  # past a threshold by ratio alone, and told why it is not flagged
+    feed = ET.parse(bundled / "site" / "feeds" / "regressions.atom").getroot()
+    for entry in feed.iter("{http://www.w3.org/2005/Atom}entry"):
+        summary = entry.find("{http://www.w3.org/2005/Atom}summary").text
+        assert "p = " in summary or "p < " in summary
+
+
+def test_every_verdict_header_links_to_its_definition(bundled: Path):
+    site = bundled / "site"
+    methodology = BeautifulSoup((site / "methodology" / "index.html").read_text(), "html.parser")
+    ids = {h["id"] for h in methodology.select("[id]")}
+    for page in (site / "changes" / "index.html", site / "runs" / AFTER / "index.html"):
+        soup = BeautifulSoup(page.read_text(), "html.parser")
+        links = [a["href"] for a in soup.select("table.changes thead a")]
+        assert links and all("methodology/index.html#" in h for h in links)
+        missing = {h.split("#")[1] for h in links} - ids
+        assert not missing, missing
+
+
+def test_compare_command_prints_the_verdicts_of_the_run_page(bundled: Path, monkeypatch):
+    monkeypatch.chdir(bundled)
+    result = CliRunner().invoke(cli, ["compare", BASELINE, AFTER])
+    assert result.exit_code == 0, result.output
+    printed = {
+        tuple(line.split()[:2]): line for line in result.output.splitlines() if "devbox:" in line
+    }
+    page = BeautifulSoup(
+        (bundled / "site" / "runs" / AFTER / "index.html").read_text(), "html.parser"
+    )
+    rows = page.select("section.changes table.changes tbody tr")
+    assert len(rows) == len(printed) == 9
+    for tr in rows:
+        tds = tr.find_all("td")
+        line = printed[(tds[0].get_text(), tds[1].get_text())]
+        reason = tds[-1].select_one("small").get_text(" ", strip=True)
+        assert line.rstrip().endswith(reason), (line, reason)
+        for td in tds[3:-2]:
+            assert td.select_one("strong") is None or td.select_one("strong").get_text() in line
