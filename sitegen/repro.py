@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
+
+from sitegen.config import defaults
 
 if TYPE_CHECKING:
     from sitegen.archive import Run
@@ -32,13 +35,6 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("prompts_frozen", "Prompt texts identical to earlier runs' (frozen prompts)"),
 )
 
-#: Defaults of the [reproducibility] settings (sitegen/config.py holds the same).
-DEFAULTS = {
-    "max_load_avg": 4.0,
-    "max_other_cpu": 0.25,
-    "max_load_per_core": 2.0,
-    "quiet_hours_utc": "",
-}
 
 _PLACEHOLDER_WORDS = {
     "",
@@ -246,6 +242,12 @@ def _check_health(run: Run) -> tuple[bool, str]:
     return True, f"all {len(planned)} planned cell(s) passed their health check{flag}"
 
 
+@cache
+def _defaults() -> dict[str, Any]:
+    """The [reproducibility] settings' defaults, from the one settings table."""
+    return defaults().section("reproducibility")
+
+
 def check_run(
     run: Run,
     *,
@@ -254,7 +256,7 @@ def check_run(
     settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The checklist for one run, item by item, with a verdict and its reasons."""
-    s = DEFAULTS | (settings or {})
+    s = _defaults() | (settings or {})
     if max_load is not None:
         s["max_load_avg"] = max_load
     md, meta = run.metadata, run.meta

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -17,6 +20,42 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import generate_archive  # noqa: E402
 
 PROMPT_SHA = hashlib.sha256(b"hi\n").hexdigest()
+
+
+def sitegen_process(
+    cwd: Path, *args: str, fault: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m sitegen ARGS`` from ``cwd``, as a user types it, running this checkout
+    (``fault``: a ``SITEGEN_FAULT`` point that kills the build there)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("SITEGEN_FAULT", None)
+    if fault:
+        env["SITEGEN_FAULT"] = fault
+    return subprocess.run(
+        [sys.executable, "-m", "sitegen", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def cli_in(folder: Path, *args: str) -> Result:
+    """``sitegen ARGS`` in-process with ``folder`` as the working folder, so default
+    arguments and relative paths mean what they mean to a user standing there."""
+    cwd = Path.cwd()
+    os.chdir(folder)
+    try:
+        return CliRunner().invoke(_cli(), list(args), catch_exceptions=True)
+    finally:
+        os.chdir(cwd)
+
+
+def _cli() -> Any:
+    from sitegen.cli import main
+
+    return main
 
 
 def meta_record(run_id: str = "r1", **extra: Any) -> dict[str, Any]:

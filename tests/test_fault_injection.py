@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import call_record, end_record, lines, meta_record, metadata
+from conftest import call_record, end_record, lines, meta_record, metadata, sitegen_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,19 +45,7 @@ def make_archive(path: Path) -> Path:
     return path
 
 
-def sitegen(cwd: Path, *args: str, fault: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("SITEGEN_FAULT", None)
-    if fault:
-        env["SITEGEN_FAULT"] = fault
-    return subprocess.run(
-        [sys.executable, "-m", "sitegen", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+sitegen = sitegen_process
 
 
 def tree(site: Path) -> dict[str, str]:

@@ -5,17 +5,13 @@ through check, build, gate, compare and import in-process."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from conftest import call_record, end_record, lines, meta_record, metadata
+from conftest import call_record, cli_in, end_record, lines, meta_record, metadata
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from sitegen.cli import main
 
 FILES = ["runs/r1/run.jsonl", "runs/r1/metadata.json", "runs/r2/run.jsonl", "runs/r2/metadata.json"]
 HOSTILE_VALUES = [
@@ -133,12 +129,7 @@ def apply(root: Path, target: str, kind: str, a: int, b: int, value: str) -> Non
 
 
 def run(root: Path, *args: str) -> tuple[int, str]:
-    cwd = Path.cwd()
-    os.chdir(root)
-    try:
-        result = CliRunner().invoke(main, list(args), catch_exceptions=True)
-    finally:
-        os.chdir(cwd)
+    result = cli_in(root, *args)
     crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
     assert not crashed, f"{args}: {result.exception!r}\n{result.output}"
     return result.exit_code, result.output

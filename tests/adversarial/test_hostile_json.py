@@ -10,10 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from conftest import call_record, end_record, lines, meta_record, metadata
-
-from sitegen.cli import main
+from conftest import call_record, cli_in, end_record, lines, meta_record, metadata
 
 RUN = "runs/r1"
 LEDGER = f"{RUN}/run.jsonl"
@@ -22,12 +19,7 @@ META = f"{RUN}/metadata.json"
 
 def cli(archive: Path, *args: str) -> tuple[int, str]:
     """Run sitegen the way a user types it: from inside the archive, default paths."""
-    cwd = Path.cwd()
-    os.chdir(archive)
-    try:
-        result = CliRunner().invoke(main, list(args), catch_exceptions=True)
-    finally:
-        os.chdir(cwd)
+    result = cli_in(archive, *args)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return result.exit_code, result.output
 

@@ -12,14 +12,12 @@ import http.client
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import call_record, end_record, lines, meta_record, metadata
+from conftest import call_record, end_record, lines, meta_record, metadata, sitegen_process
 
 from sitegen.serve import serve
 
@@ -35,19 +33,7 @@ def write_run(archive: Path, run_id: str, **files: str) -> None:
         (folder / name).write_text(text, encoding="utf-8")
 
 
-def sitegen(cwd: Path, *args: str, fault: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("SITEGEN_FAULT", None)
-    if fault:
-        env["SITEGEN_FAULT"] = fault
-    return subprocess.run(
-        [sys.executable, "-m", "sitegen", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+sitegen = sitegen_process
 
 
 def everything(top: Path) -> dict[str, str]:

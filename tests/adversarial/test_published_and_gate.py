@@ -21,10 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from click.testing import CliRunner
-from conftest import call_record, end_record, lines, meta_record, metadata
-
-from sitegen.cli import main
+from conftest import call_record, cli_in, end_record, lines, meta_record, metadata
 
 TOKEN = "ghp_" + "Qx7Lm2Vb9Rt4Wz8Kp3Nd6Hs1Yc5Fj0Ga2Ue9"  # provider-shaped, made up
 Setup = Callable[[Path], None]
@@ -49,12 +46,9 @@ def write_run(root: Path, run_id: str, **files: str | bytes) -> Path:
 
 def cli(root: Path, *args: str) -> tuple[int, str]:
     """``sitegen ARGS`` with the archive as the working folder, default arguments."""
-    cwd = Path.cwd()
-    os.chdir(root)
-    try:
-        result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    finally:
-        os.chdir(cwd)
+    result = cli_in(root, *args)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
     return result.exit_code, result.output
 
 
