@@ -43,7 +43,7 @@ YAML
 cat >"$out/nodes.yaml" <<YAML
 host: devbox
 nodes:
-  devbox: {cpu: AMD EPYC (2 vCPU, AMX), cores: $(nproc), gpu: null,
+  devbox: {cpu: "AMD EPYC (2 vCPU, AMX)", cores: $(nproc), gpu: null,
            memory_gb: $(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo),
            os: Debian 12 x86_64}
 YAML
