@@ -73,6 +73,12 @@ class Run:
         return self.metadata.get("finished_at_utc") or end.get("finished_at_utc")
 
     @property
+    def concurrency(self) -> int | None:
+        """Requests kept in flight while measuring (None when not recorded)."""
+        value = self.metadata.get("concurrency")
+        return self.meta.get("concurrency") if value is None else value
+
+    @property
     def synthetic(self) -> bool:
         return bool(self.metadata.get("synthetic") or self.meta.get("synthetic"))
 

@@ -7,8 +7,9 @@ too few calls) is decided in :mod:`sitegen.verdicts` from the per-call warm
 values of both runs, never from a ratio of aggregates alone.
 
 A comparison is only made like-for-like: when the model digest, the engine
-version or the prompt's sha256 differ (or are not recorded), the row says
-which, and counts neither as a regression nor as a win.
+version or the prompt's sha256 differ (or are not recorded), or the runs kept a
+different number of requests in flight, the row says which, and counts
+neither as a regression nor as a win.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class Facts:
     targets: dict[str, dict[str, Any]]  # cell id -> target
     prompts: dict[str, str]  # prompt id -> sha256
     warm: dict[tuple[str, str], Sample]  # (cell, prompt) -> its warm calls
+    concurrency: int = 1  # requests in flight; sequential when not recorded
 
     @property
     def key(self) -> tuple[str, str]:
@@ -71,6 +73,7 @@ def facts_of(run: Run, samples: dict[tuple[str, str], Sample]) -> Facts:
         title=run.metadata.get("title") or run.run_id,
         started_at=run.started_at,
         baseline=bool(run.metadata.get("baseline")),
+        concurrency=run.concurrency or 1,
         targets={t["cell_id"]: t for t in targets_of(run)},
         prompts=prompt_hashes(run),
         warm=samples,
@@ -192,6 +195,10 @@ def differences(run: Facts, base: Facts, cell: str, prompt: str) -> list[str]:
         if why:
             out.append(why)
     why = _describe("prompt sha256", base.prompts.get(prompt), run.prompts.get(prompt))
+    if why:
+        out.append(why)
+    # Latency under load is a different quantity from latency alone.
+    why = _describe("concurrency", base.concurrency, run.concurrency)
     if why:
         out.append(why)
     return out

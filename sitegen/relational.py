@@ -513,9 +513,7 @@ def _run_row(run: Run, check: dict[str, Any], entry: dict[str, Any]) -> tuple[An
     authors = md.get("authors") or []
     retraction = entry.get("retracted") or {}
     dirty = git.get("dirty") if git.get("dirty") is not None else meta.get("git_dirty")
-    concurrency = md.get("concurrency")
-    if concurrency is None:
-        concurrency = meta.get("concurrency")
+    concurrency = run.concurrency
     return (
         run.run_id,
         md["title"],

@@ -36,7 +36,15 @@ def sample(ttft=100.0, total=1000.0, tps=50.0, tokens=64.0, errors=0, n=6) -> Sa
     )
 
 
-def facts(run_id: str, *, digest="sha256:" + "0" * 64, version="b1234", prompt=PROMPT_SHA, **kw):
+def facts(
+    run_id: str,
+    *,
+    digest="sha256:" + "0" * 64,
+    version="b1234",
+    prompt=PROMPT_SHA,
+    concurrency=1,
+    **kw,
+):
     return Facts(
         run_id=run_id,
         title=run_id,
@@ -45,6 +53,7 @@ def facts(run_id: str, *, digest="sha256:" + "0" * 64, version="b1234", prompt=P
         targets={CELL: {"model_digest": digest, "engine_version": version}},
         prompts={"P-EASY": prompt} if prompt else {},
         warm={(CELL, "P-EASY"): sample(**kw)},
+        concurrency=concurrency,
     )
 
 
@@ -100,6 +109,7 @@ def test_success_rate_under_the_minimum_is_a_red_flag():
         ({"version": "b9999"}, "engine version differs"),
         ({"prompt": "f" * 64}, "prompt sha256 differs"),
         ({"version": None}, "engine version not recorded for this run"),
+        ({"concurrency": 4}, "concurrency differs (1 vs 4)"),
     ],
 )
 def test_a_comparison_that_is_not_like_for_like_is_labelled_and_not_counted(changed, reason):

@@ -34,8 +34,9 @@ from sitegen.verdicts import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-BASELINE = "cb568526-cc72-43bf-8b5c-67680d0b71f5"
-AFTER = "39044a9a-8201-4b2d-a740-b2025593d12c"
+BASELINE = "8d331ba3-edf6-4d56-8cc8-568864dcebd7"
+REPEAT = "686b91bf-cb7e-4824-a0b9-f1fab9cbee48"  # A/A repeat of BASELINE
+LOADED = "7981449c-a027-45b9-ab18-dabb4fb34e87"  # concurrency 4, after BASELINE
 PAIRS = 200
 
 
@@ -201,7 +202,7 @@ def bundled(tmp_path_factory) -> Path:
     return root
 
 
-def _warm(archive: Path, run_id: str, cell: str, prompt: str, field: str) -> list[float]:
+def _warm(archive: Path, run_id: str, cell: str, prompt: str, field: str) -> list[float | None]:
     out = []
     for line in (archive / "runs" / run_id / "run.jsonl").read_text().splitlines():
         rec = json.loads(line)
@@ -211,50 +212,73 @@ def _warm(archive: Path, run_id: str, cell: str, prompt: str, field: str) -> lis
             cell,
             prompt,
         ) and rec.get("error") is None:
-            out.append(rec[field])
+            out.append(rec.get(field))
     return out
 
 
-FIELDS = {"metric-ttft": "first_delta_ms", "metric-decode": "decode_tps", "metric-total": None}
+def _pair(archive: Path, base: str, run: str, cell: str, prompt: str, anchor: str):
+    """Both runs' warm values of one metric, as the comparison reads them."""
+    if anchor == "metric-ttft":
+        field = "first_delta_ms"
+    else:  # decode_tps where both ledgers record it for every call, else tokens/s
+        x, y = (_warm(archive, r, cell, prompt, "decode_tps") for r in (base, run))
+        field = "decode_tps" if None not in x + y else "tokens_per_sec"
+    return _warm(archive, base, cell, prompt, field), _warm(archive, run, cell, prompt, field)
 
 
-def test_bundled_changes_page_flags_only_what_the_test_supports_and_says_why(bundled: Path):
+def test_bundled_archive_flags_only_what_the_test_supports_and_says_why(bundled: Path):
+    """The A/A repeat of the bundled baseline: nothing flagged, and each status checked
+    against an independent Mann-Whitney test on the same calls."""
     stats = pytest.importorskip("scipy.stats")
     page = BeautifulSoup((bundled / "site" / "changes" / "index.html").read_text(), "html.parser")
-    table = page.select_one("table.changes")
+    summary = page.select("main p")[1].get_text(" ", strip=True)
+    assert summary.startswith("0 regressions, 0 wins and 0 mixed"), summary
+    feed = ET.parse(bundled / "site" / "feeds" / "regressions.atom").getroot()
+    assert not list(feed.iter("{http://www.w3.org/2005/Atom}entry"))
+
+    run = BeautifulSoup(
+        (bundled / "site" / "runs" / REPEAT / "index.html").read_text(), "html.parser"
+    )
+    table = run.select_one("table.changes")
     heads = [a["href"].split("#")[1] for a in table.select("thead th > a")]
-    rows = table.select("tbody tr")
-    assert rows, "the run after the baseline has changes past the thresholds"
-    unflagged = 0
-    for tr in rows:
+    seen = set()
+    for tr in table.select("tbody tr"):
         tds = tr.find_all("td")
         cell, prompt, base = tds[0].get_text(), tds[1].get_text(), tds[2].get_text()
+        assert tr["class"][0] not in ("regression", "win", "mixed"), tr.get_text(" ")
         for anchor, td in zip(heads[1:-2], tds[3:-2], strict=True):
             status = td.select_one(".flag").get_text()
-            column = FIELDS[anchor]
-            if status in ("regression", "win") and column:
-                x = _warm(bundled, base, cell, prompt, column)
-                y = _warm(bundled, AFTER, cell, prompt, column)
-                assert stats.mannwhitneyu(y, x).pvalue <= 0.01, (cell, prompt, anchor)
+            if anchor == "metric-total" or status not in ("below threshold", "within noise"):
+                continue
+            x, y = _pair(bundled, base, REPEAT, cell, prompt, anchor)
+            p = stats.mannwhitneyu(y, x).pvalue
+            assert (p <= 0.01) == (status == "below threshold"), (cell, prompt, anchor, p)
+            seen.add(status)
         verdict = tds[-1].get_text(" ", strip=True)
-        if tr["class"][0] not in ("regression", "win", "mixed"):
-            unflagged += 1
-            assert any(
-                why in verdict
-                for why in ("too few calls to tell", "within noise", "below the thresholds")
-            ), verdict
-    assert unflagged > 0  # past a threshold by ratio alone, and told why it is not flagged
-    feed = ET.parse(bundled / "site" / "feeds" / "regressions.atom").getroot()
-    for entry in feed.iter("{http://www.w3.org/2005/Atom}entry"):
-        summary = entry.find("{http://www.w3.org/2005/Atom}summary").text
-        assert "p = " in summary or "p < " in summary
+        assert any(
+            why in verdict
+            for why in ("too few calls to tell", "within noise", "below the thresholds")
+        ), verdict
+    assert seen == {"below threshold", "within noise"}  # both kinds occur and both were checked
+
+
+def test_a_run_at_another_concurrency_is_not_compared_as_like_for_like(bundled: Path):
+    """The bundled concurrency-4 run measures latency under load, not a change."""
+    page = BeautifulSoup(
+        (bundled / "site" / "runs" / LOADED / "index.html").read_text(), "html.parser"
+    )
+    rows = page.select("table.changes tbody tr")
+    assert rows
+    for tr in rows:
+        assert "not-comparable" in tr["class"] or "not like-for-like" in tr.get_text(" ")
+        assert "concurrency differs (1 vs 4)" in tr.get_text(" ")
 
 
 def test_every_verdict_header_links_to_its_definition(bundled: Path):
     site = bundled / "site"
     methodology = BeautifulSoup((site / "methodology" / "index.html").read_text(), "html.parser")
     ids = {h["id"] for h in methodology.select("[id]")}
-    for page in (site / "changes" / "index.html", site / "runs" / AFTER / "index.html"):
+    for page in (site / "runs" / REPEAT / "index.html", site / "runs" / LOADED / "index.html"):
         soup = BeautifulSoup(page.read_text(), "html.parser")
         links = [a["href"] for a in soup.select("table.changes thead a")]
         assert links and all("methodology/index.html#" in h for h in links)
@@ -264,16 +288,16 @@ def test_every_verdict_header_links_to_its_definition(bundled: Path):
 
 def test_compare_command_prints_the_verdicts_of_the_run_page(bundled: Path, monkeypatch):
     monkeypatch.chdir(bundled)
-    result = CliRunner().invoke(cli, ["compare", BASELINE, AFTER])
+    result = CliRunner().invoke(cli, ["compare", BASELINE, REPEAT])
     assert result.exit_code == 0, result.output
     printed = {
         tuple(line.split()[:2]): line for line in result.output.splitlines() if "devbox:" in line
     }
     page = BeautifulSoup(
-        (bundled / "site" / "runs" / AFTER / "index.html").read_text(), "html.parser"
+        (bundled / "site" / "runs" / REPEAT / "index.html").read_text(), "html.parser"
     )
     rows = page.select("section.changes table.changes tbody tr")
-    assert len(rows) == len(printed) == 9
+    assert len(rows) == len(printed) == 6  # two cells x three prompts
     for tr in rows:
         tds = tr.find_all("td")
         line = printed[(tds[0].get_text(), tds[1].get_text())]
