@@ -40,7 +40,7 @@ class Statistic:
     label: str
     anchor: str
     definition: str
-    column: str  # description of a downloaded aggregate column; {field} is the field's name
+    column: str = ""  # description of a downloaded aggregate column; {field} is the field's name
 
 
 TERMS: tuple[Term, ...] = (
@@ -141,7 +141,6 @@ STATISTICS: tuple[Statistic, ...] = (
         "[IQR]",
         "iqr",
         "Interquartile range, p25–p75: the middle half of the successful calls.",
-        "Interquartile range of {field}, successful calls.",
     ),
     Statistic(
         "mean",
@@ -155,7 +154,12 @@ STATISTICS: tuple[Statistic, ...] = (
         "n",
         "n",
         "Number of calls behind the figure.",
-        "Calls behind {field}.",
+    ),
+    Statistic(
+        "stderr",
+        "± stderr",
+        "stderr",
+        "Standard error of a reported result, as its source gave it.",
     ),
 )
 STATS: dict[str, Statistic] = {s.key: s for s in STATISTICS}
@@ -237,3 +241,15 @@ def header_words(term: str, stat: str | None = None) -> str:
     t = BY_FIELD[term]
     words = t.label + (f" {STATS[stat].label}" if stat else "")
     return words + (f" ({t.unit})" if t.unit else "")
+
+
+# The frozen prompts defined on the methodology page ("Prompts"), by id.
+PROMPTS: dict[str, str] = {p: p.lower() for p in ("P-EASY", "P-MEDIUM", "P-HARD")}
+
+
+def column_anchor(name: str) -> str | None:
+    """Methodology anchor of a download column: its field's, aggregates included."""
+    if name in BY_FIELD:
+        return BY_FIELD[name].anchor
+    field, _, stat = name.rpartition("_")
+    return BY_FIELD[field].anchor if (field, stat) in AGGREGATES else None
