@@ -135,9 +135,7 @@ def test_methodology_defines_each_field_statistic_and_prompt(built: Path):
 
 def test_data_page_documents_columns_from_the_one_table(built: Path):
     page = soup(built / "data" / "index.html")
-    rows = {
-        tr.td.get_text(strip=True): tr for tr in page.select("table.columns tbody tr") if tr.td
-    }
+    rows = {tr.td.get_text(strip=True): tr for tr in page.select("table.columns tbody tr") if tr.td}
     row = rows["first_delta_ms_p95"]
     assert COLUMNS["first_delta_ms_p95"][0] in row.get_text(" ", strip=True)
     assert row.a["href"] == "../methodology/index.html#first-delta-ms"
