@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from sitegen import __version__, relational
+from sitegen import __version__, relational, vocabulary
 from sitegen import aggregate as agg
 from sitegen.exceptions import BuildError
 from sitegen.fsutil import sha256_file, write_atomic
@@ -83,48 +83,19 @@ _SOURCES = (
 
 
 # Every column of the published tables: (description, unit or None). The one
-# place they are documented: datapackage.json and docs/data.md come from here.
+# place they are documented: datapackage.json and docs/data.md come from here, and
+# the measured fields and their aggregates from sitegen.vocabulary, which the site's
+# table headers share.
 COLUMNS: dict[str, tuple[str, str | None]] = {
     "run_id": ("The run's id: its folder name and the last part of its page URL.", None),
     "cell_id": ("The cell measured, node:engine:model.", None),
     "prompt_id": ("The prompt sent, e.g. P-EASY.", None),
     "phase": ("cold (first calls after a load) or warm.", None),
-    "cold_kind": ("How cold a cold call was, e.g. process_warm; null when unknown.", None),
     "run_idx": ("Index of the call within its cell, prompt and phase, from 0.", None),
-    "first_delta_ms": (
-        "Time from sending the request to the first server-sent-events data event "
-        "(client wall clock).",
-        "ms",
-    ),
-    "ttft_ms": ("Time to the first event carrying generated text.", "ms"),
-    "total_duration_ms": ("Time from sending the request to the last token-bearing event.", "ms"),
-    "prompt_tokens": ("Prompt tokens, from the engine's usage report.", "tokens"),
-    "completion_tokens": ("Generated tokens, from the engine's usage report.", "tokens"),
-    "tokens_per_sec": (
-        "completion_tokens / ((total_duration_ms - first_delta_ms) / 1000).",
-        "tokens/s",
-    ),
-    "tpot_ms": ("Time per output token after the first: (t_last - ttft) / (tokens - 1).", "ms"),
-    "decode_tps": (
-        "Decode speed after the first token: (tokens - 1) / (t_last - ttft).",
-        "tokens/s",
-    ),
-    "finish_reason": ("Why generation stopped (stop, length, ...), as the engine reports.", None),
     "http_status": ("HTTP status of the response.", None),
     "backend": ("The engine's API family: llamacpp, ollama, openai, ...", None),
     "error": ("The failure (Class: message); null for a successful call.", None),
-    "n": ("Calls, errored ones included.", "calls"),
-    "errors": ("Calls that failed.", "calls"),
-    "first_delta_ms_p50": ("Median first_delta_ms of the successful calls.", "ms"),
-    "first_delta_ms_p95": ("95th percentile of first_delta_ms, successful calls.", "ms"),
-    "ttft_ms_p50": ("Median ttft_ms of the successful calls.", "ms"),
-    "ttft_ms_p95": ("95th percentile of ttft_ms, successful calls.", "ms"),
-    "total_duration_ms_p50": ("Median total_duration_ms of the successful calls.", "ms"),
-    "total_duration_ms_p95": ("95th percentile of total_duration_ms, successful calls.", "ms"),
-    "tokens_per_sec_mean": ("Mean tokens_per_sec of the successful calls.", "tokens/s"),
-    "completion_tokens_mean": ("Mean completion_tokens of the successful calls.", "tokens"),
-    "prompt_tokens_mean": ("Mean prompt_tokens of the successful calls.", "tokens"),
-    "success_rate": ("(n - errors) / n.", None),
+    **vocabulary.column_docs(),
 }
 DATAPACKAGE = "data/datapackage.json"
 _FORMATS = {  # extension: (format, media type)

@@ -30,13 +30,13 @@ from jinja2 import (
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from sitegen import __version__, charts, cite, feeds, scores
+from sitegen import __version__, charts, cite, feeds, scores, vocabulary
 from sitegen.archive import Run
 from sitegen.catalogue import nodes_of, targets_of
 from sitegen.compare import RunComparison
 from sitegen.config import Config, defaults, site_path
 from sitegen.discover import published_names
-from sitegen.downloads import Download
+from sitegen.downloads import COLUMNS, Download
 from sitegen.exceptions import BuildError
 from sitegen.fsutil import sha256_file
 from sitegen.jsonio import dumps
@@ -88,6 +88,8 @@ def environment(archive: Path) -> Environment:
         lstrip_blocks=True,
     )
     env.globals["version"] = __version__
+    env.globals["vocab"] = vocabulary  # headers' labels, units and anchors (_macros.stat_head)
+    env.globals["column_docs"] = COLUMNS  # what each download column holds (data page)
     return env
 
 

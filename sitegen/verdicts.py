@@ -33,6 +33,7 @@ from functools import lru_cache
 from statistics import NormalDist
 
 from sitegen.config import Config
+from sitegen.vocabulary import COMPARED
 
 EXACT_MAX_N = 50  # both samples at most this (and no ties): exact null distribution
 
@@ -83,10 +84,16 @@ class Metric:
     anchor: str  # methodology.md anchor of its definition
 
 
+def _metric(key: str, lower_is_better: bool, threshold: str) -> Metric:
+    """A compared metric, named and unit-ed by the site's one vocabulary."""
+    c = COMPARED[key]
+    return Metric(key, c.label, c.unit, lower_is_better, threshold, c.anchor)
+
+
 METRICS: tuple[Metric, ...] = (
-    Metric("ttft", "warm TTFT", "ms", True, "ttft_regression", "metric-ttft"),
-    Metric("decode", "decode tokens/s", "tok/s", False, "tps_regression", "metric-decode"),
-    Metric("total", "warm total time", "ms", True, "total_regression", "metric-total"),
+    _metric("ttft", True, "ttft_regression"),
+    _metric("decode", False, "tps_regression"),
+    _metric("total", True, "total_regression"),
 )
 BY_KEY = {m.key: m for m in METRICS}
 

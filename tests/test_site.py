@@ -50,7 +50,7 @@ def test_index_lists_every_run_newest_first_with_badges(synthetic_archive: Path)
     assert "interrupted" in status["synthetic-00007"]
     assert "unreliable: model digest missing" in status["synthetic-00003"]
     # Links are relative and explicit, so the site works from file://.
-    hrefs = [a["href"] for a in page.select("table#runs a")]
+    hrefs = [a["href"] for a in page.select("table#runs tbody a")]
     assert hrefs[0] == "runs/synthetic-00012/index.html"
 
 
