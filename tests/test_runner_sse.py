@@ -203,7 +203,10 @@ def test_stall_past_the_timeout_stops_the_call(llama: FakeEngine) -> None:
     script = Script([Step(20, sse(chunk({"content": "a"})))], end="hang")
     m = call(llama, script, stall=0.3)
     assert m.error_class == "StallTimeout"
-    assert near(m.ttft_ms, 20)
+    # The token before the stall is kept; its exact timing is covered by the
+    # other tests, so here only its place before the stall is asserted (a
+    # scheduler hiccup on a shared machine must not fail a timeout test).
+    assert m.ttft_ms is not None and 20 <= m.ttft_ms < 300
     assert 300 <= (m.wall_ms or 0) < 1500
 
 
