@@ -126,7 +126,7 @@ import sys
 from pathlib import Path
 from sitegen import aggregate as agg
 from sitegen.archive import read_archive
-from sitegen.cache import ReadCache
+from sitegen.read_cache import ReadCache
 from sitegen.config import load_config
 from sitegen.discover import LEDGER
 archive = Path(sys.argv[1])

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from sitegen import schema
-from sitegen.cache import ReadCache, no_cache
 from sitegen.config import Config
 from sitegen.discover import LEDGER, METADATA, RunSource, discover
 from sitegen.exceptions import Problem
 from sitegen.jsonio import decode_utf8, key_line, loads_strict
 from sitegen.ledger import LedgerSummary, prepass
+from sitegen.read_cache import ReadCache, no_cache
 
 
 @dataclass

@@ -12,24 +12,21 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import polars as pl
 
 from sitegen import aggregate as agg
 from sitegen import reuse, state
 from sitegen.archive import Run, read_archive_sources
-from sitegen.cache import ReadCache
 from sitegen.catalogue import build_catalogue
 from sitegen.compare import comparisons_of
-from sitegen.config import Config, load_config, placeholders, site_path
+from sitegen.config import load_config, placeholders, site_path
 from sitegen.discover import LEDGER, discover
+from sitegen.domain import Loaded
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
 from sitegen.fsutil import fault, out_key, write_atomic
-from sitegen.gate import Allowlist, format_report, load_allowlist, scan_tree
-from sitegen.gate.cache import ScanCache
+from sitegen.gate import format_report, load_allowlist, scan_tree
+from sitegen.gate.findings_cache import ScanCache
 from sitegen.integrity import (
     LOCK_NAME,
     RETRACTIONS_NAME,
@@ -43,6 +40,7 @@ from sitegen.integrity import (
 from sitegen.jsonio import dumps
 from sitegen.links import check_links
 from sitegen.output import Outputs, check_out, commit, discard, recover, stage
+from sitegen.read_cache import ReadCache
 from sitegen.repro import check_all
 from sitegen.sitefiles import SiteFiles
 
@@ -60,25 +58,6 @@ PROTECTED = (
     ".git",
 )
 REPORT_LIMIT = 10  # unreliable runs named by a build; `sitegen check` names them all
-
-
-@dataclass
-class Loaded:
-    """The archive after reading, validation, the reproducibility check and aggregation."""
-
-    archive: Path
-    config: Config
-    runs: list[Run]
-    left_out: dict[str, list[Problem]]
-    checks: dict[str, dict[str, Any]]
-    calls: pl.DataFrame
-    rows: dict[str, list[dict[str, Any]]]
-    catalogue: dict[str, Any]
-    lock: dict[str, Any]
-    allowlist: Allowlist
-    gate_cache: ScanCache
-    # run id -> its verdicts against its baselines (sitegen.compare), from the calls.
-    comparisons: dict[str, Any] = field(default_factory=dict)
 
 
 def _say(echo: Echo, message: str) -> None:
@@ -347,8 +326,8 @@ def _make_site(
     # the catalogue-only path (runner, importers) never needs them.
     from sitegen import charts
     from sitegen.downloads import data_downloads
+    from sitegen.groups import compact_page
     from sitegen.render import SiteData, render_site
-    from sitegen.views import compact_page
 
     archive = loaded.archive
     data = SiteData(

@@ -38,26 +38,25 @@ import hashlib
 import json
 import os
 import re
-import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache, cached_property
-from importlib import resources
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from sitegen import __version__, relational, vocabulary
 from sitegen import aggregate as agg
+from sitegen import relational, vocabulary
+from sitegen.codeversion import code_version
 from sitegen.exceptions import BuildError
 from sitegen.fsutil import sha256_file, write_atomic
 from sitegen.ledger import CALL_SCHEMA, sort_calls
 
 if TYPE_CHECKING:
     from sitegen.archive import Run
-    from sitegen.build import Loaded
+    from sitegen.domain import Loaded
 
 ROW_GROUP = 100_000
 SPLIT_SETTING = "data.split_calls_above"
@@ -65,21 +64,6 @@ UNDATED = "undated"
 STORE = "downloads"  # folder of the cache entries, inside the cache folder
 SQLITE_TABLES = ["runs", "calls", "skips", "run_model_metrics", "models", "prompts", "tasks"]
 _MONTH = re.compile(r"^(\d{4}-\d{2})-")
-# Everything whose change can change a published byte: the sources of the
-# modules that read the runs and calls and write the files, the canonical
-# prompts (the SQLite export fills prompt texts from them), and the library
-# versions.
-_SOURCES = (
-    "downloads.py",
-    "relational.py",
-    "archive.py",
-    "ledger.py",
-    "aggregate.py",
-    "catalogue.py",
-    "repro.py",
-    "runner/cells.py",
-    "runner/prompts.yaml",
-)
 
 
 # Every column of the published tables: (description, unit or None). The one
@@ -118,16 +102,6 @@ class Download:
     sha256: str = ""
     size: int = -1
     month: str | None = None  # for call files split by month: "2026-11" or "undated"
-
-
-@cache
-def code_version() -> str:
-    """Digest of the code and libraries behind every byte of the downloads."""
-    digest = hashlib.sha256(f"{__version__}\n{pl.__version__}\n{sqlite3.sqlite_version}".encode())
-    package = resources.files("sitegen")
-    for name in _SOURCES:
-        digest.update(name.encode() + b"\n" + package.joinpath(name).read_bytes())
-    return digest.hexdigest()
 
 
 def _digest(*parts: Any) -> str:

@@ -17,8 +17,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 from sitegen import __version__
 from sitegen.compare import RunComparison
+from sitegen.groups import slugify
 from sitegen.verdicts import MIXED, REGRESSION, fmt_ci, fmt_p, fmt_pct
-from sitegen.views import slugify
 
 FEED_ENTRIES = 50
 EPOCH = "1970-01-01T00:00:00Z"

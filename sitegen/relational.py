@@ -42,11 +42,12 @@ from sitegen.catalogue import split_cell, targets_of
 from sitegen.discover import LEDGER
 from sitegen.exceptions import BuildError
 from sitegen.ledger import normalise_record
+from sitegen.prompts import load_prompts
 from sitegen.repro import prompt_hashes
 
 if TYPE_CHECKING:
     from sitegen.archive import Run
-    from sitegen.build import Loaded
+    from sitegen.domain import Loaded
 
 FORMAT = "sitegen.relational"
 SCHEMA_VERSION = 1
@@ -800,8 +801,6 @@ def _canonical_prompts() -> tuple[dict[str, str], dict[tuple[str, str], str]]:
 
     A text is only ever filled in from its hash, so it is the text the run sent.
     """
-    from sitegen.runner.cells import load_prompts
-
     prompts = load_prompts()
     texts = {p.sha256: p.text for p in prompts}
     return texts, {(p.id, p.sha256): p.intent for p in prompts if p.intent}

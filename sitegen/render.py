@@ -13,7 +13,6 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -33,17 +32,26 @@ from markupsafe import Markup
 from sitegen import __version__, charts, cite, feeds, scores, vocabulary
 from sitegen.archive import Run
 from sitegen.catalogue import nodes_of, targets_of
+from sitegen.codeversion import code_version, methodology_default, theme_root
 from sitegen.compare import RunComparison
 from sitegen.config import Config, defaults, site_path
 from sitegen.discover import published_names
 from sitegen.downloads import COLUMNS, Download
 from sitegen.exceptions import BuildError
 from sitegen.fsutil import sha256_file
+from sitegen.groups import (
+    KINDS,
+    Group,
+    build_groups,
+    group_links,
+    paginate,
+    trend_points,
+    trend_svg,
+)
 from sitegen.jsonio import dumps
 from sitegen.output import Outputs
 from sitegen.reuse import Previous, digest, files_digest
 from sitegen.verdicts import METRICS, MIXED, REGRESSION, WIN, Settings
-from sitegen.views import KINDS, Group, build_groups, group_links, paginate, trend_points, trend_svg
 
 ASSETS = (
     "assets/style.css",
@@ -58,27 +66,12 @@ SAFE_SCHEMES = {"http", "https", "mailto"}
 RESULT_FIELDS = ("name", "metric", "value", "unit", "stderr", "higher_is_better", "model")
 
 
-def default_theme() -> Path:
-    """The theme inside the installed package, else the repository's ``templates/``."""
-    packaged = Path(str(resources.files("sitegen"))) / "templates"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "templates"
-
-
-def default_methodology() -> Path:
-    packaged = Path(str(resources.files("sitegen"))) / "default_methodology.md"
-    if packaged.is_file():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "methodology.md"
-
-
 def environment(archive: Path) -> Environment:
     loaders = []
     own = archive / "templates"
-    if own.is_dir() and own.resolve() != default_theme().resolve():
+    if own.is_dir() and own.resolve() != theme_root().resolve():
         loaders.append(FileSystemLoader(own))
-    loaders.append(FileSystemLoader(default_theme()))
+    loaders.append(FileSystemLoader(theme_root()))
     env = Environment(
         loader=ChoiceLoader(loaders),
         autoescape=True,
@@ -95,7 +88,7 @@ def environment(archive: Path) -> Environment:
 
 def asset_source(archive: Path, rel: str) -> Path:
     own = archive / "templates" / rel
-    return own if own.is_file() and not own.is_symlink() else default_theme() / rel
+    return own if own.is_file() and not own.is_symlink() else theme_root() / rel
 
 
 _MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
@@ -169,6 +162,10 @@ class Context:
     # keys of every page that shows a run are made from these.
     entry_keys: dict[str, str]
     comparison_keys: dict[str, str]
+    # Each run's aggregate rows indexed once (run -> cell -> warm rows by
+    # prompt), so a group page looks its cells up instead of rescanning every
+    # run's rows per cell, which was quadratic on large groups.
+    warm_by_cell: dict[str, dict[str, dict[str, dict[str, Any]]]]
 
 
 def context(data: SiteData) -> Context:
@@ -187,7 +184,23 @@ def context(data: SiteData) -> Context:
         charted={e["id"] for e in entries[: int(data.config.get("site.run_charts"))]},
         entry_keys={e["id"]: digest(e) for e in entries},
         comparison_keys={rid: digest(c) for rid, c in comparisons.items()},
+        warm_by_cell=_index_rows(data.rows),
     )
+
+
+def _index_rows(
+    rows: dict[str, list[dict[str, Any]]],
+) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """run -> cell -> prompt -> warm row; a measured cell without warm rows maps to {}."""
+    out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for run_id, run_rows in rows.items():
+        cells: dict[str, dict[str, dict[str, Any]]] = {}
+        for r in run_rows:
+            warm = cells.setdefault(r["cell_id"], {})
+            if r["phase"] == "warm":
+                warm[r["prompt_id"]] = r
+        out[run_id] = cells
+    return out
 
 
 def _describe_harness(run: Run) -> str:
@@ -363,13 +376,10 @@ def _template_display(archive: Path, filename: str) -> str:
 
 
 def code_digest(archive: Path) -> str:
-    """The code and templates every page depends on (a change re-renders everything)."""
-    package = Path(__file__).resolve().parent
-    files = sorted(package.rglob("*.py"))
-    for folder in (archive / "templates", default_theme()):
-        if folder.is_dir():
-            files += sorted(p for p in folder.rglob("*") if p.is_file())
-    return files_digest(files)
+    """sitegen's code version and the publisher's own templates: every page depends on both."""
+    own = archive / "templates"
+    files = sorted(p for p in own.rglob("*") if p.is_file()) if own.is_dir() else []
+    return digest([code_version(), files_digest(files)])
 
 
 def _render_site(data: SiteData) -> Outputs:
@@ -379,7 +389,7 @@ def _render_site(data: SiteData) -> Outputs:
     archive_info = data.catalogue["archive"]
     methodology = data.archive / "methodology.md"
     if not methodology.is_file():
-        methodology = default_methodology()
+        methodology = methodology_default()
     methodology_text = methodology.read_text(encoding="utf-8")
     # Every key starts from this: code, theme, settings and the archive's own texts.
     salt = digest([code_digest(data.archive), archive_info, data.config.values, methodology_text])
@@ -660,7 +670,7 @@ def _group_front(
         "archive": data.catalogue["archive"],
         "group": group,
         "info": KINDS[group.kind],
-        "cells": _group_cells(group, runs, data.rows, ctx.comparisons),
+        "cells": _group_cells(group, runs, ctx),
         "runs": page.items,
         "total": len(runs),
         "page": page,
@@ -701,23 +711,15 @@ def _with_bands(points: list[dict[str, Any]], group: Group, ctx: Context) -> lis
 def _group_cells(
     group: Group,
     runs: list[dict[str, Any]],
-    rows: dict[str, list[dict[str, Any]]],
-    comparisons: dict[str, RunComparison] | None = None,
+    ctx: Context,
 ) -> list[dict[str, Any]]:
     """Per cell: its target, how many runs measured it, and its latest warm values."""
     out = []
+    indexed = [(e, ctx.warm_by_cell.get(e["id"], {})) for e in runs]
     for cell_id in sorted(group.cells):
-        measured = [e for e in runs if any(r["cell_id"] == cell_id for r in rows.get(e["id"], []))]
-        latest = measured[0] if measured else None
-        warm = (
-            {
-                r["prompt_id"]: r
-                for r in rows.get(latest["id"], [])
-                if r["cell_id"] == cell_id and r["phase"] == "warm"
-            }
-            if latest
-            else {}
-        )
+        measured = [(e, cells[cell_id]) for e, cells in indexed if cell_id in cells]
+        latest, warm = measured[0] if measured else (None, {})
+        comparison = ctx.comparisons.get(latest["id"]) if latest else None
         out.append(
             {
                 "cell_id": cell_id,
@@ -726,9 +728,7 @@ def _group_cells(
                 "measured": len(measured),
                 "latest": latest,
                 "warm": [warm[p] for p in sorted(warm)],
-                "spreads": comparisons[latest["id"]].spreads.get(cell_id, {})
-                if latest and comparisons and latest["id"] in comparisons
-                else {},
+                "spreads": comparison.spreads.get(cell_id, {}) if comparison else {},
             }
         )
     return out

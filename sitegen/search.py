@@ -51,9 +51,9 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
+from sitegen.codeversion import code_version
 from sitegen.exceptions import BuildError
 from sitegen.fsutil import write_atomic
 from sitegen.sitefiles import SiteFiles
@@ -208,13 +208,6 @@ def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
 def pagefind_version() -> str:
     """What ``pagefind --version`` prints: part of every bundle's cache key."""
     return _run([*pagefind_executable(), "--version"]).stdout.strip()
-
-
-@functools.cache
-def _code_version() -> str:
-    """This module's bytes: a change to the documents or the command re-indexes."""
-    source = resources.files("sitegen").joinpath("search.py").read_bytes()
-    return hashlib.sha256(source).hexdigest()[:16]
 
 
 # --- bundles ----------------------------------------------------------------------------
@@ -544,7 +537,7 @@ def index_site(
         store = root / _BUNDLES_DIR
         store.mkdir(parents=True, exist_ok=True)
         (root / _INPUTS_DIR).mkdir(exist_ok=True)
-        salt = f"{_code_version()}\0{pagefind_version()}"
+        salt = f"{code_version()}\0{pagefind_version()}"
         documents = _Documents(root / _DOCS_FILE if cache is not None else None, salt)
         bundles = _plan(files, documents)
         for bundle in bundles:

@@ -369,7 +369,7 @@ def test_operator_version_is_recorded_as_such_and_shown(
     import fake_engine
 
     monkeypatch.setattr(fake_engine, "BUILD_INFO", "b0-unknown")
-    monkeypatch.setattr("sitegen.runner.package.refresh_catalogue", lambda archive, say: None)
+    monkeypatch.setattr("sitegen.runner.packaging.refresh_catalogue", lambda archive: None)
     monkeypatch.chdir(tmp_path)
     with fake_engine.FakeEngine("llamacpp", tokens=2) as eng:
         cells_yaml(tmp_path, eng.url, '    engine_version: "b6123"\n')

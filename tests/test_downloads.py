@@ -22,8 +22,9 @@ from conftest import ROOT, generate_archive
 
 from sitegen import downloads as dl
 from sitegen import relational
-from sitegen.build import Loaded, build, load
+from sitegen.build import build, load
 from sitegen.config import Config
+from sitegen.domain import Loaded
 from sitegen.importers import import_files
 from sitegen.ledger import sort_calls
 from sitegen.render import environment

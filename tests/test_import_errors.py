@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import sitegen.importers as importers
-import sitegen.importers.package as package
+import sitegen.runfolder as runfolder
 from sitegen.cli import main
 from sitegen.exceptions import ImportFailed
 from sitegen.importers import import_files
@@ -63,7 +63,7 @@ EXPECTED = {
 
 @pytest.fixture(autouse=True)
 def no_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importers, "_refresh_catalogue", lambda root: None)
+    monkeypatch.setattr(importers, "refresh_catalogue", lambda root: None)
 
 
 @pytest.fixture
@@ -233,14 +233,14 @@ def test_the_same_file_twice_in_one_command_is_refused(runs: Path) -> None:
 def test_failure_mid_write_leaves_no_run_and_no_staging_folder(
     runs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_write = package._write
+    real_write = runfolder._write_synced
 
     def failing(path: Path, data: bytes) -> None:
         if path.name == "metadata.json":
             raise OSError(28, "No space left on device")
         real_write(path, data)
 
-    monkeypatch.setattr(package, "_write", failing)
+    monkeypatch.setattr(runfolder, "_write_synced", failing)
     error = _refusal(runs, DATA / "nexus-record.json")
     assert "could not write" in str(error) and "No space left on device" in str(error)
     assert runs.is_dir() and list(runs.iterdir()) == []
@@ -280,7 +280,7 @@ def test_catalogue_is_refreshed_for_the_archive_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     roots: list[Path] = []
-    monkeypatch.setattr(importers, "_refresh_catalogue", lambda root: roots.append(root))
+    monkeypatch.setattr(importers, "refresh_catalogue", lambda root: roots.append(root))
     archive = tmp_path / "archive"
     import_files(
         [DATA / "nexus-record.json", DATA / "mlx-throughput.json"], runs_dir=archive / "runs"

@@ -28,8 +28,9 @@ from conftest import (
 )
 
 from sitegen import relational
-from sitegen.build import Loaded, load
+from sitegen.build import load
 from sitegen.catalogue import split_cell
+from sitegen.domain import Loaded
 from sitegen.exceptions import BuildError
 from sitegen.importers import import_files
 from sitegen.relational import CALL_COLUMNS, write_sqlite

@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 
 from sitegen.exceptions import RunnerError
-from sitegen.runner.cells import (
-    host_node,
-    load_cells,
-    load_inventory,
-    load_prompts,
-    select_cells,
-)
+from sitegen.prompts import load_prompts
+from sitegen.runner.cells import host_node, load_cells, load_inventory, select_cells
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -107,7 +107,7 @@ def llama_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 def test_real_llama_server_run(
     tmp_path: Path, llama_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sitegen.runner.package.refresh_catalogue", lambda archive, say: None)
+    monkeypatch.setattr("sitegen.runner.packaging.refresh_catalogue", lambda archive: None)
     url, model = llama_server
     cells = tmp_path / "cells.yaml"
     cells.write_text(

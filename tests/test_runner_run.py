@@ -29,7 +29,7 @@ from sitegen.cli import main as cli
 from sitegen.exceptions import RunnerError
 from sitegen.runner import RunOptions, package_ledger, run
 from sitegen.runner import guards as guards_mod
-from sitegen.runner.ledger import read_ledger
+from sitegen.runner.recorder import read_ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "sitegen" / "schemas"
@@ -54,7 +54,7 @@ def no_catalogue(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Packaging's catalogue refresh is recorded instead of run (tested separately)."""
     seen: list[Path] = []
     monkeypatch.setattr(
-        "sitegen.runner.package.refresh_catalogue", lambda archive, say: seen.append(archive)
+        "sitegen.runner.packaging.refresh_catalogue", lambda archive: seen.append(archive)
     )
     return seen
 

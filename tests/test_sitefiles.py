@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sitegen.fsutil import write_atomic
 from sitegen.gate import Allowlist, scan_tree
-from sitegen.gate.cache import ScanCache
+from sitegen.gate.findings_cache import ScanCache
 from sitegen.sitefiles import SiteFiles
 
 

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 from sitegen.discover import MAX_WALK_DEPTH
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
 from sitegen.gate.allowlist import ALLOWLIST_NAME
-from sitegen.gate.cache import ScanCache
+from sitegen.gate.decoded import View, escape_view, raw_view
+from sitegen.gate.findings_cache import ScanCache
 from sitegen.gate.rules import CREDENTIAL_RULES, FINDERS, Hit
-from sitegen.gate.views import View, escape_view, raw_view
 
 if TYPE_CHECKING:
     from sitegen.gate.allowlist import Allowlist

@@ -18,18 +18,19 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from sitegen.exceptions import ImportFailed, Problem, SitegenError
+from sitegen.discover import RUN_ID_RE
+from sitegen.exceptions import ImportFailed, Problem
+from sitegen.runfolder import refresh_catalogue
 
 from . import benchmark_output, llama_bench, lm_eval, mlx, nexus, vllm_serve
-from .base import Document, Mapped, SourceUnreadable, read_document, scrub
-from .package import (
-    RUN_ID_RE,
+from .assemble import (
     build_ledger,
     build_metadata,
     check_generated,
     derive_run_id,
     write_run,
 )
+from .base import Document, Mapped, SourceUnreadable, read_document, scrub
 from .privacy import privacy_problems
 
 FORMATS: dict[str, ModuleType] = {
@@ -174,20 +175,6 @@ def _prepare(
     return _Prepared(display, source_name, raw, name, rid, mapped, ledger, metadata)
 
 
-def _refresh_catalogue(archive_root: Path) -> str | None:
-    """Rebuild catalogue.json; a note instead of an error if that is not possible,
-    since the runs themselves were imported."""
-    try:
-        from sitegen.build import refresh_catalogue
-    except ImportError:
-        return "catalogue.json not refreshed (no build module here); run `sitegen build`"
-    try:
-        refresh_catalogue(archive_root)
-    except SitegenError as exc:
-        return f"catalogue.json not refreshed: {exc}"
-    return None
-
-
 def _clashes(prepared: list[_Prepared], runs_dir: Path) -> list[Problem]:
     """Runs that already exist, or two inputs that would become the same run."""
     problems: list[Problem] = []
@@ -285,7 +272,7 @@ def import_files(
             )
         )
     if refresh:
-        note = _refresh_catalogue(archive_root)
+        note = refresh_catalogue(archive_root)
         if note:
             report.notes.append(note)
     return report

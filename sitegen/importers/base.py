@@ -2,7 +2,7 @@
 the helpers the format modules use to turn source fields into our fields.
 
 A format module only maps; reading, validation messages, privacy checks and
-packaging live here and in :mod:`sitegen.importers.package`, so all formats
+packaging live here and in :mod:`sitegen.importers.assemble`, so all formats
 refuse bad input the same way.
 """
 

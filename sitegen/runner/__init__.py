@@ -7,7 +7,7 @@ client), :mod:`.engines` (probes, identity, cold starts per engine),
 :mod:`.runmd` (the packaged run folder), :mod:`.runloop` (the run itself).
 """
 
-from sitegen.runner.package import package_ledger
+from sitegen.runner.packaging import package_ledger
 from sitegen.runner.runloop import RunOptions, RunOutcome, run
 
 __all__ = ["RunOptions", "RunOutcome", "package_ledger", "run"]

@@ -1,4 +1,4 @@
-"""The runner's three input files: cells, frozen prompts and the nodes inventory.
+"""The runner's input files: cells and the nodes inventory (prompts: :mod:`sitegen.prompts`).
 
 A *cell* is one ``node:engine:model`` target with the endpoint it is reached
 at. Endpoints stay in memory only: everything the runner writes names the
@@ -7,7 +7,6 @@ node instead (see :mod:`sitegen.runner.scrub`).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +14,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sitegen.exceptions import Problem, RunnerError
-from sitegen.runner.yamlfile import LineDict, load_yaml, problem_at, raise_problems
+from sitegen.yamlfile import LineDict, load_yaml, problem_at, raise_problems
 
 ENGINES = ("llamacpp", "ollama", "openai")
 ENGINE_ALIASES = {"llama.cpp": "llamacpp", "llama-cpp": "llamacpp", "vllm": "openai"}
 NODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-PROMPT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 CELL_KEYS = {
     "node",
     "engine",
@@ -36,9 +34,6 @@ CELL_KEYS = {
     "engine_pid",
 }
 NODE_KEYS = {"cpu", "cores", "gpu", "memory_gb", "os"}
-
-#: The canonical prompts shipped with the runner (section 3 of the reference).
-DEFAULT_PROMPTS = Path(__file__).with_name("prompts.yaml")
 
 
 @dataclass(frozen=True)
@@ -72,21 +67,6 @@ class Cell:
         if url.endswith("/v1"):
             url = url[: -len("/v1")]
         return url
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """A frozen prompt: its text never changes once published under its id."""
-
-    id: str
-    text: str
-    max_tokens: int
-    intent: str | None = None
-
-    @property
-    def sha256(self) -> str:
-        """Hex digest of the UTF-8 text, recorded so edits are detectable."""
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -193,43 +173,6 @@ def _cell_from(path: Path, index: int, item: Any, problems: list[Problem]) -> Ce
     )
 
 
-def load_prompts(path: Path | None = None) -> list[Prompt]:
-    """Read a prompts file: ``ID: {prompt: |, max_tokens: N, intent: ...}``.
-
-    Without a path, the canonical P-EASY / P-MEDIUM / P-HARD are used.
-    """
-    path = path or DEFAULT_PROMPTS
-    data = load_yaml(path)
-    if isinstance(data, dict) and isinstance(data.get("prompts"), dict):
-        data = data["prompts"]
-    if not isinstance(data, dict) or not data:
-        raise RunnerError(f"{path}: expected a mapping of prompt id to prompt")
-    problems: list[Problem] = []
-    prompts: list[Prompt] = []
-    for pid, spec in data.items():
-        if not isinstance(pid, str) or not PROMPT_ID_RE.match(pid):
-            problems.append(problem_at(path, data, pid, f"bad prompt id {pid!r}"))
-            continue
-        if not isinstance(spec, dict):
-            problems.append(problem_at(path, data, pid, f"{pid}: expected a mapping"))
-            continue
-        text = spec.get("prompt")
-        max_tokens = spec.get("max_tokens")
-        if not isinstance(text, str) or not text.strip():
-            problems.append(problem_at(path, spec, "prompt", f"{pid}: 'prompt' must be text"))
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            problems.append(
-                problem_at(path, spec, "max_tokens", f"{pid}: 'max_tokens' must be an integer >= 1")
-            )
-        intent = spec.get("intent")
-        if isinstance(text, str) and text.strip() and isinstance(max_tokens, int):
-            prompts.append(
-                Prompt(pid, text, max_tokens, intent if isinstance(intent, str) else None)
-            )
-    raise_problems(problems)
-    return prompts
-
-
 def load_inventory(path: Path | None) -> Inventory:
     """Read ``nodes.yaml``: ``nodes: {name: {cpu, cores, gpu, memory_gb, os}}``, ``host:``."""
     if path is None:
@@ -300,28 +243,13 @@ def select_cells(cells: list[Cell], wanted: tuple[str, ...]) -> list[Cell]:
     return [c for c in cells if c.cell_id in wanted]
 
 
-def select_prompts(prompts: list[Prompt], wanted: tuple[str, ...]) -> list[Prompt]:
-    """Keep only the named prompt ids, in file order."""
-    if not wanted:
-        return prompts
-    known = {p.id for p in prompts}
-    missing = [w for w in wanted if w not in known]
-    if missing:
-        raise RunnerError(f"unknown prompt id(s): {', '.join(missing)}")
-    return [p for p in prompts if p.id in wanted]
-
-
 __all__ = [
-    "DEFAULT_PROMPTS",
     "ENGINES",
     "Cell",
     "Inventory",
     "LineDict",
-    "Prompt",
     "host_node",
     "load_cells",
     "load_inventory",
-    "load_prompts",
     "select_cells",
-    "select_prompts",
 ]

@@ -29,7 +29,8 @@ from typing import Any
 
 import httpx
 
-from sitegen.runner.cells import Cell, Prompt
+from sitegen.prompts import Prompt
+from sitegen.runner.cells import Cell
 from sitegen.runner.scrub import basename
 
 PROBE_TIMEOUT_S = 1.0

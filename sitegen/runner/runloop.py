@@ -32,19 +32,11 @@ import httpx
 
 from sitegen import __version__
 from sitegen.exceptions import RunnerError
+from sitegen.prompts import Prompt, load_prompts, select_prompts
 from sitegen.runner import contention, engines, guards
-from sitegen.runner.cells import (
-    Cell,
-    Prompt,
-    host_node,
-    load_cells,
-    load_inventory,
-    load_prompts,
-    select_cells,
-    select_prompts,
-)
-from sitegen.runner.ledger import RESPONSES_BESIDE_LEDGER, LedgerWriter, finite
+from sitegen.runner.cells import Cell, host_node, load_cells, load_inventory, select_cells
 from sitegen.runner.progress import Progress, summary_table, text_table
+from sitegen.runner.recorder import RESPONSES_BESIDE_LEDGER, LedgerWriter, finite
 from sitegen.runner.scrub import Scrubber
 from sitegen.runner.sse import stream_call
 from sitegen.runner.stats import warm_throughput
@@ -354,7 +346,7 @@ def run(options: RunOptions, echo: Echo | None = None) -> RunOutcome:
         log.close()
     echo(f"ledger: {ledger_path}")
     if options.package:
-        from sitegen.runner.package import package_ledger
+        from sitegen.runner.packaging import package_ledger
 
         outcome.package = package_ledger(
             ledger_path, runs_dir=runs_dir, nodes_path=options.nodes_path, echo=echo

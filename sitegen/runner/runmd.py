@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sitegen.runner.ledger import Ledger
+from sitegen.runner.recorder import Ledger
 from sitegen.runner.sse import percentile
 from sitegen.runner.stats import Batch, batches, fmt
 

@@ -10,8 +10,8 @@ from bs4 import BeautifulSoup
 from conftest import generate_archive
 
 from sitegen.build import build
+from sitegen.groups import paginate, slugify, slugs
 from sitegen.links import internal_target
-from sitegen.views import paginate, slugify, slugs
 
 # The page-weight budget (docs/deploying.md): every HTML page at most 200 KB,
 # and the index's first paint (HTML + CSS + JS) at most 100 KB.

@@ -1,18 +1,15 @@
 """Turn a mapped source into a run folder: run.jsonl, metadata.json, source/.
 
-The folder is assembled under ``runs/.tmp-<id>-<random>/`` and renamed into
-place in one step, so a reader (or a build running at the same moment) sees
-either no run or a whole one; the build ignores dot-names.
+The folder is written by ``sitegen.runfolder``: staged, synced and renamed into
+place, so a reader (or a build running at the same moment) sees either no run
+or a whole one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import secrets
-import shutil
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
@@ -20,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from sitegen.exceptions import Problem
+from sitegen.jsonio import dumps, dumps_line
+from sitegen.runfolder import write_run_folder
 from sitegen.schema import schema_messages
 
 from .base import Mapped, utc_text
 
-RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 METADATA_FORMAT = "sitegen.metadata/1"
 LEDGER_VERSION = 1
 
@@ -155,24 +153,6 @@ def check_generated(
     return problems
 
 
-def dumps_json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def dumps_ledger(records: list[dict[str, Any]]) -> str:
-    return "".join(
-        json.dumps(r, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
-        for r in records
-    )
-
-
-def _write(path: Path, data: bytes) -> None:
-    with path.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
 def write_run(
     runs_dir: Path,
     run_id: str,
@@ -181,30 +161,13 @@ def write_run(
     source_name: str,
     raw: bytes,
 ) -> Path:
-    """Write the run folder atomically; nothing is left behind on failure.
+    """The run folder with its ledger, metadata and the original file under ``source/``.
 
     Raises ``FileExistsError`` if the run already exists (never overwritten).
     """
-    final = runs_dir / run_id
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    if final.exists() or final.is_symlink():
-        raise FileExistsError(str(final))
-    while True:
-        staging = runs_dir / f".tmp-{run_id}-{secrets.token_hex(4)}"
-        try:
-            staging.mkdir()
-            break
-        except FileExistsError:
-            continue
-    try:
-        (staging / "source").mkdir()
-        _write(staging / "source" / source_name, raw)
-        _write(staging / "run.jsonl", dumps_ledger(ledger).encode("utf-8"))
-        _write(staging / "metadata.json", dumps_json(metadata).encode("utf-8"))
-        if final.exists():
-            raise FileExistsError(str(final))
-        staging.rename(final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return final
+    files = {
+        f"source/{source_name}": raw,
+        "run.jsonl": "".join(dumps_line(r) + "\n" for r in ledger).encode("utf-8"),
+        "metadata.json": dumps(metadata).encode("utf-8"),
+    }
+    return write_run_folder(runs_dir, run_id, files)

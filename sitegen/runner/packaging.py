@@ -1,29 +1,25 @@
 """Packaging: a recorded ledger becomes ``runs/<id>/``, atomically.
 
-The folder is assembled as ``runs/.tmp-<id>-<random>/`` (the build ignores
-dot-names) and renamed into place only when every file is written, so a
-reader never sees half a run. A ledger without an end record, or with one
+The folder is written by ``sitegen.runfolder`` (staged, synced, renamed into
+place), so a reader never sees half a run. A ledger without an end record, or with one
 marked interrupted, is packaged with status ``interrupted``.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import secrets
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sitegen.exceptions import RunnerError, SitegenError
+from sitegen.discover import RUN_ID_RE
+from sitegen.exceptions import RunnerError
 from sitegen.jsonio import dumps as canonical
+from sitegen.runfolder import refresh_catalogue, write_run_folder
 from sitegen.runner import runmd
 from sitegen.runner.cells import load_inventory
 from sitegen.runner.engines import ENGINE_NAMES
-from sitegen.runner.ledger import RESPONSES, RESPONSES_BESIDE_LEDGER, Ledger, read_ledger
+from sitegen.runner.recorder import RESPONSES, RESPONSES_BESIDE_LEDGER, Ledger, read_ledger
 
-RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 TARGET_KEYS = (
     "cell_id",
     "node",
@@ -167,55 +163,35 @@ def package_ledger(
     log_path = stem.with_name(stem.name + ".log")
     probes_path = stem.with_name(stem.name + ".probes.json")
     texts_path = stem.with_name(f"{stem.name}.{RESPONSES_BESIDE_LEDGER}")
-    tmp = runs_dir / f".tmp-{run_id}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    files = {
+        "run.jsonl": "".join(line + "\n" for line in ledger.raw_lines).encode("utf-8"),
+        "metadata.json": canonical(metadata).encode("utf-8"),
+        "run.md": runmd.render(ledger, metadata).encode("utf-8"),
+    }
+    log_text = log_path.read_text(encoding="utf-8") if log_path.is_file() else ""
+    if ledger.dropped_tail:
+        log_text += "packaging: dropped a torn final ledger line (the writer was killed)\n"
+    if not ledger.end:
+        log_text += "packaging: no end record; packaged as interrupted\n"
+    if log_text:
+        files["run.log"] = log_text.encode("utf-8")
+    if probes_path.is_file():
+        files["probes.json"] = probes_path.read_bytes()
+    if texts_path.is_file():
+        files[RESPONSES] = _whole_lines(texts_path)
     try:
-        (tmp / "run.jsonl").write_text(
-            "".join(line + "\n" for line in ledger.raw_lines), encoding="utf-8"
-        )
-        (tmp / "metadata.json").write_text(canonical(metadata), encoding="utf-8")
-        (tmp / "run.md").write_text(runmd.render(ledger, metadata), encoding="utf-8")
-        log_text = log_path.read_text(encoding="utf-8") if log_path.is_file() else ""
-        if ledger.dropped_tail:
-            log_text += "packaging: dropped a torn final ledger line (the writer was killed)\n"
-        if not ledger.end:
-            log_text += "packaging: no end record; packaged as interrupted\n"
-        if log_text:
-            (tmp / "run.log").write_text(log_text, encoding="utf-8")
-        if probes_path.is_file():
-            shutil.copyfile(probes_path, tmp / "probes.json")
-        if texts_path.is_file():
-            _copy_whole_lines(texts_path, tmp / RESPONSES)
-        for child in tmp.iterdir():
-            with child.open("rb") as fh:
-                os.fsync(fh.fileno())
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_run_folder(runs_dir, run_id, files)
+    except FileExistsError:
+        raise RunnerError(f"{final} already exists; a run is packaged once") from None
     say(f"packaged {metadata['status']} run {run_id} -> {final}")
     if refresh:
-        refresh_catalogue(runs_dir.resolve().parent, say)
+        archive = runs_dir.resolve().parent
+        note = refresh_catalogue(archive)
+        say(note or f"catalogue rebuilt in {archive}")
     return final
 
 
-def _copy_whole_lines(source: Path, target: Path) -> None:
-    """Copy a JSON-lines file without a torn last line (its writer may have been killed)."""
+def _whole_lines(source: Path) -> bytes:
+    """A JSON-lines file without a torn last line (its writer may have been killed)."""
     data = source.read_bytes()
-    target.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
-def refresh_catalogue(archive: Path, say: Echo) -> bool:
-    """Rebuild catalogue.json through the build pipeline, when it is available."""
-    try:
-        from sitegen.build import refresh_catalogue as rebuild
-    except ImportError:
-        say("catalogue not rebuilt: this sitegen has no build.refresh_catalogue yet")
-        return False
-    try:
-        rebuild(archive)
-    except SitegenError as exc:
-        say(f"catalogue not rebuilt (the run is packaged): {exc}")
-        return False
-    say(f"catalogue rebuilt in {archive}")
-    return True
+    return data[: data.rfind(b"\n") + 1]

@@ -14,30 +14,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import os
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from sitegen import __version__
+from sitegen.codeversion import code_version
 from sitegen.fsutil import sha256_file, write_atomic
 from sitegen.ledger import LedgerSummary, read_calls, sort_calls
-
-
-def _code_version() -> str:
-    digest = hashlib.sha256(__version__.encode())
-    package = resources.files("sitegen")
-    for name in ("archive.py", "ledger.py", "schema.py"):
-        digest.update(package.joinpath(name).read_bytes())
-    for schema in sorted(
-        p.name for p in package.joinpath("schemas").iterdir() if p.name.endswith(".json")
-    ):
-        digest.update(package.joinpath("schemas", schema).read_bytes())
-    return digest.hexdigest()[:16]
 
 
 class ReadCache:
@@ -45,7 +31,7 @@ class ReadCache:
 
     def __init__(self, root: Path | None, *, max_line_bytes: int):
         self.root = root
-        self.version = f"{_code_version()}-{max_line_bytes}"
+        self.version = f"{code_version()}-{max_line_bytes}"
         self.hashes: dict[str, list[Any]] = {}
         self.hashes_used: dict[str, list[Any]] = {}
         self.summary_hits = 0

@@ -1,27 +1,19 @@
 """A content-addressed cache of gate results, so a rebuild only scans what changed.
 
-Keyed by the scan kind and the sha256 of the file's bytes, and by a
-fingerprint of the gate's own rules, so a change to either rescans. Stored as JSON beside the
-build's other caches; safe to delete.
+Keyed by the scan kind and the sha256 of the file's bytes, and by the digest
+of sitegen's code (its rules included), so a change to either rescans. Stored
+as JSON beside the build's other caches; safe to delete.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sitegen.codeversion import code_version
 from sitegen.fsutil import write_atomic
-
-
-def _rules_version() -> str:
-    digest = hashlib.sha256()
-    package = resources.files("sitegen.gate")
-    for name in ("rules.py", "scan.py", "views.py"):
-        digest.update(package.joinpath(name).read_bytes())
-    return digest.hexdigest()[:16]
 
 
 class ScanCache:
@@ -29,7 +21,7 @@ class ScanCache:
 
     def __init__(self, path: Path | None):
         self.path = path
-        self.version = _rules_version()
+        self.version = code_version()
         self.entries: dict[str, list[list[Any]]] = {}
         self.used: dict[str, list[list[Any]]] = {}
         self.hits = 0

@@ -1,0 +1,38 @@
+"""The archive as the pipeline's later steps see it: one typed value, defined
+below every module that consumes it (the relational export, the downloads,
+the renderer), so none of them imports the build to name it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from sitegen.archive import Run
+    from sitegen.compare import RunComparison
+    from sitegen.config import Config
+    from sitegen.exceptions import Problem
+    from sitegen.gate.allowlist import Allowlist
+    from sitegen.gate.findings_cache import ScanCache
+
+
+@dataclass
+class Loaded:
+    """The archive after reading, validation, the reproducibility check and aggregation."""
+
+    archive: Path
+    config: Config
+    runs: list[Run]
+    left_out: dict[str, list[Problem]]
+    checks: dict[str, dict[str, Any]]
+    calls: pl.DataFrame
+    rows: dict[str, list[dict[str, Any]]]
+    catalogue: dict[str, Any]
+    lock: dict[str, Any]
+    allowlist: Allowlist
+    gate_cache: ScanCache
+    # run id -> its verdicts against its baselines (sitegen.compare), from the calls.
+    comparisons: dict[str, RunComparison] = field(default_factory=dict)
