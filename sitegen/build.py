@@ -18,6 +18,7 @@ from typing import Any
 from sitegen import aggregate as agg
 from sitegen import reuse, state
 from sitegen.archive import Run, read_archive_sources
+from sitegen.buildstate import BuildState
 from sitegen.catalogue import build_catalogue
 from sitegen.compare import comparisons_of
 from sitegen.config import load_config, placeholders, site_path
@@ -78,14 +79,16 @@ def load(
     if not archive.is_dir():
         raise BuildError(f"{archive}: archive folder does not exist")
     config = load_config(archive)
+    build_state = BuildState(archive / CACHE_DIR if use_cache else None)
     cache = ReadCache(
         archive / CACHE_DIR if use_cache else None,
         max_line_bytes=config.get("limits.max_line_bytes"),
+        state=build_state,
     )
     lock, lock_problems = read_lock(archive)
     runs, problems, invalid, sources = read_archive_sources(archive, config, cache, set(lock))
     allowlist = load_allowlist(archive)
-    gate_cache = ScanCache(archive / CACHE_DIR / "gate.json")
+    gate_cache = ScanCache(state=build_state)
     # The gate scans exactly the files discovery accepted for publication (of
     # every run folder, valid or not), no second walk with rules of its own.
     # Digests known from the manifests let it read only files not cached yet.
@@ -124,7 +127,7 @@ def load(
     calls = cache.calls(
         {r.run_id: (r.source.path / LEDGER, r.ledger_sha256 or "") for r in with_ledger}
     )
-    cache.save()
+    build_state.flush()  # what was read stays known, whatever happens to the rest
     rows = agg.rows_by_run(agg.aggregate(calls))
     retractions = read_retractions(archive)
     unknown = sorted(set(retractions) - {r.run_id for r in runs} - invalid)
@@ -150,6 +153,7 @@ def load(
         new_lock,
         allowlist,
         gate_cache,
+        build_state,
         comparisons,
     )
 
@@ -224,7 +228,7 @@ def check(archive: Path, *, strict: bool = False, echo: Echo = None) -> Loaded:
             discard(staging, live)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        loaded.gate_cache.save()
+        loaded.state.save()
     for warning in unlocked_published(archive, read_lock(archive)[0]):
         _say(echo, warning)
     _say(echo, "ok: archive is valid")
@@ -300,7 +304,7 @@ def build(
             discard(staging, out)
             raise
         reuse.save(records, staging, outputs.reuse_record())
-        loaded.gate_cache.save()
+        loaded.state.save()
         state.record(archive, out, options, inputs)
     elapsed = time.perf_counter() - started
     _say(echo, f"wrote {len(outputs.data)} file(s) to {shown} and {CATALOGUE} in {elapsed:.2f} s")
@@ -400,12 +404,12 @@ def finish_staging(
     if loaded.config.get("site.search"):
         # A recycled folder still holds an older index: index_site keeps what
         # is current there and replaces the rest (never writing into a file).
-        _say(echo, str(index_site(staging, cache / "search", files)))
+        _say(echo, str(index_site(staging, cache / "search", files, state=loaded.state)))
     else:
         shutil.rmtree(staging / BUNDLE, ignore_errors=True)
         files.forget(BUNDLE)
     base_path = site_path(loaded.config.get("archive.base_url"))
-    broken = check_links(staging, cache / "links", files, base_path)
+    broken = check_links(staging, None, files, base_path, state=loaded.state)
     if broken:
         raise BuildError("broken links in the built site:\n" + "\n".join(broken))
     fault("links-checked")

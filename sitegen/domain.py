@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from sitegen.archive import Run
+    from sitegen.buildstate import BuildState
     from sitegen.compare import RunComparison
     from sitegen.config import Config
     from sitegen.exceptions import Problem
@@ -34,5 +35,6 @@ class Loaded:
     lock: dict[str, Any]
     allowlist: Allowlist
     gate_cache: ScanCache
+    state: BuildState  # every derived artefact, kept between builds (sitegen.buildstate)
     # run id -> its verdicts against its baselines (sitegen.compare), from the calls.
     comparisons: dict[str, RunComparison] = field(default_factory=dict)

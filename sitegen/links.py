@@ -6,7 +6,7 @@ expressions rather than a full HTML parse (which cost seconds on large sites),
 and targets are looked up in the set of files written instead of on disk.
 
 What a page links to depends only on its bytes and its place in the site, so
-with a cache folder the result of reading a page (its unsafe URLs and the set
+in the build state (sitegen.buildstate) the result of reading a page (its unsafe URLs and the set
 of files it links to) is kept under the sha256 of its path and bytes. A
 rebuild then reads only the pages that changed; the existence check against
 the current set of files runs for every page on every build, so a cached page
@@ -21,14 +21,12 @@ import html
 import json
 import posixpath
 import re
-from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from sitegen.buildstate import BuildState
 from sitegen.config import site_path
-from sitegen.fsutil import write_atomic
 from sitegen.sitefiles import SiteFiles
 
 SAFE_SCHEMES = {"http", "https", "mailto"}
@@ -43,13 +41,6 @@ _URL_ATTRS = {"href", "src", "action", "formaction", "poster", "data", "xlink:hr
 # inside text or inside another attribute's value only costs a parse. Matched
 # on the lower-cased page: a case-insensitive pattern is five times slower.
 _CANDIDATE = re.compile(r"(?:href|src|action|poster|data)\s*=")
-CACHE_FILE = "pages.json"
-
-
-def _version() -> str:
-    """This module's own bytes: a change to how pages are read empties the cache."""
-    source = resources.files("sitegen").joinpath("links.py").read_bytes()
-    return hashlib.sha256(source).hexdigest()[:16]
 
 
 def _target(page_rel: str, url: str, base_path: str = "") -> str | None:
@@ -148,51 +139,8 @@ def _summary(page_rel: str, text: str, base_path: str = "") -> list[Any]:
     return [unsafe, sorted(targets)]
 
 
-@dataclass
-class LinkCache:
-    """Page summaries by sha256 of (path, bytes); entries unused by a build are dropped."""
-
-    path: Path | None
-    version: str = field(default_factory=_version)
-    entries: dict[str, list[Any]] = field(default_factory=dict)
-    used: dict[str, list[Any]] = field(default_factory=dict)
-    hits: int = 0
-    misses: int = 0
-
-    @classmethod
-    def load(cls, folder: Path | None) -> LinkCache:
-        cache = cls(None if folder is None else Path(folder) / CACHE_FILE)
-        if cache.path is not None and cache.path.is_file():
-            try:
-                data = json.loads(cache.path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                data = {}
-            if isinstance(data, dict) and data.get("version") == cache.version:
-                cache.entries = data.get("pages", {})
-        return cache
-
-    @staticmethod
-    def key(page_rel: str, sha256: str) -> str:
-        return hashlib.sha256(f"{page_rel}\0{sha256}".encode()).hexdigest()
-
-    def get(self, key: str) -> list[Any] | None:
-        found = self.entries.get(key)
-        if found is not None:
-            self.hits += 1
-            self.used[key] = found
-        return found
-
-    def put(self, key: str, summary: list[Any]) -> None:
-        self.misses += 1
-        self.used[key] = summary
-
-    def save(self) -> None:
-        """Write the entries this build used, unless they are exactly what was read."""
-        if self.path is None or (self.misses == 0 and len(self.used) == len(self.entries)):
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"version": self.version, "pages": self.used}, sort_keys=True)
-        write_atomic(self.path, text, durable=False)
+def _key(page_rel: str, sha256: str) -> str:
+    return hashlib.sha256(f"{page_rel}\0{sha256}".encode()).hexdigest()
 
 
 def check_links(
@@ -200,10 +148,13 @@ def check_links(
     cache: Path | None = None,
     files: SiteFiles | None = None,
     base_path: str | None = None,
+    *,
+    state: BuildState | None = None,
 ) -> list[str]:
     """``path:line: problem`` for every broken internal link or unsafe URL scheme.
 
-    ``cache`` is a folder for the page summaries (created when missing);
+    Each page's summary (its unsafe URLs and the files it links to) is kept
+    in the build state ``state``, else in one under the folder ``cache``;
     ``files`` the listing of ``root`` when the caller has one (see SiteFiles);
     ``base_path`` the path the site is published under ("/bench/"), against
     which root-absolute links resolve; by default the one of the site's own
@@ -212,11 +163,11 @@ def check_links(
     files = files if files is not None else SiteFiles(root)
     if base_path is None:
         base_path = _catalogue_base_path(Path(root))
-    store = LinkCache.load(cache)
+    store = (state if state is not None else BuildState(cache)).memo("link-summary")
     problems: list[str] = []
     for page_rel in files.sorted(".html"):
         # The base path is part of the key: it decides where absolute links point.
-        key = store.key(page_rel, files.digest(page_rel) + base_path)
+        key = _key(page_rel, files.digest(page_rel) + base_path)
         summary = store.get(key)
         text = None
         if summary is None:

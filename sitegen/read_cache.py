@@ -1,13 +1,11 @@
-"""Content-addressed caches of the expensive read steps, kept out of the site.
+"""The read steps' derived data, in the build state (sitegen.buildstate):
 
-- file hashes, keyed by (path, size, mtime, inode): a rebuild does not re-read
-  unchanged files just to hash them;
-- ledger pre-pass summaries, keyed by the ledger's sha256, and one store of
-  every call row (Parquet) that knows which ledger versions it holds: a
-  rebuild parses and validates only new or changed ledgers.
-
-Every key includes a version of the code that produced the entry, so an
-upgrade never serves stale results. The whole folder is safe to delete.
+- file hashes, keyed by path and checked against (size, mtime, ctime): a
+  rebuild does not re-read unchanged files just to hash them;
+- ledger pre-pass summaries and validated metadata, keyed by the file's
+  sha256: a rebuild parses and validates only new or changed ledgers;
+- one store of every call row (a Parquet blob beside the database) that knows
+  which ledger versions it holds.
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ from typing import Any
 
 import polars as pl
 
+from sitegen.buildstate import BuildState
 from sitegen.codeversion import code_version
 from sitegen.fsutil import sha256_file, write_atomic
 from sitegen.ledger import LedgerSummary, read_calls, sort_calls
@@ -29,21 +28,20 @@ from sitegen.ledger import LedgerSummary, read_calls, sort_calls
 class ReadCache:
     """File hashes, ledger summaries and call frames; ``None`` root disables it."""
 
-    def __init__(self, root: Path | None, *, max_line_bytes: int):
+    def __init__(self, root: Path | None, *, max_line_bytes: int, state: BuildState | None = None):
         self.root = root
+        self.state = state if state is not None else BuildState(root)
+        # The line limit changes what the pre-pass accepts, so it is part of the keys.
         self.version = f"{code_version()}-{max_line_bytes}"
-        self.hashes: dict[str, list[Any]] = {}
-        self.hashes_used: dict[str, list[Any]] = {}
-        self.summary_hits = 0
+        self._limit = str(max_line_bytes)
+        self.hashes = self.state.memo("file-sha256")
+        self.summaries = self.state.memo("ledger-summary")
+        self.metadata_files = self.state.memo("metadata")
         self.calls_reused = 0
-        self._summaries: dict[str, dict[str, Any]] | None = None
-        self._summaries_used: dict[str, dict[str, Any]] = {}
-        if root is not None:
-            try:
-                data = json.loads((root / "hashes.json").read_text(encoding="utf-8"))
-                self.hashes = data if isinstance(data, dict) else {}
-            except (OSError, ValueError):
-                self.hashes = {}
+
+    @property
+    def summary_hits(self) -> int:
+        return self.summaries.hits
 
     def sha256(self, path: Path) -> str:
         """sha256 of a file, reusing the last result while its stat is unchanged.
@@ -54,60 +52,36 @@ class ReadCache:
         st = path.stat()
         stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
         key = str(path)
-        known = self.hashes.get(key)
-        fresh = known is not None and known[:3] == stamp
-        digest = known[3] if fresh else sha256_file(path)
-        self.hashes_used[key] = [*stamp, digest]
+        known = self.hashes.peek(key)
+        fresh = isinstance(known, list) and known[:3] == stamp
+        digest = str(known[3]) if fresh else sha256_file(path)
+        self.hashes.keep(key, [*stamp, digest])
         return digest
 
-    def _summaries_path(self) -> Path | None:
-        return None if self.root is None else self.root / "ledgers" / f"{self.version}.json"
-
-    def _load_summaries(self) -> dict[str, dict[str, Any]]:
-        if self._summaries is None:
-            self._summaries = {}
-            path = self._summaries_path()
-            if path is not None:
-                try:
-                    data = json.loads(path.read_text(encoding="utf-8"))
-                    self._summaries = data if isinstance(data, dict) else {}
-                except (OSError, ValueError):
-                    pass
-        return self._summaries
-
     def summary(self, sha: str) -> LedgerSummary | None:
-        """The pre-pass summary of the ledger with this sha256, when cached.
-
-        All summaries, and the validated metadata files, live in one file,
-        read once: a file per entry costs a read (and, when written, an fsync)
-        per run.
-        """
-        data = self._load_summaries().get(sha)
+        """The pre-pass summary of the ledger with this sha256, when stored."""
+        data = self.summaries.get(f"{self._limit}:{sha}")
         if not isinstance(data, dict):
             return None
         try:
-            summary = LedgerSummary(**data)
+            return LedgerSummary(**data)
         except TypeError:
             return None
-        self.summary_hits += 1
-        self._summaries_used[sha] = data
-        return summary
 
     def store_summary(self, sha: str, summary: LedgerSummary) -> None:
-        self._summaries_used[sha] = dataclasses.asdict(summary)
+        self.summaries.put(f"{self._limit}:{sha}", dataclasses.asdict(summary))
 
     def metadata(self, sha: str) -> dict[str, Any] | None:
-        """A metadata.json (by sha256) that parsed and validated before."""
-        data = self._load_summaries().get("metadata:" + sha)
-        if isinstance(data, dict):
-            # Shared with the entry to save: the build never changes metadata
-            # (a deep copy per run cost seconds on large archives).
-            self._summaries_used["metadata:" + sha] = data
-            return data
-        return None
+        """A metadata.json (by sha256) that parsed and validated before.
+
+        Shared with the stored row: the build never changes metadata (a deep
+        copy per run cost seconds on large archives).
+        """
+        data = self.metadata_files.get(sha)
+        return data if isinstance(data, dict) else None
 
     def store_metadata(self, sha: str, data: dict[str, Any]) -> None:
-        self._summaries_used["metadata:" + sha] = copy.deepcopy(data)
+        self.metadata_files.put(sha, copy.deepcopy(data))
 
     def calls(self, ledgers: dict[str, tuple[Path, str]]) -> pl.DataFrame:
         """Every call row of ``ledgers`` (run id -> (path, sha256)), via one store.
@@ -152,18 +126,6 @@ class ReadCache:
         if not isinstance(data, dict) or data.get("rows") != rows:
             return None
         return [(str(rid), str(sha)) for rid, sha in data.get("runs", [])]
-
-    def save(self) -> None:
-        """Write what this build used (entries it did not use are dropped)."""
-        if self.root is None:
-            return
-        write_atomic(
-            self.root / "hashes.json", json.dumps(self.hashes_used, sort_keys=True), durable=False
-        )
-        path = self._summaries_path()
-        if path is not None and self._summaries_used != self._load_summaries():
-            text = json.dumps(self._summaries_used, sort_keys=True, ensure_ascii=False)
-            write_atomic(path, text, durable=False)
 
 
 def no_cache(max_line_bytes: int) -> ReadCache:

@@ -53,9 +53,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from sitegen.buildstate import BuildState, Memo
 from sitegen.codeversion import code_version
 from sitegen.exceptions import BuildError
-from sitegen.fsutil import write_atomic
 from sitegen.sitefiles import SiteFiles
 
 BUNDLE = "pagefind"
@@ -75,7 +75,6 @@ TIMEOUT_S = 600
 # documents in about 0.6 s of one core. 16 bundles hold 10,000 runs.
 SHARD_DOCS = 640
 PAGES_BUNDLE = "pages"
-_DOCS_FILE = "documents.json"
 _INPUTS_DIR = "inputs"
 _BUNDLES_DIR = "bundles"
 
@@ -267,31 +266,22 @@ class IndexStats:
 
 
 class _Documents:
-    """page sha256 -> sha256 of its search document ("" for none), cached between builds,
-    with the documents cut during this build kept in memory for indexing."""
+    """page sha256 -> sha256 of its search document ("" for none), kept in the build
+    state between builds, with the documents cut during this build kept in
+    memory for indexing."""
 
-    def __init__(self, path: Path | None, version: str):
-        self.path = path
-        self.version = version
-        self.known: dict[str, str] = {}
-        self.used: dict[str, str] = {}
+    def __init__(self, memo: Memo):
+        self.memo = memo
         self.text: dict[str, str] = {}  # page rel -> document, for pages read this build
         self.read = 0
-        if path is not None and path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                data = {}
-            if isinstance(data, dict) and data.get("version") == version:
-                self.known = data.get("documents", {})
 
     def digest(self, files: SiteFiles, rel: str) -> str:
         page_sha = files.digest(rel)
-        found = self.known.get(page_sha)
-        if found is None:
+        found = self.memo.get(page_sha)
+        if not isinstance(found, str):
             doc = self.cut(files, rel)
             found = "" if doc is None else hashlib.sha256(doc.encode()).hexdigest()
-        self.used[page_sha] = found
+            self.memo.put(page_sha, found)
         return found
 
     def cut(self, files: SiteFiles, rel: str) -> str | None:
@@ -304,11 +294,7 @@ class _Documents:
         return self.text[rel]
 
     def save(self) -> None:
-        if self.path is None or self.used == self.known:
-            return
-        write_atomic(
-            self.path, json.dumps({"version": self.version, "documents": self.used}), durable=False
-        )
+        self.memo.save()
 
 
 def _plan(files: SiteFiles, documents: _Documents) -> list[_Bundle]:
@@ -521,11 +507,13 @@ def index_site(
     files: SiteFiles | None = None,
     *,
     jobs: int | None = None,
+    state: BuildState | None = None,
 ) -> IndexStats:
     """Write the search bundles into ``site/pagefind``; a failure is a BuildError.
 
     ``cache`` is a folder (created when missing, safe to delete) for the
-    document digests, the bundles' inputs and the bundles; without one, every
+    bundles' inputs and the bundles; the document digests go into the build
+    state ``state``, else into one in ``cache``. Without a cache folder, every
     bundle is indexed. ``files`` is the caller's listing of ``site`` (the files
     written here are added to it). ``jobs`` Pagefind processes run at once
     (default: the CPU count).
@@ -538,7 +526,9 @@ def index_site(
         store.mkdir(parents=True, exist_ok=True)
         (root / _INPUTS_DIR).mkdir(exist_ok=True)
         salt = f"{code_version()}\0{pagefind_version()}"
-        documents = _Documents(root / _DOCS_FILE if cache is not None else None, salt)
+        if state is None:
+            state = BuildState(Path(cache) if cache is not None else None)
+        documents = _Documents(state.memo("search-document"))
         bundles = _plan(files, documents)
         for bundle in bundles:
             bundle.compute_key(salt)

@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 import html
-import json
 import random
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from sitegen import links
-from sitegen.links import CACHE_FILE, check_links, page_urls
+from sitegen.buildstate import STATE_FILE
+from sitegen.links import check_links, page_urls
 
 
 def write(root: Path, files: dict[str, str]) -> None:
@@ -77,7 +78,7 @@ def test_a_second_check_reads_no_page_and_a_changed_page_is_read_again(tmp_path,
     write(site, SITE)
     assert check_links(site, cache) == []
     assert sorted(counted) == ["index.html", "runs/a/index.html", "runs/b/index.html"]
-    assert (cache / CACHE_FILE).is_file()
+    assert (cache / STATE_FILE).is_file()
     counted.clear()
     assert check_links(site, cache) == []
     assert counted == []
@@ -120,14 +121,16 @@ def test_a_cache_of_another_version_or_unreadable_is_ignored(tmp_path, counted):
     site, cache = tmp_path / "site", tmp_path / "cache"
     write(site, SITE)
     check_links(site, cache)
-    data = json.loads((cache / CACHE_FILE).read_text())
-    data["version"] = "older"
-    (cache / CACHE_FILE).write_text(json.dumps(data))
+    with sqlite3.connect(cache / STATE_FILE) as db:  # as if written by another sitegen
+        db.execute("UPDATE meta SET value = 'older' WHERE name = 'code'")
+    db.close()
     counted.clear()
     assert check_links(site, cache) == []
     assert len(counted) == 3
-    (cache / CACHE_FILE).write_text("{not json")
+    (cache / STATE_FILE).write_text("{not a database")
+    counted.clear()
     assert check_links(site, cache) == []
+    assert len(counted) == 3
 
 
 # --- the URL scan against a scan of every tag ------------------------------------------------

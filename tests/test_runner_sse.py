@@ -31,6 +31,9 @@ from fake_engine import (
 from sitegen.runner.sse import Measurement, SSEDecoder, percentile, stream_call
 
 SLACK_MS = 15.0  # loopback + scheduler jitter allowed on a shared 2-core machine
+# A timing assertion that misses by a scheduler hiccup is measured again (up to
+# twice); a real error in the timing definitions misses on every try.
+pytestmark = pytest.mark.flaky(reruns=2, only_rerun=["AssertionError"])
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,7 @@ def test_the_gate_finds_the_same_through_a_listing(tmp_path):
 
 def test_a_warm_gate_with_known_digests_reads_no_file(tmp_path):
     root = make_site(tmp_path)
-    cache_path = tmp_path / "gate.json"
+    cache_path = tmp_path / "state"
     cache = ScanCache(cache_path)
     first = scan_tree(root, "site", Allowlist(), cache, SiteFiles(root))
     cache.save()

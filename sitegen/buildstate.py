@@ -1,0 +1,193 @@
+"""The build state: one SQLite database of everything derived from the archive.
+
+Each derived artefact (a file's digest, a ledger's pre-pass summary, a
+validated metadata file, a file's gate findings, a page's link summary, a
+page's search document) is a row ``(kind, key, value)``, where the key is made
+of the digests of exactly the inputs the value was computed from. So a row
+can never be stale: a changed input has a different key. The whole database
+is salted with :func:`sitegen.codeversion.code_version`; a different sitegen
+finds an empty store. Rows a build did not use are dropped when it saves, so
+the store holds what the archive needs now and nothing more. Deleting the
+file gives a cold build with identical output.
+
+Large blobs (the call store, chart SVGs, downloads, search bundles) stay as
+files beside it, named by such keys; the database is the index of the small ones.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sitegen.codeversion import code_version
+
+STATE_FILE = "state.sqlite"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS artefacts (
+  kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
+"""
+
+
+class Memo:
+    """One kind of artefact: key -> JSON value, read whole on first use.
+
+    ``get`` and ``put`` mark a key as used by this build; ``save`` writes the
+    new values and drops the rows of this kind that were not used.
+    """
+
+    def __init__(self, state: BuildState, kind: str):
+        self._state = state
+        self.kind = kind
+        self._known: dict[str, Any] | None = None
+        self.used: dict[str, Any] = {}
+        self._new: set[str] = set()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def known(self) -> dict[str, Any]:
+        if self._known is None:
+            self._known = self._state.read(self.kind)
+        return self._known
+
+    def peek(self, key: str) -> Any | None:
+        """The stored value, without marking the key used (nor counting a hit)."""
+        found = self.used.get(key)
+        return found if found is not None else self.known.get(key)
+
+    def get(self, key: str) -> Any | None:
+        found = self.peek(key)
+        if found is not None:
+            self.hits += 1
+            self.used[key] = found
+        return found
+
+    def keep(self, key: str, value: Any) -> None:
+        """Mark a value as used without counting a hit (it was computed from known rows)."""
+        self.used[key] = value
+        if self.known.get(key) != value:
+            self._new.add(key)
+
+    def put(self, key: str, value: Any) -> None:
+        self.misses += 1
+        self.used[key] = value
+        self._new.add(key)
+
+    def flush(self) -> None:
+        """Write what was computed so far; keep every row (later steps may use them)."""
+        self._write([])
+
+    def save(self) -> None:
+        """Write what this build computed; forget rows of this kind it did not use.
+
+        Only at the end of a build: rows a later step would have used count as unused.
+        """
+        stale = [k for k in self.known if k not in self.used]
+        self._write(stale)
+        for key in stale:
+            del self.known[key]
+
+    def _write(self, stale: list[str]) -> None:
+        if not self._new and not stale:
+            return
+        rows = [(self.kind, k, json.dumps(self.used[k], sort_keys=True)) for k in sorted(self._new)]
+        self._state.write(self.kind, rows, stale)
+        self.known.update((k, self.used[k]) for k in self._new)
+        self._new.clear()
+
+
+class BuildState:
+    """The database under a cache folder; ``None`` keeps everything in memory only.
+
+    A connection is opened per read or write and closed at once: a build reads
+    each kind once and writes it once or twice, and no handle outlives them.
+    """
+
+    def __init__(self, folder: Path | None):
+        self.path = None if folder is None else Path(folder) / STATE_FILE
+        self._memos: dict[str, Memo] = {}
+
+    def memo(self, kind: str) -> Memo:
+        if kind not in self._memos:
+            self._memos[kind] = Memo(self, kind)
+        return self._memos[kind]
+
+    def flush(self) -> None:
+        """Write every new row, dropping none (mid-build)."""
+        for memo in self._memos.values():
+            memo.flush()
+
+    def save(self) -> None:
+        """Write every new row and drop those this build did not use (end of a build)."""
+        for memo in self._memos.values():
+            memo.save()
+
+    # --- storage --------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._open()
+        except sqlite3.DatabaseError:
+            # A damaged store only costs a cold build: start a new one.
+            for stale in (self.path, *self.path.parent.glob(self.path.name + "-*")):
+                stale.unlink(missing_ok=True)
+            return self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        assert self.path is not None
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            # Derived data only: a crash may lose the last writes, never correctness.
+            db.execute("PRAGMA synchronous=OFF")
+            db.executescript(_SCHEMA)
+            version = code_version()
+            found = db.execute("SELECT value FROM meta WHERE name = 'code'").fetchone()
+            if found is None or found[0] != version:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("DELETE FROM artefacts")
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('code', ?)", (version,))
+                db.execute("COMMIT")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def read(self, kind: str) -> dict[str, Any]:
+        if self.path is None:
+            return {}
+        try:
+            db = self._connect()
+        except sqlite3.DatabaseError:
+            return {}
+        try:
+            rows = db.execute("SELECT key, value FROM artefacts WHERE kind = ?", (kind,))
+            return {key: json.loads(value) for key, value in rows}
+        except (sqlite3.DatabaseError, ValueError):
+            return {}
+        finally:
+            db.close()
+
+    def write(self, kind: str, rows: list[tuple[str, str, str]], stale: list[str]) -> None:
+        if self.path is None:
+            return
+        try:
+            db = self._connect()
+        except sqlite3.DatabaseError:
+            return  # not saved: the next build recomputes these rows
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "DELETE FROM artefacts WHERE kind = ? AND key = ?", [(kind, k) for k in stale]
+            )
+            db.executemany("INSERT OR REPLACE INTO artefacts VALUES (?, ?, ?)", rows)
+            db.execute("COMMIT")
+        except sqlite3.DatabaseError:
+            pass  # not saved: the next build recomputes these rows
+        finally:
+            db.close()

@@ -1,0 +1,121 @@
+"""The build state: one store of derived data, safe to lose, never stale."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import generate_archive
+
+from sitegen.buildstate import STATE_FILE, BuildState
+
+STORE = Path(".sitegen-cache") / STATE_FILE
+
+
+def sitegen(archive: Path, *args: str) -> str:
+    """``sitegen build`` as a user types it: from inside the archive, default paths."""
+    done = subprocess.run(
+        [sys.executable, "-m", "sitegen", "build", *args],
+        cwd=archive,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def tree(site: Path) -> dict[str, bytes]:
+    out = {}
+    for dirpath, _dirs, names in os.walk(site):
+        for name in names:
+            path = Path(dirpath) / name
+            out[path.relative_to(site).as_posix()] = path.read_bytes()
+    return out
+
+
+def kinds(archive: Path) -> dict[str, int]:
+    with sqlite3.connect(archive / STORE) as db:
+        rows = db.execute("SELECT kind, count(*) FROM artefacts GROUP BY kind").fetchall()
+    db.close()
+    return dict(rows)
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    generate_archive.generate(tmp_path, 4, warm=2, cells=2, prompts=2, seed=3)
+    return tmp_path
+
+
+def test_one_store_holds_every_kind_of_derived_data(archive: Path):
+    sitegen(archive)
+    held = kinds(archive)
+    for kind in (
+        "file-sha256",
+        "ledger-summary",
+        "metadata",
+        "gate-findings",
+        "link-summary",
+        "search-document",
+    ):
+        assert held.get(kind, 0) > 0, held
+    # the separate JSON caches these replaced are gone
+    cache = archive / ".sitegen-cache"
+    for old in ("hashes.json", "gate.json", "links/pages.json", "search/documents.json"):
+        assert not (cache / old).exists(), old
+    assert not (cache / "ledgers").exists()
+
+
+def test_deleting_or_damaging_the_store_gives_the_same_site(archive: Path):
+    sitegen(archive)
+    warm = tree(archive / "site")
+    catalogue = (archive / "catalogue.json").read_bytes()
+    (archive / STORE).unlink()
+    sitegen(archive, "--force")
+    assert tree(archive / "site") == warm
+    (archive / STORE).write_bytes(b"not a database, e.g. a disk error")
+    sitegen(archive, "--force")
+    assert tree(archive / "site") == warm
+    assert (archive / "catalogue.json").read_bytes() == catalogue
+    assert kinds(archive)  # a new store was made in place of the damaged one
+
+
+def test_rows_of_a_removed_run_are_dropped(archive: Path):
+    sitegen(archive)
+    before = kinds(archive)
+    victim = sorted((archive / "runs").iterdir())[0]
+    for path in sorted(victim.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    victim.rmdir()
+    (archive / "runs.lock").unlink()  # the run was never published elsewhere
+    sitegen(archive)
+    after = kinds(archive)
+    assert after["ledger-summary"] == before["ledger-summary"] - 1
+    assert after["metadata"] == before["metadata"] - 1
+
+
+def test_another_sitegen_version_finds_an_empty_store(archive: Path):
+    sitegen(archive)
+    with sqlite3.connect(archive / STORE) as db:
+        db.execute("UPDATE meta SET value = 'another version' WHERE name = 'code'")
+    db.close()
+    state = BuildState(archive / ".sitegen-cache")
+    assert state.memo("ledger-summary").known == {}
+
+
+def test_memo_keeps_rows_until_the_build_ends(tmp_path: Path):
+    state = BuildState(tmp_path)
+    early, late = state.memo("a"), state.memo("b")
+    early.put("x", 1)
+    late.put("y", [2])
+    state.save()
+    again = BuildState(tmp_path)
+    assert again.memo("a").get("x") == 1
+    again.flush()  # mid-build: "b" not used yet, and must survive
+    assert BuildState(tmp_path).memo("b").get("y") == [2]
+    again.save()  # end of a build that used only "a": "b" was never opened, so it stays
+    assert BuildState(tmp_path).memo("b").get("y") == [2]
