@@ -100,12 +100,15 @@ def _read_metadata(
     display = source.file_display(METADATA)
     known = cache.metadata(sha) if cache is not None and sha else None
     text = ""
+    data: Any
+    problems: list[Problem]
     if known is not None:
         data, problems = known, []
     else:
-        text, problems = decode_utf8((source.path / METADATA).read_bytes(), display)
-        if text is None:
+        decoded, problems = decode_utf8((source.path / METADATA).read_bytes(), display)
+        if decoded is None:
             return None, problems
+        text = decoded
         data, problems = loads_strict(text, display)
         if problems:
             return None, problems
@@ -186,10 +189,20 @@ def read_runs(
     """``read_run`` for many runs; ledgers not in the cache are checked in parallel."""
     max_line = config.get("limits.max_line_bytes")
     cache = cache or no_cache(max_line)
-    started = []
+    # (source, metadata, problems, manifest, ledger sha256, cached ledger summary)
+    started: list[
+        tuple[
+            RunSource,
+            dict[str, Any] | None,
+            list[Problem],
+            list[dict[str, Any]],
+            str | None,
+            LedgerSummary | None,
+        ]
+    ] = []
     todo: list[tuple[str, str, str]] = []  # (sha256, path, display) of ledgers to check
     for source in sources:
-        manifest = [
+        manifest: list[dict[str, Any]] = [
             {"path": f.rel, "sha256": cache.sha256(source.path / f.rel), "bytes": f.size}
             for f in source.files
         ]
@@ -201,7 +214,7 @@ def read_runs(
             todo.append((ledger_sha, str(source.path / LEDGER), source.file_display(LEDGER)))
         started.append((source, metadata, problems, manifest, ledger_sha, summary))
     checked = _prepass_all(todo, max_line)
-    out = []
+    out: list[tuple[Run | None, list[Problem]]] = []
     for source, metadata, problems, manifest, ledger_sha, summary in started:
         if ledger_sha and summary is None:
             summary, ledger_problems = checked[str(source.path / LEDGER)]

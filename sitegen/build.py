@@ -334,13 +334,14 @@ def _make_site(
     from sitegen.render import SiteData, render_site
 
     archive = loaded.archive
+    chart_cache = archive / CACHE_DIR / "charts"
     data = SiteData(
         archive=archive,
         catalogue=loaded.catalogue,
         runs={r.run_id: r for r in loaded.runs},
         checks=loaded.checks,
         rows=loaded.rows,
-        chart_cache=archive / CACHE_DIR / "charts",
+        chart_cache=chart_cache,
         config=loaded.config,
         comparisons=loaded.comparisons,
         files=tuple(data_downloads(loaded, archive / CACHE_DIR)),
@@ -348,7 +349,7 @@ def _make_site(
         progress=echo,
         previous=previous,
     )
-    with charts.batch(data.chart_cache) as chart_batch:
+    with charts.batch(chart_cache) as chart_batch:
         outputs = render_site(data)
     fresh = len(outputs.fresh())
     _say(echo, f"pages: {fresh} rendered, {previous.reused} unchanged and reused")

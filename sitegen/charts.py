@@ -30,7 +30,8 @@ import vl_convert as vlc
 
 from sitegen.fsutil import write_atomic
 
-RENDERER = f"vl-convert-{vlc.__version__}/altair-{alt.__version__}"
+# vl_convert's stub file leaves out the module's __version__ (present at run time).
+RENDERER = f"vl-convert-{vlc.__version__}/altair-{alt.__version__}"  # type: ignore[attr-defined]
 
 _ID_ATTR = re.compile(r'\bid="([^"]+)"')
 _SVG_OPEN = re.compile(r"<svg\b([^>]*)>")
@@ -185,7 +186,11 @@ def svg_chart(
 
 
 def _theme(chart: alt.Chart) -> alt.Chart:
-    return chart.configure(font="sans-serif", background="white").configure_view(stroke=None)
+    # configure and configure_view return the chart's own type (Self), untyped in altair
+    themed: alt.Chart = chart.configure(font="sans-serif", background="white").configure_view(
+        stroke=None
+    )
+    return themed
 
 
 def with_data(template: dict[str, Any], values: list[dict[str, Any]], title: str) -> dict[str, Any]:
@@ -216,12 +221,13 @@ def cached_template(key: Any, factory: Callable[[], Any], *, theme: bool = True)
 
 
 def _bar_template(axis_title: str, spread: bool) -> dict[str, Any]:
-    def make() -> alt.Chart | alt.LayerChart:
-        base = alt.Chart(alt.Data(values=[])).encode(
+    def make() -> alt.Chart | alt.LayerChart | alt.FacetChart:
+        # alt.Data has no annotations (altair generates it untyped).
+        base = alt.Chart(alt.Data(values=[])).encode(  # type: ignore[no-untyped-call]
             y=alt.Y("cell:N", title=None, sort=None),
             yOffset=alt.YOffset("prompt:N", sort=None),
         )
-        bars = base.mark_bar().encode(
+        bars: alt.Chart = base.mark_bar().encode(
             x=alt.X("value:Q", title=axis_title),
             color=alt.Color("prompt:N", title="prompt", sort=None),
         )

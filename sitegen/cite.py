@@ -45,10 +45,15 @@ class Citation:
 
 
 @cache
-def _cff_validator() -> jsonschema.protocols.Validator:
+def _cff_schema() -> dict[str, Any]:
     text = resources.files("sitegen").joinpath("schemas", CFF_SCHEMA).read_text(encoding="utf-8")
-    schema = json.loads(text)
-    return jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+    schema: dict[str, Any] = json.loads(text)  # the vendored schema is a JSON object
+    return schema
+
+
+@cache
+def _cff_validator() -> jsonschema.protocols.Validator:
+    return jsonschema.Draft7Validator(_cff_schema(), format_checker=jsonschema.FormatChecker())
 
 
 def cff_errors(document: dict[str, Any]) -> list[str]:
@@ -61,7 +66,7 @@ def known_license(license_id: str | None) -> str | None:
     """The license if CFF knows it as an SPDX id, else None (left out of the CFF)."""
     if not license_id:
         return None
-    enum = _cff_validator().schema["definitions"]["license-enum"]["enum"]
+    enum = _cff_schema()["definitions"]["license-enum"]["enum"]
     return license_id if license_id in enum else None
 
 

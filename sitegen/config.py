@@ -256,20 +256,23 @@ def _check_value(setting: Setting, value: Any) -> str | None:
         value = float(value)
     if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
         return f"expected {_type_name(kind)}, got {type(value).__name__} {value!r}"
-    if kind is list and not all(isinstance(v, str) and v for v in value):
+    # value is now of the setting's kind; the isinstance tests below say which, for the types.
+    if isinstance(value, list) and not all(isinstance(v, str) and v for v in value):
         return "expected a list of non-empty strings"
-    if setting.minimum is not None and value < setting.minimum:
+    number = value if isinstance(value, int | float) else None
+    if setting.minimum is not None and number is not None and number < setting.minimum:
         return f"must be at least {setting.minimum}, got {value}"
-    if setting.maximum is not None and value > setting.maximum:
+    if setting.maximum is not None and number is not None and number > setting.maximum:
         return f"must be at most {setting.maximum}, got {value}"
     hours = r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d"
     if (
         setting.name == "reproducibility.quiet_hours_utc"
+        and isinstance(value, str)
         and value
         and not re.fullmatch(hours, value)
     ):
         return f"must be HH:MM-HH:MM (UTC), got {value!r}"
-    if setting.name == "archive.base_url" and value:
+    if setting.name == "archive.base_url" and isinstance(value, str) and value:
         if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", value):
             return f"must be an http(s) URL, got {value!r}"
         if not value.endswith("/"):

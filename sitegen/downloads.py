@@ -164,7 +164,12 @@ class Store:
         return _Entry(path, info)
 
     def put(
-        self, name: str, write: Callable[[Path], None], rows: int, columns: list[str], **extra: Any
+        self,
+        name: str,
+        write: Callable[[Path], object],
+        rows: int,
+        columns: list[str],
+        **extra: Any,
     ) -> _Entry:
         """Write a file with ``write(path)`` and record it; the file is complete when seen."""
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -347,9 +352,10 @@ def _aggregate_files(store: Store, groups: list[_Group], parts: dict[str, Path])
     """
     key = _digest("aggregates", [g.key for g in groups])[:32]
     names = {ext: f"aggregates-{key}.{ext}" for ext in ("parquet", "csv")}
-    found = {ext: store.get(name) for ext, name in names.items()}
+    cached = {ext: store.get(name) for ext, name in names.items()}
+    found = {ext: entry for ext, entry in cached.items() if entry is not None}
     title = "Aggregates per run, cell, prompt and phase"
-    if not all(found.values()):
+    if len(found) < len(names):
         frame = _round_floats(
             pl.concat([pl.read_parquet(parts[g.name]) for g in groups], how="vertical")
             if groups
@@ -436,7 +442,7 @@ def _field(name: str, dtype: pl.DataType) -> dict[str, Any]:
     return field
 
 
-def _resource(item: Download, schemas: dict[str, pl.Schema]) -> dict[str, Any]:
+def _resource(item: Download, schemas: dict[str, dict[str, pl.DataType]]) -> dict[str, Any]:
     stem, ext = item.rel.rsplit(".", 1)
     fmt, mediatype = _FORMATS[ext]
     resource: dict[str, Any] = {
@@ -512,7 +518,8 @@ def columns_markdown(names: Iterable[str]) -> str:
 
 
 def _split(loaded: Loaded) -> bool:
-    return loaded.calls.height > loaded.config.get(SPLIT_SETTING)
+    limit: int = loaded.config.get(SPLIT_SETTING)  # validated as an integer
+    return loaded.calls.height > limit
 
 
 def data_downloads(loaded: Loaded, cache_dir: Path) -> list[Download]:

@@ -277,7 +277,8 @@ def time_format(points: list[dict[str, Any]]) -> str:
 
 def _facet(data: list[dict[str, Any]], fmt: str, metric: str) -> alt.FacetChart:
     linked = alt.datum.series != "p95"  # one link per run and metric keeps the page light
-    base = alt.Chart(alt.Data(values=data)).encode(
+    # alt.Data has no annotations (altair generates it untyped).
+    base = alt.Chart(alt.Data(values=data)).encode(  # type: ignore[no-untyped-call]
         x=alt.X(
             "time:T",
             title=None,
@@ -317,7 +318,8 @@ def _facet(data: list[dict[str, Any]], fmt: str, metric: str) -> alt.FacetChart:
             + alt.expr.format(alt.datum.value, ",.1f")
         )
     )
-    return (
+    # facet() makes a FacetChart, and resolve_scale returns its chart (untyped in altair).
+    chart: alt.FacetChart = (
         alt.layer(band, line, dots)
         .properties(width=170, height=90)
         .facet(
@@ -326,10 +328,12 @@ def _facet(data: list[dict[str, Any]], fmt: str, metric: str) -> alt.FacetChart:
         )
         .resolve_scale(y="independent")
     )
+    return chart
 
 
 def _trend_layout(fmt: str) -> alt.VConcatChart:
-    return (
+    # configure and configure_view return their chart (untyped in altair).
+    layout: alt.VConcatChart = (
         alt.vconcat(
             _facet([], fmt, "ttft").properties(
                 title="Warm time to first delta, p50 with its interquartile band, and p95 (ms)"
@@ -341,6 +345,7 @@ def _trend_layout(fmt: str) -> alt.VConcatChart:
         .configure(font="sans-serif", background="white")
         .configure_view(stroke=None)
     )
+    return layout
 
 
 def trend_chart(points: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +62,10 @@ def read_lock(archive: Path) -> tuple[dict[str, Any], list[Problem]]:
         return {}, [Problem(LOCK_NAME, line, None, "$.runs: must be an object of run ids")]
     problems = []
     for run_id, entry in runs.items():
-        line = _line_of(text, json.dumps(run_id) + ":")
+        entry_line = _line_of(text, json.dumps(run_id) + ":")
         bad = _entry_problem(entry)
         if bad:
-            problems.append(Problem(LOCK_NAME, line, None, f"$.runs[{run_id!r}]: {bad}"))
+            problems.append(Problem(LOCK_NAME, entry_line, None, f"$.runs[{run_id!r}]: {bad}"))
     return ({} if problems else runs), problems
 
 
@@ -111,7 +112,7 @@ def lock_entry(run: Run) -> dict[str, Any]:
 
 
 def verify(
-    runs: list[Run], lock: dict[str, Any], invalid: set[str], problems: list[Problem] = ()
+    runs: list[Run], lock: dict[str, Any], invalid: set[str], problems: Sequence[Problem] = ()
 ) -> list[Problem]:
     """Problems for every locked run whose bytes differ from its lock entry, that is
     gone, or that is now invalid. ``problems`` are the archive's validation

@@ -118,8 +118,12 @@ def record_problems(record: dict[str, Any], meta: dict[str, Any] | None) -> list
         out.append(f"$.{stamp_key}: {stamp!r} has no time zone (UTC is required, e.g. 'Z')")
     if rtype == "end" and meta is not None:
         start = _moment(meta.get("started_at_utc"))
-        comparable = start is not None and (start.tzinfo is None) == (moment.tzinfo is None)
-        if comparable and moment < start:
+        # A naive and a zoned time cannot be compared.
+        if (
+            start is not None
+            and (start.tzinfo is None) == (moment.tzinfo is None)
+            and moment < start
+        ):
             out.append(
                 f"$.finished_at_utc: {stamp!r} is before the meta record's"
                 f" started_at_utc {meta['started_at_utc']!r} (line 1)"

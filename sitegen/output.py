@@ -347,8 +347,8 @@ def signals_deferred() -> Iterator[None]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-        for sig in caught[:1]:
-            signal.raise_signal(sig)
+        for num in caught[:1]:
+            signal.raise_signal(num)
 
 
 _DEFERRED = (signal.SIGINT, signal.SIGTERM)

@@ -23,6 +23,7 @@ from jinja2 import (
     Environment,
     FileSystemLoader,
     StrictUndefined,
+    Template,
     TemplateError,
     TemplateSyntaxError,
 )
@@ -525,11 +526,11 @@ def _changes_pages(
         }
         ids = [e["id"] for e, _c in page.items]
         key = whole if page.number == 0 else _block_key(salt, ctx, values, "comparisons", ids)
-        outputs.cached(
-            page.rel,
-            digest([key, page.rel]),
-            lambda values=values: env.get_template("changes.html").render(**values),
-        )
+
+        def render(values: dict[str, Any] = values) -> str:
+            return env.get_template("changes.html").render(**values)
+
+        outputs.cached(page.rel, digest([key, page.rel]), render)
 
 
 def _block_key(salt: str, ctx: Context, values: dict[str, Any], listed: str, ids: list[str]) -> str:
@@ -588,11 +589,11 @@ def _index_pages(
         # A block's content is its own runs: key it by them, not by the archive.
         ids = [e["id"] for e in page.items]
         key = whole if front else _block_key(salt, ctx, values, "runs", ids)
-        outputs.cached(
-            page.rel,
-            digest([key, page.rel]),
-            lambda values=values: template.render(**values),
-        )
+
+        def render(values: dict[str, Any] = values) -> str:
+            return template.render(**values)
+
+        outputs.cached(page.rel, digest([key, page.rel]), render)
 
 
 def _group_pages(
@@ -607,18 +608,18 @@ def _group_pages(
     group_template = env.get_template("group.html")
     for kind, groups in ctx.groups.items():
         folder = KINDS[kind]["folder"]
-        outputs.cached(
-            f"{folder}/index.html",
-            digest([whole, folder]),
-            lambda kind=kind, groups=groups: env.get_template("groups.html").render(
+
+        def render_index(kind: str = kind, groups: list[Group] = groups) -> str:
+            return env.get_template("groups.html").render(
                 root="../",
                 archive=archive_info,
                 kind=kind,
                 info=KINDS[kind],
                 groups=groups,
                 by_id=ctx.by_id,
-            ),
-        )
+            )
+
+        outputs.cached(f"{folder}/index.html", digest([whole, folder]), render_index)
         for group in groups:
             runs = [ctx.by_id[rid] for rid in group.run_ids]
             for page in paginate(group.url, runs, ctx.per_page):
@@ -640,15 +641,19 @@ def _group_pages(
                     "score_charts": [],
                 }
                 ids = [e["id"] for e in page.items]
+
+                def render_page(values: dict[str, Any] = values) -> str:
+                    return group_template.render(**values)
+
                 outputs.cached(
                     page.rel,
                     digest([page.rel, _block_key(salt, ctx, values, "runs", ids)]),
-                    lambda values=values: group_template.render(**values),
+                    render_page,
                 )
 
 
 def _group_front(
-    template: Any,
+    template: Template,
     outputs: Outputs,
     data: SiteData,
     ctx: Context,

@@ -75,7 +75,7 @@ def is_placeholder_version(value: Any) -> bool:
 def is_real_digest(value: Any) -> bool:
     """A sha256 hex digest that is not a filler such as 64 zeros."""
     m = _SHA256_RE.match(str(value or "").strip().lower())
-    return bool(m) and len(set(m.group(2))) > 1
+    return m is not None and len(set(m.group(2))) > 1
 
 
 def _first(*values: Any) -> Any:
@@ -275,12 +275,12 @@ def check_run(
     elif not dirty:
         item("git_clean", True, "git status clean")
     elif files or note:
-        shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+        listed = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
         item(
             "git_clean",
             True,
             f"tree dirty, documented: {len(files)} file(s) listed"
-            + (f" ({shown})" if shown else "")
+            + (f" ({listed})" if listed else "")
             + (f"; note: {note}" if note else ""),
         )
     else:

@@ -87,7 +87,8 @@ def _read(record: Path, folder: Path) -> dict[str, list[Any]] | None:
         and data.get("build") == str(folder.resolve())
         and isinstance(data.get("files"), dict)
     ):
-        return data["files"]
+        files: dict[str, list[Any]] = data["files"]  # as this version writes it
+        return files
     return None
 
 

@@ -134,9 +134,11 @@ def _plural(n: int, word: str) -> str:
 def describe(error: ValidationError) -> list[tuple[list[str | int], str]]:
     """(path, message) pairs for one error; an extra-properties error gives one per key."""
     path: list[str | int] = list(error.absolute_path)
-    value = error.instance
+    # Errors from iter_errors always carry the instance and the keyword's value
+    # (never jsonschema's _utils.Unset placeholder).
+    value: Any = error.instance
     kind = error.validator
-    arg = error.validator_value
+    arg: Any = error.validator_value
     if kind == "type":
         return [(path, f"expected {_type_words(arg)}, got {shown(value)}")]
     if kind == "required":
@@ -161,13 +163,13 @@ def describe(error: ValidationError) -> list[tuple[list[str | int], str]]:
     if kind == "pattern":
         return [(path, f"expected a string matching {arg}, got {shown(value)}")]
     if kind == "format":
-        words = {
+        expected = {
             "date-time": "an ISO 8601 date-time with a time zone",
             "iso-date-time": "an ISO 8601 date-time",
         }.get(arg, f"a {arg}")
         reason = time_problem(value, zone=arg == "date-time") if arg in FORMATS else None
         why = f" ({reason})" if reason else ""
-        return [(path, f"expected {words}, got {shown(value)}{why}")]
+        return [(path, f"expected {expected}, got {shown(value)}{why}")]
     if kind == "minLength":
         return [(path, f"expected at least {_plural(arg, 'character')}, got {shown(value)}")]
     if kind == "maxLength":
@@ -234,7 +236,8 @@ def schema_problems(schema: dict[str, Any], instance: Any) -> list[tuple[list[st
 def load(name: str) -> dict[str, Any]:
     """A schema shipped in ``sitegen/schemas`` by file name, e.g. ``metadata.v1.json``."""
     text = resources.files("sitegen").joinpath("schemas", name).read_text(encoding="utf-8")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)  # every shipped schema is a JSON object
+    return schema
 
 
 @cache
@@ -324,7 +327,8 @@ def _quick(name: str) -> Callable[[Any], bool] | None:
     source = "def quick(d):\n" + "".join(f"    {line}\n" for line in body)
     namespace: dict[str, Any] = {"C": consts, "M": _MISSING}
     exec(compile(source, f"<quick check of {name}>", "exec"), namespace)
-    return namespace["quick"]
+    quick: Callable[[Any], bool] = namespace["quick"]
+    return quick
 
 
 def _const(consts: list[Any], value: Any) -> str:

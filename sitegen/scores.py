@@ -91,7 +91,7 @@ def _build_template(axis_title: str) -> Any:
     import altair as alt
 
     return (
-        alt.Chart(alt.Data(values=[]))
+        alt.Chart(alt.Data(values=[]))  # type: ignore[no-untyped-call]  # alt.Data is untyped
         .mark_bar()
         .encode(
             y=alt.Y("run:N", title=None, sort=alt.EncodingSortField("order")),
@@ -103,7 +103,7 @@ def _build_template(axis_title: str) -> Any:
 
 def series_charts(series: list[Series], cache: Any) -> list[dict[str, Any]]:
     """The charts of a model page's series with several runs (at most ``MAX_CHARTS``)."""
-    rendered = []
+    rendered: list[dict[str, Any]] = []
     for i, s in enumerate(series):
         if len(rendered) >= MAX_CHARTS:
             break

@@ -61,14 +61,15 @@ class _SiteHandler(SimpleHTTPRequestHandler):
     """
 
     def send_head(self) -> Any:
-        port = self.server.server_address[1]
+        address = self.server.server_address  # (host, port): make_server binds to IPv4
+        port = address[1] if isinstance(address, tuple) else None
         host = (self.headers.get("Host") or "").strip().lower()
         if host not in (f"127.0.0.1:{port}", f"localhost:{port}"):
             self.send_error(403 if host else 400, "unexpected Host header")
             return None
         return super().send_head()
 
-    def list_directory(self, path: str | bytes) -> None:
+    def list_directory(self, path: str | os.PathLike[str]) -> None:
         self.send_error(404, "File not found")
         return None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from sitegen.discover import MAX_WALK_DEPTH
@@ -59,7 +60,7 @@ def _stamp(path: Path, digest: hashlib._Hash) -> None:
     )
 
 
-def fingerprint(archive: Path, out: Path, options: dict[str, object]) -> str:
+def fingerprint(archive: Path, out: Path, options: Mapping[str, object]) -> str:
     digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
     digest.update(f"out {out_key(out)}\n".encode())
     for name in ARCHIVE_INPUTS:
@@ -76,7 +77,7 @@ def outputs_stamp(archive: Path) -> str:
 
 
 def up_to_date(
-    archive: Path, out: Path, options: dict[str, object], current: str | None = None
+    archive: Path, out: Path, options: Mapping[str, object], current: str | None = None
 ) -> bool:
     """True when the last successful build had exactly these inputs and its output is intact.
 
@@ -105,7 +106,9 @@ def last_out(archive: Path) -> Path | None:
     return Path(out) if isinstance(out, str) else None
 
 
-def record(archive: Path, out: Path, options: dict[str, object], fingerprint_at_start: str) -> None:
+def record(
+    archive: Path, out: Path, options: Mapping[str, object], fingerprint_at_start: str
+) -> None:
     """Remember the inputs of a build that just succeeded (taken when it started)."""
     path = archive / STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

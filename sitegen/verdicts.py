@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from statistics import NormalDist
+from typing import Any
 
 from sitegen.config import Config
 from sitegen.vocabulary import COMPARED
@@ -65,7 +66,7 @@ class Settings:
 
     @classmethod
     def from_config(cls, config: Config) -> Settings:
-        values = {k: float(v) for k, v in config.section("thresholds").items()}
+        values: dict[str, Any] = {k: float(v) for k, v in config.section("thresholds").items()}
         values |= config.section("compare")
         return cls(**values)
 

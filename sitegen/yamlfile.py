@@ -16,7 +16,7 @@ import yaml
 from sitegen.exceptions import Problem, RunnerError
 
 
-class LineDict(dict):
+class LineDict(dict[Any, Any]):
     """A dict that knows where it and each of its keys appeared in the file."""
 
     line: int | None = None

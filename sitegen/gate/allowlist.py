@@ -147,8 +147,8 @@ def parse_allowlist(text: str, display: str) -> Allowlist:
                 )
             )
             ok = False
-        if not ok:
-            continue
+        if not ok or not isinstance(fp, str) or not isinstance(reason, str):
+            continue  # (ok already implies both are strings; the tests narrow their types)
         fp = fp.strip().lower()
         if fp in first_line:
             problems.append(

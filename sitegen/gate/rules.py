@@ -411,7 +411,8 @@ def find_user_at_host(text: str) -> Iterator[Hit]:
                         text, line_start, len(text) if line_end < 0 else line_end
                     )
                     ssh_at[line_start] = cmd.start() if cmd else None
-                shaped = ssh_at[line_start] is not None and ssh_at[line_start] < s
+                ssh_start = ssh_at[line_start]
+                shaped = ssh_start is not None and ssh_start < s
         if not shaped and _bare_login(host, text[e : e + 2]):
             shaped = True  # root@build-box, alice@10.0.0.5: a login, not a mailbox
         if shaped:

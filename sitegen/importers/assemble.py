@@ -132,7 +132,9 @@ def build_metadata(
 
 @cache
 def _our_schema(name: str) -> dict[str, Any]:
-    return json.loads(resources.files("sitegen").joinpath("schemas", name).read_text("utf-8"))
+    text = resources.files("sitegen").joinpath("schemas", name).read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)  # every shipped schema is a JSON object
+    return schema
 
 
 def check_generated(

@@ -119,7 +119,8 @@ class SourceUnreadable(Exception):
 def load_schema(name: str) -> dict[str, Any]:
     """One of the importer schemas shipped in ``sitegen/schemas/import``."""
     text = resources.files("sitegen").joinpath("schemas", "import", name).read_text("utf-8")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)  # every shipped schema is a JSON object
+    return schema
 
 
 def check_schema(

@@ -116,7 +116,8 @@ def convert(doc: Document) -> Mapped:
     first = rows[0]
     cpu = text_or_none(first.get("cpu_info"))
     gpu = text_or_none(first.get("gpu_info"))
-    node = slug(gpu or cpu, "unknown-node") if (gpu or cpu) else "unknown-node"
+    hardware = gpu or cpu
+    node = slug(hardware, "unknown-node") if hardware else "unknown-node"
     node_info: dict[str, Any] = {
         "cpu": cpu,
         "cores": None,

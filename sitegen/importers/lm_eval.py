@@ -228,7 +228,9 @@ def convert(doc: Document) -> Mapped:
                 subtasks = (data.get("group_subtasks") or {}).get(task)
                 if is_group or subtasks:
                     tags["group"] = True
-                flags = better.get(task) if isinstance(better.get(task), dict) else {}
+                flags = better.get(task)
+                if not isinstance(flags, dict):
+                    flags = {}
                 records.append(
                     result(
                         task,

@@ -154,9 +154,9 @@ def convert(doc: Document) -> Mapped:
         description += " The suite was skipped on this run."
     if warnings:
         description += f" The run reported {len(warnings)} non-fatal error(s)."
-    tags = ["suite-" + slug(data["suite"])]
+    run_tags = ["suite-" + slug(data["suite"])]
     if data.get("skipped"):
-        tags.append("skipped")
+        run_tags.append("skipped")
     return Mapped(
         title=f"MLX {data['suite']} suite: {model}",
         description=description,
@@ -169,7 +169,7 @@ def convert(doc: Document) -> Mapped:
         targets=[target],
         nodes={node: node_info},
         results=records,
-        tags=tags,
+        tags=run_tags,
         meta_extra={"source_warnings": warnings} if warnings else {},
         source_extra={"schema_version": data["schema_version"]},
     )

@@ -98,6 +98,7 @@ def privacy_problems(doc: Document, archive_root: Path) -> list[Problem]:
             place = f"{where[f.fingerprint]}: " if f.fingerprint in where else ""
             message = f"{place}[{f.rule}] {f.redacted}; {ADVICE} (or allowlist it)"
             problems.append(Problem(doc.display, f.line, f.column, message))
+    fields: list[tuple[int | None, list[str | int], str]]
     if doc.rows_lines is None:
         fields = [(None, path, what) for path, what in _field_findings(doc.data)]
     else:

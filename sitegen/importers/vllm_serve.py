@@ -169,7 +169,7 @@ def _calls(data: dict[str, Any], cell: str, backend: str) -> list[dict[str, Any]
     outputs = data.get("output_lens") or [None] * count
     itls = data.get("itls") or [None] * count
     errors = data.get("errors") or [None] * count
-    starts = data.get("start_times")
+    starts: list[float] = data.get("start_times") or []
     origin = min(starts) if starts else None
     calls: list[dict[str, Any]] = []
     for i in range(count):

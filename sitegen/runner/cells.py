@@ -113,7 +113,8 @@ def _cell_from(path: Path, index: int, item: Any, problems: list[Problem]) -> Ce
             bad(key, f"unknown cell key {key!r} (known: {', '.join(sorted(CELL_KEYS))})")
     missing = False
     for key in ("node", "engine", "model", "endpoint"):
-        if not isinstance(item.get(key), str) or not item.get(key).strip():
+        value = item.get(key)
+        if not isinstance(value, str) or not value.strip():
             bad(key if key in item else None, f"cell #{index + 1}: '{key}' must be a string")
             missing = True
     if missing:

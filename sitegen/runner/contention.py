@@ -94,6 +94,8 @@ def _is_local(host: str) -> bool:
     except OSError:
         return False
     for family, _type, _proto, _name, addr in infos:
+        if not isinstance(addr[0], str):
+            continue  # (int, bytes): an IPv6 address of a Python built without IPv6
         ip = ipaddress.ip_address(addr[0].split("%")[0])
         if ip.is_loopback:
             return True

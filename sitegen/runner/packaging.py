@@ -49,7 +49,7 @@ def build_metadata(ledger: Ledger, nodes: dict[str, Any] | None = None) -> dict[
     publish = meta.get("publish") or {}
     run_id = meta["benchmark_run_id"]
     status = "interrupted" if ledger.interrupted else "complete"
-    targets = [
+    targets: list[dict[str, Any]] = [
         {k: t.get(k) for k in TARGET_KEYS if k in t}
         for t in meta.get("targets") or []
         if isinstance(t, dict) and t.get("cell_id")
@@ -57,13 +57,9 @@ def build_metadata(ledger: Ledger, nodes: dict[str, Any] | None = None) -> dict[
     planned = meta.get("cells_planned") or []
     used_targets = [t for t in targets if t["cell_id"] in planned] or targets
     engines = sorted(
-        {
-            ENGINE_NAMES.get(t.get("engine"), t.get("engine"))
-            for t in used_targets
-            if t.get("engine")
-        }
+        {ENGINE_NAMES.get(t["engine"], t["engine"]) for t in used_targets if t.get("engine")}
     )
-    node_names = sorted({t.get("node") for t in used_targets if t.get("node")})
+    node_names = sorted({t["node"] for t in used_targets if t.get("node")})
     title = publish.get("title") or (
         f"{' + '.join(engines) or 'Engines'} on {', '.join(node_names) or meta.get('host')}: "
         f"{_plural(len(planned), 'cell')} x {_plural(len(meta.get('prompts') or {}), 'prompt')}"

@@ -268,7 +268,8 @@ def run(options: RunOptions, echo: Echo | None = None) -> RunOutcome:
             "baseline": options.baseline,
         },
     }
-    by = (list(options.authors) or [a for a in [guards.git_author()] if a] or [None])[0]
+    authors = list(options.authors) or [a for a in [guards.git_author()] if a]
+    by = authors[0] if authors else None
     for key in ("exclusive", "authorization", "window"):
         text = getattr(options, key)
         if text:
@@ -313,7 +314,7 @@ def run(options: RunOptions, echo: Echo | None = None) -> RunOutcome:
         progress.finish()
         outcome.calls = session.calls
         rate, tps, _wall = warm_throughput(session.calls)
-        end = {
+        end: dict[str, Any] = {
             "type": "end",
             "finished_at_utc": utc_now(),
             "load_avg_end": guards.load_average(),

@@ -349,7 +349,10 @@ class StreamMeter:
         m = self.m
         m.t_start_ns, m.t_end_ns = self.t0, t_end_ns
         m.text, m.reasoning = "".join(self.text), "".join(self.reasoning)
-        rel = lambda t: None if t is None else ms(t - self.t0)  # noqa: E731
+
+        def rel(t: int | None) -> float | None:
+            return None if t is None else ms(t - self.t0)
+
         m.first_delta_ms = rel(self.first_data)
         m.ttft_ms = rel(self.first_text)
         end = self.last_text or self.finish_at or self.last_data
@@ -366,9 +369,10 @@ class StreamMeter:
                 m.tpot_ms = round(decode_ns / 1e6 / (n - 1), 3)
                 m.decode_tps = round((n - 1) / (decode_ns / 1e9), 3)
         gaps = [(b - a) / 1e6 for a, b in zip(self.text_times, self.text_times[1:], strict=False)]
-        if gaps:
-            m.itl_p50_ms = round(percentile(gaps, 50), 3)
-            m.itl_p95_ms = round(percentile(gaps, 95), 3)
+        p50, p95 = percentile(gaps, 50), percentile(gaps, 95)  # None when there are no gaps
+        if p50 is not None and p95 is not None:
+            m.itl_p50_ms = round(p50, 3)
+            m.itl_p95_ms = round(p95, 3)
             m.itl_max_ms = round(max(gaps), 3)
         if m.error is None and not m.done and m.finish_reason is None:
             m.error_class = "IncompleteStream"
