@@ -53,8 +53,10 @@ class ReadCache:
         stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
         key = str(path)
         known = self.hashes.peek(key)
-        fresh = isinstance(known, list) and known[:3] == stamp
-        digest = str(known[3]) if fresh else sha256_file(path)
+        if isinstance(known, list) and len(known) == 4 and known[:3] == stamp:
+            digest = str(known[3])
+        else:
+            digest = sha256_file(path)
         self.hashes.keep(key, [*stamp, digest])
         return digest
 

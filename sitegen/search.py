@@ -165,7 +165,7 @@ def search_document(page: str) -> str | None:
 def pagefind_executable() -> list[str]:
     """Pagefind's binary (from the pagefind_bin wheel); else the Python launcher (slower)."""
     try:
-        from pagefind_bin import get_executable  # type: ignore[import-not-found]
+        from pagefind_bin import get_executable
 
         return [str(get_executable())]
     except (ImportError, FileNotFoundError):
