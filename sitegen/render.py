@@ -380,7 +380,7 @@ def code_digest(archive: Path) -> str:
     """sitegen's code version and the publisher's own templates: every page depends on both."""
     own = archive / "templates"
     files = sorted(p for p in own.rglob("*") if p.is_file()) if own.is_dir() else []
-    return digest([code_version(), files_digest(files)])
+    return digest([code_version(), files_digest(own, files)])
 
 
 def _render_site(data: SiteData) -> Outputs:

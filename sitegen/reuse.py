@@ -51,11 +51,13 @@ def digest(value: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def files_digest(paths: list[Path]) -> str:
-    """sha256 over the names and bytes of files (the code and templates a page depends on)."""
+def files_digest(root: Path, paths: list[Path]) -> str:
+    """sha256 over the paths (relative to ``root``) and bytes of files (the templates a
+    page depends on). The path counts, not only the name: where a template sits decides
+    what it overrides (``templates/run.html`` does, ``templates/old/run.html`` does not)."""
     h = hashlib.sha256()
     for path in paths:
-        h.update(f"{path.name}\0{path.stat().st_size}\0".encode())
+        h.update(f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0".encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 

@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from sitegen.codeversion import methodology_default, package_root, theme_root
 from sitegen.discover import MAX_WALK_DEPTH
 from sitegen.fsutil import out_key
 
@@ -65,7 +66,13 @@ def fingerprint(archive: Path, out: Path, options: Mapping[str, object]) -> str:
     digest.update(f"out {out_key(out)}\n".encode())
     for name in ARCHIVE_INPUTS:
         _walk(archive / name, digest)
-    _walk(Path(__file__).resolve().parent, digest)  # sitegen itself, with its packaged theme
+    # sitegen itself: the package, and the default theme and methodology also when they
+    # sit beside it (a checkout), not in it: every file the code version digests.
+    code = package_root().resolve()
+    _walk(code, digest)
+    for default in (theme_root(), methodology_default()):
+        if not default.resolve().is_relative_to(code):
+            _walk(default, digest)
     return digest.hexdigest()
 
 
