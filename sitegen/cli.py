@@ -8,6 +8,7 @@ for bad input.
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 import threading
@@ -204,7 +205,9 @@ def serve(archive: Path, out: Path | None, port: int) -> None:
     """Build, serve on 127.0.0.1 and rebuild when the archive changes."""
     from sitegen.serve import serve as do_serve
 
-    do_serve(archive, out=out, port=port, echo=click.echo)
+    if do_serve(archive, out=out, port=port, echo=click.echo):
+        # sitegen itself changed: start afresh with the new code, same arguments.
+        os.execv(sys.executable, [sys.executable, "-m", "sitegen", *sys.argv[1:]])
 
 
 _FILE = click.Path(exists=False, dir_okay=False, path_type=Path)

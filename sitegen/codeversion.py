@@ -51,7 +51,8 @@ def methodology_default() -> Path:
     return package_root().parent / "methodology.md"
 
 
-def _package_files() -> list[Path]:
+def code_files() -> list[Path]:
+    """Every file the code version digests: the package, its theme and default methodology."""
     root = package_root()
     files = [
         p
@@ -82,7 +83,7 @@ def code_version() -> str:
     for name in _LIBRARIES:
         h.update(f"{name} {_library_version(name)}\0".encode())
     root = package_root()
-    for path in _package_files():
+    for path in code_files():
         rel = path.relative_to(root) if path.is_relative_to(root) else Path("..", path.name)
         data = path.read_bytes()
         h.update(f"{rel.as_posix()}\0{len(data)}\0".encode())

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sitegen.build import build
+from sitegen.codeversion import code_files
 from sitegen.discover import MAX_WALK_DEPTH
 from sitegen.exceptions import SitegenError
 from sitegen.fsutil import out_key
@@ -38,6 +39,18 @@ def fingerprint(archive: Path) -> tuple[tuple[str, int, int], ...]:
                 continue
             seen.append((str(path), st.st_mtime_ns, st.st_size))
     return tuple(seen)
+
+
+def code_stamp() -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime_ns, size) of sitegen's own files: its code is read once per process."""
+    out = []
+    for path in code_files():
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        out.append((str(path), st.st_mtime_ns, st.st_size))
+    return tuple(out)
 
 
 def _tree(top: Path) -> list[Path]:
@@ -92,8 +105,13 @@ def serve(
     stop: threading.Event | None = None,
     poll_seconds: float = 1.0,
     on_ready: Callable[[int], Any] | None = None,
-) -> None:
-    """Build once, then serve until interrupted (or ``stop`` is set)."""
+) -> bool:
+    """Build once, then serve until interrupted (or ``stop`` is set).
+
+    Returns True when sitegen's own code or default theme changed meanwhile:
+    this process still holds the old code (and its code version), so a
+    rebuild here could mix old and new pages; the caller restarts instead.
+    """
     archive = Path(archive)
     out = Path(out) if out is not None else archive / "site"
     build(archive, out=out, echo=echo)
@@ -106,8 +124,12 @@ def serve(
         on_ready(actual)
     stop = stop or threading.Event()
     last = fingerprint(archive)
+    code = code_stamp()
     try:
         while not stop.wait(poll_seconds):
+            if code_stamp() != code:
+                echo("sitegen's own code changed; restarting to build with it")
+                return True
             current = fingerprint(archive)
             if current == last:
                 continue
@@ -122,3 +144,4 @@ def serve(
     finally:
         server.shutdown()
         server.server_close()
+    return False

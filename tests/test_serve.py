@@ -57,3 +57,45 @@ def test_serve_rebuilds_on_change_and_survives_a_bad_edit(tmp_path, write_run):
     finally:
         stop.set()
         thread.join(10)
+
+
+def test_a_change_to_sitegen_itself_restarts_serve(tmp_path, write_run, monkeypatch):
+    """The process holds sitegen's old code: it must not rebuild with it."""
+    write_run()
+    module = tmp_path / "fake_module.py"
+    module.write_text("# version 1\n")
+    monkeypatch.setattr("sitegen.serve.code_files", lambda: [module])
+    messages: list[str] = []
+    result: list[bool] = []
+    ready: list[int] = []
+
+    def run() -> None:
+        result.append(
+            serve(tmp_path, port=0, echo=messages.append, poll_seconds=0.1, on_ready=ready.append)
+        )
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not ready and time.time() < deadline:
+        time.sleep(0.05)
+    assert ready, messages
+    module.write_text("# version 2, longer\n")
+    thread.join(timeout=30)
+    assert result == [True]
+    assert "sitegen's own code changed; restarting to build with it" in messages
+    assert not any("rebuilding" in m for m in messages)  # no build with the old code
+
+
+def test_the_cli_restarts_itself_with_the_same_arguments(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from sitegen.cli import main
+
+    monkeypatch.setattr("sitegen.serve.serve", lambda *a, **k: True)
+    execs: list[list[str]] = []
+    monkeypatch.setattr("os.execv", lambda exe, argv: execs.append(argv))
+    monkeypatch.setattr("sys.argv", ["sitegen", "serve", str(tmp_path), "--port", "8123"])
+    result = CliRunner().invoke(main, ["serve", str(tmp_path), "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert execs and execs[0][1:] == ["-m", "sitegen", "serve", str(tmp_path), "--port", "8123"]
