@@ -27,30 +27,28 @@ from sitegen.state import ARCHIVE_INPUTS
 
 def fingerprint(archive: Path) -> tuple[tuple[str, int, int], ...]:
     """(path, mtime_ns, size) of every watched file: cheap enough to poll each second."""
-    seen = []
+    seen: list[tuple[str, int, int]] = []
     # The build's own input list, so serve can never miss an input the build reads.
     for name in ARCHIVE_INPUTS:
         top = archive / name
-        paths = [top] if top.is_file() else _tree(top) if top.is_dir() else []
-        for path in paths:
-            try:
-                st = path.lstat()
-            except FileNotFoundError:
-                continue
-            seen.append((str(path), st.st_mtime_ns, st.st_size))
+        seen += _stamps([top] if top.is_file() else _tree(top) if top.is_dir() else [])
     return tuple(seen)
 
 
 def code_stamp() -> tuple[tuple[str, int, int], ...]:
     """(path, mtime_ns, size) of sitegen's own files: its code is read once per process."""
+    return tuple(_stamps(code_files()))
+
+
+def _stamps(paths: list[Path]) -> list[tuple[str, int, int]]:
     out = []
-    for path in code_files():
+    for path in paths:
         try:
-            st = path.stat()
+            st = path.lstat()
         except FileNotFoundError:
-            continue
+            continue  # removed meanwhile: its absence shows in the next poll
         out.append((str(path), st.st_mtime_ns, st.st_size))
-    return tuple(out)
+    return out
 
 
 def _tree(top: Path) -> list[Path]:

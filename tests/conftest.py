@@ -23,11 +23,12 @@ PROMPT_SHA = hashlib.sha256(b"hi\n").hexdigest()
 
 
 def sitegen_process(
-    cwd: Path, *args: str, fault: str | None = None
+    cwd: Path, *args: str, fault: str | None = None, code: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m sitegen ARGS`` from ``cwd``, as a user types it, running this checkout
-    (``fault``: a ``SITEGEN_FAULT`` point that kills the build there)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    """``python -m sitegen ARGS`` from ``cwd``, as a user types it, running the sitegen
+    at ``code`` (this checkout by default; ``fault``: a ``SITEGEN_FAULT`` point that
+    kills the build there)."""
+    env = dict(os.environ, PYTHONPATH=str(code))
     env.pop("SITEGEN_FAULT", None)
     if fault:
         env["SITEGEN_FAULT"] = fault
@@ -39,6 +40,24 @@ def sitegen_process(
         text=True,
         timeout=300,
     )
+
+
+def add_run(root: Path, run_id: str, **files: str | bytes) -> Path:
+    """A valid one-call run folder ``root/runs/<run_id>`` plus extra ``files``
+    (relative paths inside the run folder, text or bytes)."""
+    folder = root / "runs" / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    ledger = lines(meta_record(run_id), call_record(), end_record())
+    (folder / "run.jsonl").write_text(ledger, encoding="utf-8")
+    (folder / "metadata.json").write_text(json.dumps(metadata(run_id), indent=2), encoding="utf-8")
+    for rel, data in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data, encoding="utf-8")
+    return folder
 
 
 def cli_in(folder: Path, *args: str) -> Result:

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import call_record, end_record, lines, meta_record, metadata
+from conftest import call_record, end_record, lines, meta_record, metadata, sitegen_process
 
 from sitegen.state import ARCHIVE_INPUTS
 
@@ -118,22 +118,8 @@ class Report:
     search_cached: int  # "search: ..., K from cache, ..."
 
 
-def sitegen(cwd: Path, *args: str, code: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """``python -m sitegen ARGS`` in ``cwd``, running the sitegen found at ``code``."""
-    env = dict(os.environ, PYTHONPATH=str(code))
-    env.pop("SITEGEN_FAULT", None)
-    return subprocess.run(
-        [sys.executable, "-m", "sitegen", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def build(archive: Path, *args: str, code: Path = ROOT) -> Report:
-    done = sitegen(archive, "build", *args, code=code)
+    done = sitegen_process(archive, "build", *args, code=code)
     assert done.returncode == 0, done.stdout + done.stderr
     pages = re.search(r"^pages: (\d+) rendered, (\d+) unchanged and reused$", done.stdout, re.M)
     search = re.search(r"^search: .*, (\d+) from cache, \d+ indexed$", done.stdout, re.M)
@@ -143,7 +129,7 @@ def build(archive: Path, *args: str, code: Path = ROOT) -> Report:
 
 def failed_build(archive: Path, code: Path = ROOT) -> list[str]:
     """The errors of a build that has to fail."""
-    done = sitegen(archive, "build", code=code)
+    done = sitegen_process(archive, "build", code=code)
     assert done.returncode == 1, done.stdout + done.stderr
     return sorted(line for line in done.stderr.splitlines() if line.startswith("error: "))
 

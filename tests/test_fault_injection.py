@@ -11,7 +11,6 @@ points use the build's fault hook (``SITEGEN_FAULT``, see docs/deploying.md).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -21,27 +20,18 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import call_record, end_record, lines, meta_record, metadata, sitegen_process
+from conftest import add_run, sitegen_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow
 
 
-def write_run(archive: Path, run_id: str, **files: str) -> None:
-    folder = archive / "runs" / run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "run.jsonl").write_text(lines(meta_record(run_id), call_record(), end_record()))
-    (folder / "metadata.json").write_text(json.dumps(metadata(run_id), indent=2))
-    for name, text in files.items():
-        (folder / name).write_text(text, encoding="utf-8")
-
-
 def make_archive(path: Path) -> Path:
     path.mkdir(parents=True)
     (path / "sitegen.toml").write_text("[site]\nsearch = false\n")
-    write_run(path, "r1", **{"run.md": "# Notes\n\nA first run.\n"})
-    write_run(path, "r2")
+    add_run(path, "r1", **{"run.md": "# Notes\n\nA first run.\n"})
+    add_run(path, "r2")
     return path
 
 
@@ -96,20 +86,20 @@ def assert_pair(archive: Path, site: Path) -> None:
 
 # Changes that make the second build fail, each at a different check.
 def bad_ledger(a: Path) -> None:
-    write_run(a, "r3")
+    add_run(a, "r3")
     (a / "runs" / "r3" / "run.jsonl").write_text("not json\n")
 
 
 def broken_link(a: Path) -> None:
-    write_run(a, "r3", **{"run.md": "See [the notes](missing.txt).\n"})
+    add_run(a, "r3", **{"run.md": "See [the notes](missing.txt).\n"})
 
 
 def gate_in_run(a: Path) -> None:
-    write_run(a, "r3", **{"run.md": "Server was at 10.1.2.3 during the run.\n"})
+    add_run(a, "r3", **{"run.md": "Server was at 10.1.2.3 during the run.\n"})
 
 
 def gate_in_pages(a: Path) -> None:
-    write_run(a, "r3")
+    add_run(a, "r3")
     (a / "methodology.md").write_text("# Methodology\n\nThe box is at 10.4.4.4.\n")
 
 
@@ -174,7 +164,7 @@ def test_every_failure_and_kill_leaves_the_previous_site_then_a_good_build_is_co
         undo(archive, saved)
 
     # A valid change, then a kill, Ctrl-C or SIGTERM at each stage before the swap.
-    write_run(archive, "r3")
+    add_run(archive, "r3")
     for point in BEFORE_SWAP:
         for sig, status in (("KILL", -signal.SIGKILL), ("INT", 130), ("TERM", 143)):
             if sig != "KILL" and point not in ("loaded", "staged", "checked"):
@@ -203,13 +193,13 @@ def test_a_kill_after_the_swap_leaves_the_new_site_and_the_next_build_finishes_t
     archive = make_archive(tmp_path / "archive")
     site = archive / "site"
     assert sitegen(archive, "build", "--quiet").returncode == 0
-    write_run(archive, "r3")
+    add_run(archive, "r3")
     died = sitegen(archive, "build", fault=point)
     assert died.returncode == -signal.SIGKILL
     expected = cold(archive, tmp_path)
     assert tree(site) == expected  # the swap happened: the whole new site is live
     # The next build (even one that then fails) first finishes the interrupted commit.
-    write_run(archive, "r4", **{"run.md": "See [the notes](missing.txt).\n"})
+    add_run(archive, "r4", **{"run.md": "See [the notes](missing.txt).\n"})
     again = sitegen(archive, "build")
     assert again.returncode == 1 and "broken link" in again.stderr, again.stderr
     assert_pair(archive, site)
@@ -226,7 +216,7 @@ def test_ctrl_c_sent_while_rendering_keeps_the_live_site(tmp_path: Path):
     site = archive / "site"
     assert sitegen(archive, "build", "--quiet").returncode == 0
     before = snapshot(archive, site)
-    write_run(archive, "r3")
+    add_run(archive, "r3")
     (archive / "runs" / "r3" / "run.md").write_text("A run added before Ctrl-C.\n")
     for sig in (signal.SIGINT, signal.SIGTERM):
         env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -286,7 +276,7 @@ def test_each_path_form_keeps_the_live_site_through_failures(tmp_path: Path, for
     assert failed.returncode == 1 and "broken link" in failed.stderr, failed.stderr
     assert_untouched(before, archive, site)
     shutil.rmtree(archive / "runs" / "r3")
-    write_run(archive, "r3")
+    add_run(archive, "r3")
     for point in ("staged", "before-swap"):
         assert build(fault=point).returncode == -signal.SIGKILL
         assert_untouched(before, archive, site)

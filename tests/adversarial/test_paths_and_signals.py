@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import json
 import os
 import signal
 import threading
@@ -17,20 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import call_record, end_record, lines, meta_record, metadata, sitegen_process
+from conftest import add_run, sitegen_process
 
 from sitegen.serve import serve
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def write_run(archive: Path, run_id: str, **files: str) -> None:
-    folder = archive / "runs" / run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "run.jsonl").write_text(lines(meta_record(run_id), call_record(), end_record()))
-    (folder / "metadata.json").write_text(json.dumps(metadata(run_id), indent=2))
-    for name, text in files.items():
-        (folder / name).write_text(text, encoding="utf-8")
 
 
 sitegen = sitegen_process
@@ -57,7 +47,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     archive = top / "archive"
     archive.mkdir()
     (archive / "sitegen.toml").write_text("[site]\nsearch = false\n")
-    write_run(archive, "r1")
+    add_run(archive, "r1")
     done = sitegen(archive, "build", "--quiet")
     assert done.returncode == 0, done.stderr
     return archive
@@ -160,11 +150,11 @@ def test_a_signal_before_the_commit_leaves_the_live_site(
     archive = tmp_path / "archive"
     archive.mkdir()
     (archive / "sitegen.toml").write_text("[site]\nsearch = false\n")
-    write_run(archive, "r1")
+    add_run(archive, "r1")
     assert sitegen(archive, "build", "--quiet").returncode == 0
     site = everything((archive / "site").resolve())
     catalogue = (archive / "catalogue.json").read_bytes()
-    write_run(archive, "r2")
+    add_run(archive, "r2")
     result = sitegen(archive, "build", "--quiet", fault=f"{point}:{sig}")
     if status == 0:
         # A signal during the commit waits for it: a complete new pair, then the stop.
@@ -195,7 +185,7 @@ def served(tmp_path: Path):
     archive = tmp_path / "archive"
     archive.mkdir()
     (archive / "sitegen.toml").write_text("[site]\nsearch = false\n")
-    write_run(archive, "r1")
+    add_run(archive, "r1")
     stop = threading.Event()
     ready: list[int] = []
     messages: list[str] = []
@@ -250,7 +240,7 @@ def test_serve_lists_no_folder(served):
 def test_serve_keeps_answering_from_the_previous_site_after_a_failed_rebuild(served):
     archive, port, messages = served
     host = f"127.0.0.1:{port}"
-    write_run(archive, "r2", **{"run.md": "See [the notes](missing.txt).\n"})
+    add_run(archive, "r2", **{"run.md": "See [the notes](missing.txt).\n"})
     deadline = time.time() + 60
     while not any("rebuild failed" in m for m in messages) and time.time() < deadline:
         time.sleep(0.1)

@@ -21,27 +21,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import call_record, cli_in, end_record, lines, meta_record, metadata
+from conftest import add_run, call_record, cli_in, end_record, lines, meta_record
 
 TOKEN = "ghp_" + "Qx7Lm2Vb9Rt4Wz8Kp3Nd6Hs1Yc5Fj0Ga2Ue9"  # provider-shaped, made up
 Setup = Callable[[Path], None]
-
-
-def write_run(root: Path, run_id: str, **files: str | bytes) -> Path:
-    """A valid run folder ``runs/<run_id>`` plus extra ``files`` (relative paths)."""
-    folder = root / "runs" / run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    ledger = lines(meta_record(run_id), call_record(), end_record())
-    (folder / "run.jsonl").write_text(ledger, encoding="utf-8")
-    (folder / "metadata.json").write_text(json.dumps(metadata(run_id), indent=2), encoding="utf-8")
-    for rel, data in files.items():
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(data, bytes):
-            path.write_bytes(data)
-        else:
-            path.write_text(data, encoding="utf-8")
-    return folder
 
 
 def cli(root: Path, *args: str) -> tuple[int, str]:
@@ -56,7 +39,7 @@ def cli(root: Path, *args: str) -> tuple[int, str]:
 def published(tmp_path_factory) -> Path:
     """An archive whose run r1 is built and locked."""
     root = tmp_path_factory.mktemp("published")
-    write_run(root, "r1")
+    add_run(root, "r1")
     code, out = cli(root, "build", "--quiet")
     assert code == 0, out
     assert "r1" in json.loads((root / "runs.lock").read_text())["runs"]
@@ -114,16 +97,16 @@ def _lock(text: str) -> Setup:
 
 def _clash(root: Path) -> None:
     # a new run whose ledger claims the published run's id
-    folder = write_run(root, "a0")
+    folder = add_run(root, "a0")
     (folder / "run.jsonl").write_text(lines(meta_record("r1"), call_record(), end_record()))
 
 
 def _fifo(root: Path) -> None:
-    os.mkfifo(write_run(root, "r2") / "pipe.log")
+    os.mkfifo(add_run(root, "r2") / "pipe.log")
 
 
 def _socket(root: Path) -> None:
-    folder = write_run(root, "r2")
+    folder = add_run(root, "r2")
     sock = socket.socket(socket.AF_UNIX)
     cwd = Path.cwd()
     os.chdir(folder)  # AF_UNIX paths are limited to about 100 bytes: bind a short one
@@ -135,12 +118,12 @@ def _socket(root: Path) -> None:
 
 
 def _run_with(**files: str | bytes) -> Setup:
-    return lambda root: write_run(root, "r2", **files) and None
+    return lambda root: add_run(root, "r2", **files) and None
 
 
 def _bad_name(name: bytes) -> Setup:
     def setup(root: Path) -> None:
-        folder = write_run(root, "r2")
+        folder = add_run(root, "r2")
         with open(os.fsencode(folder) + b"/" + name, "wb") as fh:
             fh.write(b"hello\n")
 
@@ -301,7 +284,7 @@ def test_a_newcomer_claiming_a_published_id_is_left_out_not_the_published_run(ar
 
 
 def test_a_run_with_a_hidden_file_is_left_out_whole_with_skip_invalid(archive):
-    write_run(archive, "r2", **{".env": f"T={TOKEN}\n", "run.md": "# fine\n"})
+    add_run(archive, "r2", **{".env": f"T={TOKEN}\n", "run.md": "# fine\n"})
     code, out = cli(archive, "build", "--skip-invalid")
     assert code == 0, out
     assert "left out r2" in out and "runs/r2/.env: hidden file" in out
@@ -331,13 +314,13 @@ SCRIPT = "<script>document.title='pwned';window.name='pwned'</script>"
     ids=["versions-in-notes", "versions-in-a-text-file"],
 )
 def test_version_quads_after_a_library_name_build(archive, files):
-    write_run(archive, "r2", **files)
+    add_run(archive, "r2", **files)
     code, out = cli(archive, "build")
     assert code == 0, out
 
 
 def test_a_file_named_with_query_and_fragment_characters_is_linked_percent_encoded(archive):
-    write_run(archive, "r2", **{"a?b#c d.txt": "plain\n"})
+    add_run(archive, "r2", **{"a?b#c d.txt": "plain\n"})
     code, out = cli(archive, "build")
     assert code == 0, out  # the link check decoded the href and found the file
     page = (archive / "site" / "runs" / "r2" / "index.html").read_text()
@@ -356,7 +339,7 @@ ACTIVE = {
 
 @pytest.mark.parametrize("rel", sorted(ACTIVE))
 def test_a_file_a_browser_would_execute_is_published_as_text(archive, rel):
-    write_run(archive, "r2", **{rel: ACTIVE[rel]})
+    add_run(archive, "r2", **{rel: ACTIVE[rel]})
     code, out = cli(archive, "build")
     assert code == 0, out
     files = archive / "site" / "runs" / "r2" / "files"
@@ -371,7 +354,7 @@ def test_a_file_a_browser_would_execute_is_published_as_text(archive, rel):
 
 
 def test_a_text_name_beside_an_active_one_is_not_overwritten(archive):
-    write_run(archive, "r2", **{"a.html": SCRIPT, "a.html.txt": "mine\n"})
+    add_run(archive, "r2", **{"a.html": SCRIPT, "a.html.txt": "mine\n"})
     code, out = cli(archive, "build")
     assert code == 0, out
     files = archive / "site" / "runs" / "r2" / "files"
@@ -382,7 +365,7 @@ def test_a_text_name_beside_an_active_one_is_not_overwritten(archive):
 @pytest.mark.parametrize("rel", ["notes.txt", "raw.json"])
 def test_a_typed_text_file_starting_with_markup_keeps_its_name(archive, rel):
     # text/plain and application/json: Chromium never renders either as HTML
-    write_run(archive, "r2", **{rel: f"<html>{SCRIPT}"})
+    add_run(archive, "r2", **{rel: f"<html>{SCRIPT}"})
     code, out = cli(archive, "build")
     assert code == 0, out
     assert (archive / "site" / "runs" / "r2" / "files" / rel).is_file()
@@ -399,7 +382,7 @@ def test_no_script_from_run_files_runs_in_chromium(archive):
     sync_api = pytest.importorskip("playwright.sync_api")
     from sitegen.serve import make_server
 
-    write_run(
+    add_run(
         archive, "r2", **{"notes.html": ACTIVE["notes.html"], "figure.svg": ACTIVE["figure.svg"]}
     )
     code, out = cli(archive, "build")
