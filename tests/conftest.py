@@ -7,7 +7,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +62,51 @@ def add_run(root: Path, run_id: str, **files: str | bytes) -> Path:
         else:
             path.write_text(data, encoding="utf-8")
     return folder
+
+
+@dataclass
+class Serving:
+    """A ``sitegen serve`` running in a thread: its port, what it said, what it returned."""
+
+    port: int
+    messages: list[str]
+    result: list[bool]
+    thread: threading.Thread
+
+
+@contextmanager
+def serving(archive: Path, timeout: float = 60) -> Iterator[Serving]:
+    """Serve ``archive`` on a free port, polling for changes every 0.1 s, until the block ends."""
+    from sitegen.serve import serve
+
+    stop = threading.Event()
+    ready: list[int] = []
+    messages: list[str] = []
+    result: list[bool] = []
+
+    def run() -> None:
+        result.append(
+            serve(
+                archive,
+                port=0,
+                echo=messages.append,
+                stop=stop,
+                poll_seconds=0.1,
+                on_ready=ready.append,
+            )
+        )
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.time() + timeout
+    while not ready and thread.is_alive() and time.time() < deadline:
+        time.sleep(0.05)
+    assert ready, messages
+    try:
+        yield Serving(ready[0], messages, result, thread)
+    finally:
+        stop.set()
+        thread.join(30)
 
 
 def cli_in(folder: Path, *args: str) -> Result:

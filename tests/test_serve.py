@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.request
 
-from conftest import metadata
-
-from sitegen.serve import serve
+from conftest import metadata, serving
 
 
 def fetch(port: int, path: str) -> str:
@@ -18,27 +15,8 @@ def fetch(port: int, path: str) -> str:
 
 def test_serve_rebuilds_on_change_and_survives_a_bad_edit(tmp_path, write_run):
     write_run()
-    stop = threading.Event()
-    ready: list[int] = []
-    messages: list[str] = []
-    thread = threading.Thread(
-        target=serve,
-        args=(tmp_path,),
-        kwargs={
-            "port": 0,
-            "echo": messages.append,
-            "stop": stop,
-            "poll_seconds": 0.1,
-            "on_ready": ready.append,
-        },
-        daemon=True,
-    )
-    thread.start()
-    try:
-        deadline = time.time() + 30
-        while not ready and time.time() < deadline:
-            time.sleep(0.05)
-        port = ready[0]
+    with serving(tmp_path) as server:
+        port = server.port
         assert "Run r1" in fetch(port, "runs/r1/index.html")
 
         write_run("r2", md=metadata("r2", title="A new run"))
@@ -49,14 +27,11 @@ def test_serve_rebuilds_on_change_and_survives_a_bad_edit(tmp_path, write_run):
 
         write_run("r3", ledger="not json\n", md=metadata("r3", title="Broken run"))
         deadline = time.time() + 30
-        while not any("rebuild failed" in m for m in messages) and time.time() < deadline:
+        while not any("rebuild failed" in m for m in server.messages) and time.time() < deadline:
             time.sleep(0.1)
-        assert any("runs/r3/run.jsonl:1:1: malformed JSON" in m for m in messages)
+        assert any("runs/r3/run.jsonl:1:1: malformed JSON" in m for m in server.messages)
         index = fetch(port, "index.html")
         assert "A new run" in index and "Broken run" not in index  # previous site still served
-    finally:
-        stop.set()
-        thread.join(10)
 
 
 def test_a_change_to_sitegen_itself_restarts_serve(tmp_path, write_run, monkeypatch):
@@ -65,26 +40,12 @@ def test_a_change_to_sitegen_itself_restarts_serve(tmp_path, write_run, monkeypa
     module = tmp_path / "fake_module.py"
     module.write_text("# version 1\n")
     monkeypatch.setattr("sitegen.serve.code_files", lambda: [module])
-    messages: list[str] = []
-    result: list[bool] = []
-    ready: list[int] = []
-
-    def run() -> None:
-        result.append(
-            serve(tmp_path, port=0, echo=messages.append, poll_seconds=0.1, on_ready=ready.append)
-        )
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not ready and time.time() < deadline:
-        time.sleep(0.05)
-    assert ready, messages
-    module.write_text("# version 2, longer\n")
-    thread.join(timeout=30)
-    assert result == [True]
-    assert "sitegen's own code changed; restarting to build with it" in messages
-    assert not any("rebuilding" in m for m in messages)  # no build with the old code
+    with serving(tmp_path) as server:
+        module.write_text("# version 2, longer\n")
+        server.thread.join(timeout=30)
+        assert server.result == [True]
+        assert "sitegen's own code changed; restarting to build with it" in server.messages
+        assert not any("rebuilding" in m for m in server.messages)  # no build with old code
 
 
 def test_the_cli_restarts_itself_with_the_same_arguments(tmp_path, monkeypatch):

@@ -11,14 +11,11 @@ import hashlib
 import http.client
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import add_run, sitegen_process
-
-from sitegen.serve import serve
+from conftest import add_run, serving, sitegen_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -186,29 +183,8 @@ def served(tmp_path: Path):
     archive.mkdir()
     (archive / "sitegen.toml").write_text("[site]\nsearch = false\n")
     add_run(archive, "r1")
-    stop = threading.Event()
-    ready: list[int] = []
-    messages: list[str] = []
-    thread = threading.Thread(
-        target=serve,
-        args=(archive,),
-        kwargs={
-            "port": 0,
-            "echo": messages.append,
-            "stop": stop,
-            "poll_seconds": 0.1,
-            "on_ready": ready.append,
-        },
-        daemon=True,
-    )
-    thread.start()
-    deadline = time.time() + 60
-    while not ready and time.time() < deadline:
-        time.sleep(0.05)
-    assert ready, messages
-    yield archive, ready[0], messages
-    stop.set()
-    thread.join(30)
+    with serving(archive) as server:
+        yield archive, server.port, server.messages
 
 
 @pytest.mark.parametrize(
