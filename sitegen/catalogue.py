@@ -104,7 +104,7 @@ def entry(
             "results": len(ledger.results) if ledger else 0,
         },
         "headline": {"warm_first_delta_ms_p50": cell_matrix(rows)},
-        "comparison": comparison_json(comparison),
+        "comparison": comparison_summary(run.run_id, comparison),
         "files": run.manifest,
         "digest": run.digest,
         "url": run_url(run.run_id),
@@ -112,12 +112,34 @@ def entry(
 
 
 def comparison_json(comparison: RunComparison | None) -> dict[str, Any] | None:
-    """The run's verdicts against its baselines, as shown on its page (None: no warm calls)."""
+    """The run's verdicts against its baselines, row by row, as shown on its page
+    (published as ``runs/<id>/comparison.json``; None: no warm calls)."""
     if comparison is None or not (comparison.rows or comparison.without_baseline):
         return None
     return {
         "rows": [row_json(r) for r in comparison.rows],
         "without_baseline": list(comparison.without_baseline),
+    }
+
+
+def comparison_url(run_id: str) -> str:
+    return run_url(run_id) + "comparison.json"
+
+
+def comparison_summary(run_id: str, comparison: RunComparison | None) -> dict[str, Any] | None:
+    """What the catalogue says of a run's comparison: how many rows got each verdict,
+    against which baselines, and where the rows are. The rows themselves (tens of
+    kilobytes a run) live in their own file, so the catalogue stays an index."""
+    if comparison is None or not (comparison.rows or comparison.without_baseline):
+        return None
+    verdicts: dict[str, int] = {}
+    for r in comparison.rows:
+        verdicts[r.verdict] = verdicts.get(r.verdict, 0) + 1
+    return {
+        "verdicts": dict(sorted(verdicts.items())),
+        "baselines": sorted({r.baseline_id for r in comparison.rows}),
+        "without_baseline": list(comparison.without_baseline),
+        "url": comparison_url(run_id),
     }
 
 

@@ -62,9 +62,10 @@ def read_lock(archive: Path) -> tuple[dict[str, Any], list[Problem]]:
         return {}, [Problem(LOCK_NAME, line, None, "$.runs: must be an object of run ids")]
     problems = []
     for run_id, entry in runs.items():
-        entry_line = _line_of(text, json.dumps(run_id) + ":")
         bad = _entry_problem(entry)
         if bad:
+            # Located only for a bad entry: a search per entry of a large lock is quadratic.
+            entry_line = _line_of(text, json.dumps(run_id) + ":")
             problems.append(Problem(LOCK_NAME, entry_line, None, f"$.runs[{run_id!r}]: {bad}"))
     return ({} if problems else runs), problems
 

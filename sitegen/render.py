@@ -32,7 +32,7 @@ from markupsafe import Markup
 
 from sitegen import __version__, charts, cite, feeds, scores, vocabulary
 from sitegen.archive import Run
-from sitegen.catalogue import nodes_of, targets_of
+from sitegen.catalogue import comparison_json, nodes_of, targets_of
 from sitegen.codeversion import code_version, methodology_default, theme_root
 from sitegen.compare import RunComparison
 from sitegen.config import Config, defaults, site_path
@@ -497,6 +497,13 @@ def _run_outputs(
         lambda: render_run(env, data, ctx, entry, citation(), links, with_charts),
     )
     entry_key = ctx.entry_keys[rid]
+    comparison = ctx.comparisons.get(rid)
+    if entry.get("comparison") and comparison is not None:
+        outputs.cached(
+            base + "comparison.json",
+            digest([salt, "comparison", ctx.comparison_keys.get(rid)]),
+            lambda: dumps(comparison_json(comparison)),
+        )
     outputs.cached(base + "cite.bib", digest([salt, "bib", entry_key]), lambda: citation().bibtex)
     outputs.cached(base + "CITATION.cff", digest([salt, "cff", entry_key]), lambda: citation().cff)
     shas = {m["path"]: m["sha256"] for m in run.manifest}

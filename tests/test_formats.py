@@ -37,3 +37,22 @@ def test_committed_bundled_catalogue_validates():
     catalogue = json.loads((ROOT / "catalogue.json").read_text())
     assert schema.errors("catalogue.v1.json", catalogue) == []
     assert catalogue["runs"], "the bundled archive has runs"
+
+
+def test_each_runs_comparison_file_validates_and_matches_its_summary(synthetic_archive):
+    """The catalogue says how many rows got each verdict; the file it points to has them."""
+    build(synthetic_archive)
+    catalogue = json.loads((synthetic_archive / "catalogue.json").read_text())
+    compared = [r for r in catalogue["runs"] if r["comparison"]]
+    assert compared, "the synthetic archive has runs with warm calls"
+    for run in compared:
+        summary = run["comparison"]
+        path = synthetic_archive / "site" / summary["url"]
+        full = json.loads(path.read_text())
+        assert schema.errors("comparison.v1.json", full) == [], path
+        counts: dict[str, int] = {}
+        for row in full["rows"]:
+            counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+        assert counts == summary["verdicts"]
+        assert sorted({row["baseline_id"] for row in full["rows"]}) == summary["baselines"]
+        assert full["without_baseline"] == summary["without_baseline"]
