@@ -174,6 +174,7 @@ def context(data: SiteData) -> Context:
     groups = build_groups(entries, data.runs)
     thresholds = Settings.from_config(data.config)
     comparisons = data.comparisons
+    entry_keys = {e["id"]: digest(e) for e in entries}
     return Context(
         entries=entries,
         by_id={e["id"]: e for e in entries},
@@ -183,9 +184,24 @@ def context(data: SiteData) -> Context:
         thresholds=thresholds,
         per_page=int(data.config.get("site.runs_per_page")),
         charted={e["id"] for e in entries[: int(data.config.get("site.run_charts"))]},
-        entry_keys={e["id"]: digest(e) for e in entries},
-        comparison_keys={rid: digest(c) for rid, c in comparisons.items()},
+        entry_keys=entry_keys,
+        comparison_keys={rid: comparison_key(c, entry_keys) for rid, c in comparisons.items()},
         warm_by_cell=_index_rows(data.rows),
+    )
+
+
+def comparison_key(comparison: RunComparison, entry_keys: dict[str, str]) -> str:
+    """What a comparison is computed from: its run's entry (whose digest covers the run's
+    files, so its calls), the entries of the baselines it chose, and the cells without
+    one; the settings and code are in every page's salt. Hashing these instead of the
+    comparison's rows saves encoding every row of every run on every build."""
+    baselines = sorted({r.baseline_id for r in comparison.rows})
+    return digest(
+        [
+            entry_keys.get(comparison.run_id),
+            [[b, entry_keys.get(b)] for b in baselines],
+            comparison.without_baseline,
+        ]
     )
 
 
