@@ -1,6 +1,6 @@
 """How often the verdict rules flag a change that is not there, and find one that is.
 
-usage: python benchmarks/verdict_rates.py [--pairs 1000] [--seed 1] [--cv 0.2]
+usage: python benchmarks/verdict_rates.py [--pairs 1000] [--seed 1] [--cv 0.2] [--no-tighten]
 
 For each sample size (5, 10 and 20 warm calls a side) it draws ``--pairs``
 baseline/run pairs of lognormal delays (median 100 ms, coefficient of
@@ -8,12 +8,14 @@ variation ``--cv``) and feeds their per-call values to the verdict function
 (sitegen.verdicts.row_verdict, default settings). A/A pairs come from one
 distribution: every flag is false. A/B pairs have the run slowed by 20% and
 40%: a regression flag is a detection, a win flag is the wrong way. Seeded, so
-every run prints the same table.
+every run prints the same table. ``--no-tighten`` keeps the five-call
+thresholds at every sample size, to show what the tightening at twenty buys.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import random
 import sys
@@ -32,10 +34,11 @@ def delays(rng: random.Random, n: int, median: float, cv: float) -> tuple[float,
     return tuple(median * math.exp(rng.gauss(0.0, sigma)) for _ in range(n))
 
 
-def rates(n: int, slowdown: float, pairs: int, seed: int, cv: float) -> dict[str, float]:
+def rates(
+    n: int, slowdown: float, pairs: int, seed: int, cv: float, settings: Settings
+) -> dict[str, float]:
     rng = random.Random(f"{seed}:{n}:{slowdown}")
     counts: dict[str, int] = {}
-    settings = Settings()
     for _ in range(pairs):
         base = delays(rng, n, 100.0, cv)
         now = delays(rng, n, 100.0 * slowdown, cv)
@@ -58,11 +61,17 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cv", type=float, default=0.2)
+    parser.add_argument(
+        "--no-tighten", action="store_true", help="keep the five-call thresholds at every n"
+    )
     args = parser.parse_args()
     s = Settings()
+    if args.no_tighten:
+        s = dataclasses.replace(s, tightened=s.ttft_regression)
     print(
         f"{args.pairs} pairs per line, lognormal delays with CV {args.cv:.0%}; "
-        f"alpha {s.alpha}, min_calls {s.min_calls}, threshold {s.ttft_regression:.0%}"
+        f"alpha {s.alpha}, min_calls {s.min_calls}, threshold {s.ttft_regression:.0%}, "
+        f"{s.tightened:.0%} from {s.tighten_at} calls a side"
     )
     cols = ("regression", "win", "below threshold", "within noise", "too few calls")
     head = f"{'case':<10} {'n':>3}  " + "  ".join(f"{c:>15}" for c in cols)
@@ -70,7 +79,7 @@ def main() -> None:
     print("-" * len(head))
     for name, slowdown in CASES:
         for n in SIZES:
-            r = rates(n, slowdown, args.pairs, args.seed, args.cv)
+            r = rates(n, slowdown, args.pairs, args.seed, args.cv, s)
             cells = "  ".join(f"{r.get(c, 0.0):>15.1%}" for c in cols)
             print(f"{name:<10} {n:>3}  {cells}")
 

@@ -122,6 +122,16 @@ SETTINGS: tuple[Setting, ...] = (
         10.0,
     ),
     Setting(
+        "thresholds.tightened",
+        float,
+        0.20,
+        "Every regression and win threshold above, tightened to this fraction (never loosened) "
+        "once both sides have [compare] tighten_at warm calls: section 7 of the harness sets "
+        "30% for five calls and asks for a tighter threshold at twenty.",
+        0.0,
+        10.0,
+    ),
+    Setting(
         "thresholds.min_success_rate",
         float,
         0.95,
@@ -146,6 +156,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Fewest warm calls each side needs before a change can be flagged; with fewer, or "
         "when no outcome at these sizes could reach alpha, the verdict is 'too few calls to "
         "tell'. At 5 vs 5 the smallest possible p is 0.0079, under the default alpha.",
+        2,
+        1_000_000,
+    ),
+    Setting(
+        "compare.tighten_at",
+        int,
+        20,
+        "Warm calls each side from which [thresholds] tightened applies instead of the "
+        "five-call thresholds.",
         2,
         1_000_000,
     ),

@@ -60,8 +60,10 @@ class Settings:
     tps_regression: float = 0.30
     win: float = 0.30
     min_success_rate: float = 0.95
+    tightened: float = 0.20
     alpha: float = 0.01
     min_calls: int = 5
+    tighten_at: int = 20
     length_tolerance: float = 0.05
 
     @classmethod
@@ -73,6 +75,17 @@ class Settings:
     @property
     def confidence(self) -> float:
         return 1.0 - self.alpha
+
+    def limits(self, metric: Metric, n: int) -> tuple[float, float]:
+        """The (regression, win) thresholds of ``metric`` when the smaller side has ``n`` calls.
+
+        Section 7 chose 30% for five calls a side and says to tighten it once N is 20; from
+        ``tighten_at`` calls the thresholds become ``tightened`` (never looser than set).
+        """
+        reg: float = getattr(self, metric.threshold)
+        if n >= self.tighten_at:
+            return min(reg, self.tightened), min(self.win, self.tightened)
+        return reg, self.win
 
 
 @dataclass(frozen=True)
@@ -400,7 +413,7 @@ def metric_verdict(metric: Metric, base: Sample, now: Sample, settings: Settings
     worse = draft.worse() or 0.0
     evidence = f"{fmt_ci(shift)}, {fmt_p(shift.p)}, {n_text}"
     if shift.p > settings.alpha:
-        if _rules_out(metric, shift, settings):
+        if _rules_out(metric, shift, settings.limits(metric, min(len(x), len(y)))):
             return MetricVerdict(metric, NOISE, f"within noise ({fmt_p(shift.p)})", sx, sy, shift)
         return MetricVerdict(
             metric,
@@ -411,12 +424,13 @@ def metric_verdict(metric: Metric, base: Sample, now: Sample, settings: Settings
             sy,
             shift,
         )
-    if worse >= getattr(settings, metric.threshold):
+    reg, win = settings.limits(metric, min(len(x), len(y)))
+    if worse >= reg:
         return MetricVerdict(metric, REGRESSION, f"regression ({evidence})", sx, sy, shift)
-    if -worse >= settings.win:
+    if -worse >= win:
         return MetricVerdict(metric, WIN, f"win ({evidence})", sx, sy, shift)
     direction = "worse" if worse > 0 else "better"
-    limit = getattr(settings, metric.threshold) if worse > 0 else settings.win
+    limit = reg if worse > 0 else win
     return MetricVerdict(
         metric,
         SMALL,
@@ -428,12 +442,12 @@ def metric_verdict(metric: Metric, base: Sample, now: Sample, settings: Settings
     )
 
 
-def _rules_out(metric: Metric, shift: Shift, settings: Settings) -> bool:
+def _rules_out(metric: Metric, shift: Shift, limits: tuple[float, float]) -> bool:
     """Whether the CI excludes every change that would be flagged, both ways: only then is
     an unflagged change "within noise" rather than "too few calls to tell"."""
     if shift.low is None or shift.high is None:
         return False
-    reg, win = getattr(settings, metric.threshold), settings.win
+    reg, win = limits
     if metric.lower_is_better:
         return 1.0 - win < shift.low and shift.high < 1.0 + reg
     return 1.0 - reg < shift.low and shift.high < 1.0 + win
@@ -497,7 +511,10 @@ class RowVerdict:
 
 def _past(m: MetricVerdict, s: Settings) -> bool:
     worse = m.worse()
-    return worse is not None and (worse >= getattr(s, m.metric.threshold) or -worse >= s.win)
+    if worse is None or m.base is None or m.now is None:
+        return False
+    reg, win = s.limits(m.metric, min(m.base.n, m.now.n))
+    return worse >= reg or -worse >= win
 
 
 def row_verdict(
