@@ -331,7 +331,7 @@ def _make_site(
     from sitegen import charts
     from sitegen.downloads import data_downloads
     from sitegen.groups import compact_page
-    from sitegen.render import SiteData, render_site
+    from sitegen.pages import SiteData, render_site
 
     archive = loaded.archive
     chart_cache = archive / CACHE_DIR / "charts"

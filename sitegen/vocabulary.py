@@ -6,7 +6,7 @@ Table headers (templates/_macros.html ``stat_head``), the comparison metrics
 (sitegen.verdicts) and the download column documentation (sitegen.downloads)
 all read from here, so a field is named and defined once. Anchors are ids on the
 methodology page, written there as ``{#anchor}`` ([a-z0-9-] only, see
-sitegen.render.anchored).
+sitegen.pages.markup.anchored).
 """
 
 from __future__ import annotations

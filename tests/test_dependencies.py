@@ -553,7 +553,9 @@ def _edit_file(rel: str, old: str, new: str) -> Change:
 
 CODE_CHANGES = {
     "a string in a module": _edit_file(
-        "sitegen/render.py", 'page_title="Methodology"', 'page_title="Methodology and terms"'
+        "sitegen/pages/archive_pages.py",
+        'page_title="Methodology"',
+        'page_title="Methodology and terms"',
     ),
     "a comment in a module": _edit_file(
         "sitegen/aggregate.py", "from __future__", "# A comment.\nfrom __future__"

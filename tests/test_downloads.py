@@ -27,7 +27,7 @@ from sitegen.config import Config
 from sitegen.domain import Loaded
 from sitegen.importers import import_files
 from sitegen.ledger import sort_calls
-from sitegen.render import environment
+from sitegen.pages.theme import environment
 
 IMPORTS = ROOT / "tests" / "data" / "import"
 WHOLE = [

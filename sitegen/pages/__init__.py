@@ -1,0 +1,52 @@
+"""Rendering: the loaded archive -> every page and copied file of the site (an ``Outputs``).
+
+One module per page type, each a function of the one page-context object
+(:class:`~sitegen.pages.context.Context`): ``index_page``, ``run_page``,
+``group_page``, ``changes_page``, ``archive_pages``. ``theme`` finds templates
+and assets (the publisher's first), ``markup`` makes untrusted Markdown safe.
+"""
+
+from __future__ import annotations
+
+from jinja2 import TemplateError, TemplateSyntaxError
+
+from sitegen.exceptions import BuildError
+from sitegen.output import Outputs
+from sitegen.pages.archive_pages import archive_pages
+from sitegen.pages.changes_page import changes_pages
+from sitegen.pages.context import SiteData, make_context
+from sitegen.pages.group_page import group_pages
+from sitegen.pages.index_page import index_pages
+from sitegen.pages.run_page import run_outputs
+from sitegen.pages.theme import environment, template_display
+
+__all__ = ["SiteData", "render_site"]
+
+PROGRESS_EVERY = 1000  # runs between progress lines while rendering
+
+
+def render_site(data: SiteData) -> Outputs:
+    """Every page and file of the site; a broken template is a BuildError naming it."""
+    try:
+        return _render_site(data)
+    except TemplateSyntaxError as exc:
+        where = template_display(data.archive, exc.filename or exc.name or "?")
+        raise BuildError(f"{where}:{exc.lineno}: template error: {exc.message}") from None
+    except TemplateError as exc:
+        raise BuildError(f"template error: {exc}") from None
+
+
+def _render_site(data: SiteData) -> Outputs:
+    ctx = make_context(data, environment(data.archive), Outputs(previous=data.previous))
+    index_pages(ctx)
+    step = max(PROGRESS_EVERY, len(ctx.entries) // 10)
+    for done, entry in enumerate(ctx.entries, start=1):
+        run_outputs(ctx, entry)
+        if data.progress is not None and done % step == 0:
+            previous = ctx.outputs.previous
+            reused = previous.reused if previous is not None else 0
+            data.progress(f"pages: {done}/{len(ctx.entries)} runs done ({reused} files reused)")
+    group_pages(ctx)
+    changes_pages(ctx)
+    archive_pages(ctx)
+    return ctx.outputs

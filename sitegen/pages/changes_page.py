@@ -1,0 +1,35 @@
+"""The changes pages: runs with a flagged row against their baseline, newest first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sitegen.groups import paginate
+from sitegen.pages.context import Context
+from sitegen.reuse import digest
+from sitegen.verdicts import METRICS
+
+CHANGES_PER_PAGE = 25  # runs with a regression or a win, per page of changes/
+
+
+def changes_pages(ctx: Context) -> None:
+    changed = [(ctx.by_id[rid], c) for rid, c in ctx.newest_first() if c.changes]
+    counts = ctx.change_counts()
+    template = ctx.env.get_template("changes.html")
+    for page in paginate("changes/", changed, CHANGES_PER_PAGE):
+        values = {
+            "root": page.root,
+            "archive": ctx.archive_info,
+            "comparisons": page.items,
+            "page": page,
+            "counts": counts if page.number == 0 else None,
+            "thresholds": ctx.thresholds,
+            "metrics": METRICS,
+        }
+        ids = [e["id"] for e, _c in page.items]
+        key = ctx.whole if page.number == 0 else ctx.block_key(values, "comparisons", ids)
+
+        def render(values: dict[str, Any] = values) -> str:
+            return template.render(**values)
+
+        ctx.outputs.cached(page.rel, digest([key, page.rel]), render)

@@ -1,0 +1,182 @@
+"""The one page-context object every page module renders from.
+
+``SiteData`` is what the pipeline hands to rendering; ``Context`` adds what
+several pages share and is computed once per build: the Jinja environment,
+the output set, the groups and their URLs, each run's key digests and the
+salts every page key starts from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment
+
+from sitegen.archive import Run
+from sitegen.codeversion import methodology_default
+from sitegen.compare import RunComparison
+from sitegen.config import Config, defaults
+from sitegen.downloads import Download
+from sitegen.groups import Group, build_groups, group_links
+from sitegen.jsonio import dumps
+from sitegen.output import Outputs
+from sitegen.pages.theme import code_digest
+from sitegen.reuse import Previous, digest
+from sitegen.verdicts import MIXED, REGRESSION, WIN, Settings
+
+
+@dataclass(frozen=True)
+class SiteData:
+    """Everything the renderer needs, as plain data computed earlier in the pipeline."""
+
+    archive: Path
+    catalogue: dict[str, Any]
+    runs: dict[str, Run]
+    checks: dict[str, dict[str, Any]]
+    rows: dict[str, list[dict[str, Any]]]
+    chart_cache: Path | None
+    config: Config = field(default_factory=defaults)
+    files: tuple[Download, ...] = ()  # everything under data/ (sitegen.downloads)
+    catalogue_json: bytes = b""  # the catalogue in its canonical form, when already made
+    progress: Callable[[str], Any] | None = None  # told how rendering goes, on long builds
+    previous: Previous | None = None  # the live build, whose unchanged files are reused
+    comparisons: dict[str, RunComparison] = field(default_factory=dict)  # sitegen.compare
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the pages of one build share, computed once."""
+
+    data: SiteData
+    env: Environment
+    outputs: Outputs
+    archive_info: dict[str, Any]  # the catalogue's "archive" object
+    methodology_text: str
+    # Every page key starts from ``salt``: code, theme, settings, the archive's own
+    # texts. ``whole`` adds the catalogue bytes, which name every run with its
+    # content digest: it keys the pages that depend on the whole archive.
+    salt: str
+    whole: str
+    catalogue_bytes: bytes
+    entries: list[dict[str, Any]]  # catalogue runs, newest first
+    by_id: dict[str, dict[str, Any]]
+    groups: dict[str, list[Group]]
+    links: dict[str, dict[str, str]]  # kind -> name -> group URL from the site root
+    comparisons: dict[str, RunComparison]
+    thresholds: Settings
+    per_page: int
+    charted: set[str]  # runs whose pages get charts (the newest site.run_charts)
+    # Digests of each run's catalogue entry and comparison, computed once: the
+    # keys of every page that shows a run are made from these.
+    entry_keys: dict[str, str]
+    comparison_keys: dict[str, str]
+    # Each run's aggregate rows indexed once (run -> cell -> warm rows by
+    # prompt), so a group page looks its cells up instead of rescanning every
+    # run's rows per cell, which was quadratic on large groups.
+    warm_by_cell: dict[str, dict[str, dict[str, dict[str, Any]]]]
+
+    def page(self, rel: str, template: str, key: str, **values: Any) -> None:
+        """One page from one template, rendered only when ``key`` is new."""
+        self.outputs.cached(
+            rel,
+            digest([key, rel, template]),
+            lambda: self.env.get_template(template).render(archive=self.archive_info, **values),
+        )
+
+    def block_key(self, values: dict[str, Any], listed: str, ids: list[str]) -> str:
+        """The key of a block page: its values, with the runs it lists (``values[listed]``)
+        stood in for by their entries' and comparisons' digests."""
+        runs = [(self.entry_keys[i], self.comparison_keys.get(i)) for i in ids]
+        rest = {k: v for k, v in values.items() if k not in (listed, "page")}
+        page = dataclasses.replace(values["page"], items=ids)  # the page, less its items
+        return digest([self.salt, rest, page, runs])
+
+    def newest_first(self) -> list[tuple[str, RunComparison]]:
+        """The runs that have a comparison, newest first."""
+        have = self.comparisons
+        return [(e["id"], have[e["id"]]) for e in self.entries if e["id"] in have]
+
+    def change_counts(self) -> dict[str, int]:
+        """The verdict counts the front page and the changes page both show."""
+        rows = [r for c in self.comparisons.values() for r in c.rows]
+        return {
+            "compared": len(rows),
+            "regressions": sum(1 for r in rows if r.verdict == REGRESSION),
+            "wins": sum(1 for r in rows if r.verdict == WIN),
+            "mixed": sum(1 for r in rows if r.verdict == MIXED),
+            "unflagged": sum(
+                1 for r in rows if r.comparable and r.beyond_threshold and not r.flagged
+            ),
+            "not_comparable": sum(1 for r in rows if not r.comparable),
+            "runs": sum(1 for c in self.comparisons.values() if c.rows),
+        }
+
+
+def make_context(data: SiteData, env: Environment, outputs: Outputs) -> Context:
+    entries = data.catalogue["runs"]
+    groups = build_groups(entries, data.runs)
+    comparisons = data.comparisons
+    entry_keys = {e["id"]: digest(e) for e in entries}
+    archive_info = data.catalogue["archive"]
+    methodology = data.archive / "methodology.md"
+    if not methodology.is_file():
+        methodology = methodology_default()
+    methodology_text = methodology.read_text(encoding="utf-8")
+    salt = digest([code_digest(data.archive), archive_info, data.config.values, methodology_text])
+    catalogue_bytes = data.catalogue_json or dumps(data.catalogue).encode("utf-8")
+    return Context(
+        data=data,
+        env=env,
+        outputs=outputs,
+        archive_info=archive_info,
+        methodology_text=methodology_text,
+        salt=salt,
+        whole=digest([salt, hashlib.sha256(catalogue_bytes).hexdigest()]),
+        catalogue_bytes=catalogue_bytes,
+        entries=entries,
+        by_id={e["id"]: e for e in entries},
+        groups=groups,
+        links=group_links(groups),
+        comparisons=comparisons,
+        thresholds=Settings.from_config(data.config),
+        per_page=int(data.config.get("site.runs_per_page")),
+        charted={e["id"] for e in entries[: int(data.config.get("site.run_charts"))]},
+        entry_keys=entry_keys,
+        comparison_keys={rid: comparison_key(c, entry_keys) for rid, c in comparisons.items()},
+        warm_by_cell=_index_rows(data.rows),
+    )
+
+
+def comparison_key(comparison: RunComparison, entry_keys: dict[str, str]) -> str:
+    """What a comparison is computed from: its run's entry (whose digest covers the run's
+    files, so its calls), the entries of the baselines it chose, and the cells without
+    one; the settings and code are in every page's salt. Hashing these instead of the
+    comparison's rows saves encoding every row of every run on every build."""
+    baselines = sorted({r.baseline_id for r in comparison.rows})
+    return digest(
+        [
+            entry_keys.get(comparison.run_id),
+            [[b, entry_keys.get(b)] for b in baselines],
+            comparison.without_baseline,
+        ]
+    )
+
+
+def _index_rows(
+    rows: dict[str, list[dict[str, Any]]],
+) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """run -> cell -> prompt -> warm row; a measured cell without warm rows maps to {}."""
+    out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for run_id, run_rows in rows.items():
+        cells: dict[str, dict[str, dict[str, Any]]] = {}
+        for r in run_rows:
+            warm = cells.setdefault(r["cell_id"], {})
+            if r["phase"] == "warm":
+                warm[r["prompt_id"]] = r
+        out[run_id] = cells
+    return out

@@ -1,0 +1,137 @@
+"""Model, node and engine pages: the list of each kind, and one page per group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import Template
+from markupsafe import Markup
+
+from sitegen import scores
+from sitegen.groups import KINDS, Group, Page, paginate, trend_points, trend_svg
+from sitegen.pages.context import Context
+from sitegen.reuse import digest
+
+
+def group_pages(ctx: Context) -> None:
+    group_template = ctx.env.get_template("group.html")
+    for kind, groups in ctx.groups.items():
+        folder = KINDS[kind]["folder"]
+
+        def render_index(kind: str = kind, groups: list[Group] = groups) -> str:
+            return ctx.env.get_template("groups.html").render(
+                root="../",
+                archive=ctx.archive_info,
+                kind=kind,
+                info=KINDS[kind],
+                groups=groups,
+                by_id=ctx.by_id,
+            )
+
+        ctx.outputs.cached(f"{folder}/index.html", digest([ctx.whole, folder]), render_index)
+        for group in groups:
+            runs = [ctx.by_id[rid] for rid in group.run_ids]
+            for page in paginate(group.url, runs, ctx.per_page):
+                if page.number == 0:
+                    _group_front(ctx, group_template, group, page)
+                    continue
+                values = {
+                    "root": page.root,
+                    "archive": ctx.archive_info,
+                    "group": {"kind": group.kind, "name": group.name, "url": group.url},
+                    "info": KINDS[kind],
+                    "cells": [],
+                    "runs": page.items,
+                    "total": None,
+                    "page": page,
+                    "chart": None,
+                    "links": {},
+                    "series": [],
+                    "score_charts": [],
+                }
+                ids = [e["id"] for e in page.items]
+
+                def render_page(values: dict[str, Any] = values) -> str:
+                    return group_template.render(**values)
+
+                ctx.outputs.cached(
+                    page.rel,
+                    digest([page.rel, ctx.block_key(values, "runs", ids)]),
+                    render_page,
+                )
+
+
+def _group_front(ctx: Context, template: Template, group: Group, page: Page) -> None:
+    """A group's own page: its cells, trend chart, scores and newest runs.
+
+    The key holds the chart's data points, not its SVG, so the charts are only
+    looked up (or rendered) when the page itself has to be rendered.
+    """
+    data = ctx.data
+    runs = [ctx.by_id[rid] for rid in group.run_ids]
+    points = _with_bands(trend_points(group, ctx.by_id, data.rows, page.root), group, ctx)
+    group_runs = [data.runs[rid] for rid in group.run_ids]
+    series = scores.model_series(group.name, group_runs, ctx.by_id) if group.kind == "model" else []
+    values = {
+        "root": page.root,
+        "archive": ctx.archive_info,
+        "group": group,
+        "info": KINDS[group.kind],
+        "cells": _group_cells(group, runs, ctx),
+        "runs": page.items,
+        "total": len(runs),
+        "page": page,
+        "links": ctx.links,
+        "series": series,
+    }
+
+    def render() -> str:
+        chart = None
+        svg = trend_svg(group, points, data.chart_cache)
+        if svg is not None:
+            chart = {"svg": Markup(svg), "runs": len({p["run"] for p in points})}
+        score_charts = scores.series_charts(series, data.chart_cache)
+        for c in score_charts:
+            c["svg"] = Markup(c["svg"])
+        return template.render(chart=chart, score_charts=score_charts, **values)
+
+    ctx.outputs.cached(page.rel, digest([ctx.salt, page.rel, values, points]), render)
+
+
+def _with_bands(points: list[dict[str, Any]], group: Group, ctx: Context) -> list[dict[str, Any]]:
+    """The trend points, the TTFT p50 and tokens/s ones with the interquartile range of
+    their run's calls (``lo``, ``hi``), which the trend chart draws as a band."""
+    wanted = {("ttft", "p50"): "ttft", ("tps", "mean"): "tps"}
+    cells = {group.label(c): c for c in group.cells}
+    out = []
+    for p in points:
+        key = wanted.get((p["metric"], p["series"]))
+        comparison = ctx.comparisons.get(p["run"])
+        if key and comparison is not None and p["cell"] in cells:
+            s = comparison.spreads.get(cells[p["cell"]], {}).get(p["prompt"], {}).get(key)
+            if s is not None:
+                p = p | {"lo": s.p25, "hi": s.p75}
+        out.append(p)
+    return out
+
+
+def _group_cells(group: Group, runs: list[dict[str, Any]], ctx: Context) -> list[dict[str, Any]]:
+    """Per cell: its target, how many runs measured it, and its latest warm values."""
+    out = []
+    indexed = [(e, ctx.warm_by_cell.get(e["id"], {})) for e in runs]
+    for cell_id in sorted(group.cells):
+        measured = [(e, cells[cell_id]) for e, cells in indexed if cell_id in cells]
+        latest, warm = measured[0] if measured else (None, {})
+        comparison = ctx.comparisons.get(latest["id"]) if latest else None
+        out.append(
+            {
+                "cell_id": cell_id,
+                "target": group.cells[cell_id],
+                "runs": sum(1 for e in runs if cell_id in e["cells"]),
+                "measured": len(measured),
+                "latest": latest,
+                "warm": [warm[p] for p in sorted(warm)],
+                "spreads": comparison.spreads.get(cell_id, {}) if comparison else {},
+            }
+        )
+    return out
