@@ -26,6 +26,10 @@ def markdown(text: str, demote: int = 0) -> Markup:
     clean = nh3.clean(html, url_schemes=SAFE_SCHEMES, link_rel="noopener noreferrer nofollow")
     if demote:
         clean = _HEADING.sub(lambda m: f"<{m.group(1)}h{min(6, int(m.group(2)) + demote)}", clean)
+    # A wide table scrolls in its own box instead of widening the page (and is
+    # focusable, so a keyboard can scroll it). Added after cleaning: nh3 would drop it.
+    clean = clean.replace("<table>", '<div class="scroll" tabindex="0"><table>')
+    clean = clean.replace("</table>", "</table></div>")
     return Markup(clean)
 
 

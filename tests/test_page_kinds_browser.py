@@ -1,0 +1,152 @@
+"""Every kind of page of the bundled archive, as a reader sees it on a phone and a laptop.
+
+At 390 px and 1280 px, in light and dark mode: no horizontal scrolling, no
+console error, no request leaving 127.0.0.1, and axe-core finds nothing. The
+bundled archive is the hard case: recorded runs carry notes with wide tables,
+long digests and imported results.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import tomllib
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import ROOT
+from test_browser import AXE, Reader, _axe, _require, browser, bundled_site  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+VIEWPORTS = {"phone": {"width": 390, "height": 844}, "laptop": {"width": 1280, "height": 800}}
+
+
+def page_kinds(site: Path) -> dict[str, str]:
+    """One page of each kind, found in the built site (so a new kind is not missed)."""
+    kinds = {
+        "index": "index.html",
+        "changes": "changes/index.html",
+        "data": "data/index.html",
+        "methodology": "methodology/index.html",
+        "not found": "runs/no-such-run/files/missing.txt",  # served 404.html, as hosts do
+    }
+    for folder in ("models", "nodes", "engines"):
+        kinds[folder] = f"{folder}/index.html"
+        first = sorted(p.name for p in (site / folder).iterdir() if p.is_dir())[0]
+        kinds[folder[:-1]] = f"{folder}/{first}/index.html"
+    if (site / "compare" / "index.html").is_file():
+        kinds["compare"] = "compare/index.html"
+    # The run pages differ most (notes, imports, planned runs): each is its own kind here.
+    for run in sorted(p.name for p in (site / "runs").iterdir() if p.is_dir()):
+        kinds[f"run {run}"] = f"runs/{run}/index.html"
+    return kinds
+
+
+class _Pages(SimpleHTTPRequestHandler):
+    """A static host as GitHub Pages is one: the site under its base URL's path, and
+    404.html's bytes (status 404) for any address that is not a file."""
+
+    prefix = "/"
+
+    def translate_path(self, path: str) -> str:
+        path = urlsplit(path).path
+        if not path.startswith(self.prefix):
+            return str(Path(self.directory) / "no such file")
+        return super().translate_path("/" + path[len(self.prefix) :])
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        body = (Path(self.directory) / "404.html").read_bytes()
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def served(bundled_site: Path) -> Iterator[str]:  # noqa: F811
+    """The bundled site at its configured base path on 127.0.0.1."""
+    config = tomllib.loads((ROOT / "sitegen.toml").read_text(encoding="utf-8"))
+    prefix = urlsplit(config["archive"]["base_url"]).path or "/"
+    handler = type("Pages", (_Pages,), {"prefix": prefix})
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(bundled_site))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}{prefix}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+_DOC_404 = "Failed to load resource: the server responded with a status of 404 (Not Found)"
+
+
+def visit(r: Reader, url: str, kind: str) -> None:
+    """Open a page; the missing address's own 404 status is the one error expected."""
+    before = len(r.errors)
+    r.page.goto(url)
+    if kind == "not found" and _DOC_404 in r.errors[before:]:
+        r.errors.remove(_DOC_404)
+
+
+def _overflow(page: Any) -> int:
+    return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("screen", sorted(VIEWPORTS))
+def test_no_page_scrolls_sideways_errors_or_leaves_the_host(
+    browser: Any,  # noqa: F811
+    bundled_site: Path,  # noqa: F811
+    served: str,
+    screen: str,
+    scheme: str,
+) -> None:
+    r = Reader(browser, viewport=VIEWPORTS[screen], color_scheme=scheme)
+    try:
+        wide = {}
+        for kind, path in page_kinds(bundled_site).items():
+            visit(r, served + path, kind)
+            if (extra := _overflow(r.page)) > 0:
+                wide[kind] = extra
+        assert wide == {}, f"pages wider than the {screen} screen (px too wide): {wide}"
+    finally:
+        r.close()  # asserts no console error and no request off 127.0.0.1
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("screen", sorted(VIEWPORTS))
+def test_axe_is_clean_on_every_page_kind(
+    browser: Any,  # noqa: F811
+    bundled_site: Path,  # noqa: F811
+    served: str,
+    screen: str,
+    scheme: str,
+) -> None:
+    _require(AXE, "npm ci")
+    kinds = page_kinds(bundled_site)
+    # One run page of each source: recorded (with notes), imported, planned.
+    runs = [k for k in kinds if k.startswith("run ")]
+    keep = {runs[0], *(k for k in runs if "bench" in k or "planned" in k or "mlx" in k)}
+    r = Reader(browser, viewport=VIEWPORTS[screen], color_scheme=scheme)
+    try:
+        found = {}
+        for kind, path in kinds.items():
+            if kind.startswith("run ") and kind not in keep:
+                continue
+            visit(r, served + path, kind)
+            if violations := _axe(r.page):
+                found[kind] = violations
+        assert found == {}
+    finally:
+        r.close()
