@@ -12,7 +12,7 @@ from pathlib import Path
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
-from sitegen import __version__, vocabulary
+from sitegen import __version__, numfmt, vocabulary
 from sitegen.codeversion import code_version, theme_root
 from sitegen.downloads import COLUMNS
 from sitegen.reuse import digest, files_digest
@@ -43,6 +43,7 @@ def environment(archive: Path) -> Environment:
     env.globals["version"] = __version__
     env.globals["vocab"] = vocabulary  # headers' labels, units and anchors (_macros.stat_head)
     env.globals["column_docs"] = COLUMNS  # what each download column holds (data page)
+    env.filters["readable"] = numfmt.readable  # rounded for reading; downloads keep exact values
     return env
 
 
