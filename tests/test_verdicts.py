@@ -145,8 +145,10 @@ def test_at_five_calls_a_slowdown_is_too_few_to_tell_or_a_correct_flag():
 
 
 def _script(first_ms: float):
-    """A llama.cpp stream whose first token arrives after ``first_ms``, then 4 more."""
-    return openai_stream([(first_ms + 4 * i, f"t{i} ") for i in range(5)])
+    """A llama.cpp stream whose first token arrives after ``first_ms``, then 4 more, 40 ms
+    apart: gaps long enough that a loaded machine's timer jitter (a few ms) cannot make the
+    per-token metrics of two runs differ by the 30% threshold (at 4 ms apart it did, in CI)."""
+    return openai_stream([(first_ms + 40 * i, f"t{i} ") for i in range(5)])
 
 
 @pytest.fixture
