@@ -129,7 +129,8 @@ from sitegen.archive import read_archive
 from sitegen.read_cache import ReadCache
 from sitegen.config import load_config
 from sitegen.discover import LEDGER
-archive = Path(sys.argv[1])
+from sitegen.layout import Layout
+archive = Layout.of(Path(sys.argv[1]))
 config = load_config(archive)
 cache = ReadCache(None, max_line_bytes=config.get("limits.max_line_bytes"))
 runs, problems, invalid = read_archive(archive, config, cache)

@@ -21,6 +21,7 @@ from sitegen.config import Config
 from sitegen.discover import LEDGER, METADATA, RunSource, discover
 from sitegen.exceptions import Problem
 from sitegen.jsonio import decode_utf8, key_line, loads_strict
+from sitegen.layout import Layout
 from sitegen.ledger import LedgerSummary, prepass
 from sitegen.read_cache import ReadCache, no_cache
 
@@ -288,19 +289,19 @@ def _duplicate_ids(runs: list[Run], locked: Collection[str] = ()) -> list[Proble
 
 
 def read_archive(
-    archive: Path, config: Config, cache: ReadCache | None = None, locked: Collection[str] = ()
+    layout: Layout, config: Config, cache: ReadCache | None = None, locked: Collection[str] = ()
 ) -> tuple[list[Run], list[Problem], set[str]]:
     """All valid runs, every problem found, and the ids of the runs left out."""
-    runs, problems, invalid, _sources = read_archive_sources(archive, config, cache, locked)
+    runs, problems, invalid, _sources = read_archive_sources(layout, config, cache, locked)
     return runs, problems, invalid
 
 
 def read_archive_sources(
-    archive: Path, config: Config, cache: ReadCache | None = None, locked: Collection[str] = ()
+    layout: Layout, config: Config, cache: ReadCache | None = None, locked: Collection[str] = ()
 ) -> tuple[list[Run], list[Problem], set[str], list[RunSource]]:
     """``read_archive``, plus every run folder discovery accepted (valid or not): the
     list of files that would be published, which the publication gate scans."""
-    sources, problems = discover(archive, max_file_bytes=config.get("limits.max_file_bytes"))
+    sources, problems = discover(layout, max_file_bytes=config.get("limits.max_file_bytes"))
     runs: list[Run] = []
     invalid: set[str] = set()
     for problem in problems:

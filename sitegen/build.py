@@ -29,8 +29,6 @@ from sitegen.fsutil import fault, out_key, write_atomic
 from sitegen.gate import format_report, load_allowlist, scan_tree
 from sitegen.gate.findings_cache import ScanCache
 from sitegen.integrity import (
-    LOCK_NAME,
-    RETRACTIONS_NAME,
     lock_text,
     read_lock,
     read_retractions,
@@ -39,6 +37,7 @@ from sitegen.integrity import (
     verify,
 )
 from sitegen.jsonio import dumps
+from sitegen.layout import CATALOGUE, LOCK, PROTECTED, RETRACTIONS, Layout
 from sitegen.links import check_links
 from sitegen.output import Outputs, check_out, commit, discard, recover, stage
 from sitegen.read_cache import ReadCache
@@ -46,18 +45,8 @@ from sitegen.repro import check_all
 from sitegen.sitefiles import SiteFiles
 
 Echo = Callable[[str], Any] | None
-CATALOGUE = "catalogue.json"
-CACHE_DIR = ".sitegen-cache"
 # Written into the staging folder by finish_staging, which keeps them current itself.
 FINISHED_LATER = ("pagefind/",)
-# What `--out` may never be, hold or sit inside (besides the archive folder itself).
-PROTECTED = (
-    *state.ARCHIVE_INPUTS,
-    *state.ARCHIVE_OUTPUTS,
-    CACHE_DIR,
-    ".sitegen-build.lock",
-    ".git",
-)
 REPORT_LIMIT = 10  # unreliable runs named by a build; `sitegen check` names them all
 
 
@@ -67,7 +56,11 @@ def _say(echo: Echo, message: str) -> None:
 
 
 def load(
-    archive: Path, *, strict: bool = False, skip_invalid: bool = False, use_cache: bool = True
+    archive: Path | Layout,
+    *,
+    strict: bool = False,
+    skip_invalid: bool = False,
+    use_cache: bool = True,
 ) -> Loaded:
     """Read, validate, check and aggregate the whole archive.
 
@@ -75,19 +68,19 @@ def load(
     ``skip_invalid`` is set, in which case the invalid runs are left out and
     listed in ``left_out``.
     """
-    archive = Path(archive)
-    if not archive.is_dir():
-        raise BuildError(f"{archive}: archive folder does not exist")
-    config = load_config(archive)
-    build_state = BuildState(archive / CACHE_DIR if use_cache else None)
+    layout = Layout.of(archive)
+    if not layout.root.is_dir():
+        raise BuildError(f"{layout.root}: archive folder does not exist")
+    config = load_config(layout)
+    build_state = BuildState(layout.cache if use_cache else None)
     cache = ReadCache(
-        archive / CACHE_DIR if use_cache else None,
+        layout.cache if use_cache else None,
         max_line_bytes=config.get("limits.max_line_bytes"),
         state=build_state,
     )
-    lock, lock_problems = read_lock(archive)
-    runs, problems, invalid, sources = read_archive_sources(archive, config, cache, set(lock))
-    allowlist = load_allowlist(archive)
+    lock, lock_problems = read_lock(layout)
+    runs, problems, invalid, sources = read_archive_sources(layout, config, cache, set(lock))
+    allowlist = load_allowlist(layout)
     gate_cache = ScanCache(state=build_state)
     # The gate scans exactly the files discovery accepted for publication (of
     # every run folder, valid or not), no second walk with rules of its own.
@@ -96,10 +89,8 @@ def load(
     listed = {
         f"{s.run_id}/{f.rel}": known.get(f"{s.run_id}/{f.rel}") for s in sources for f in s.files
     }
-    run_files = SiteFiles.written(archive / "runs", listed)
-    findings = (
-        scan_tree(archive / "runs", "runs", allowlist, gate_cache, run_files) if listed else []
-    )
+    run_files = SiteFiles.written(layout.runs, listed)
+    findings = scan_tree(layout.runs, "runs", allowlist, gate_cache, run_files) if listed else []
     # Integrity and publication-gate failures are never skipped: leaving a run
     # out of the site would hide the problem instead of reporting it.
     fatal = lock_problems + verify(runs, lock, invalid, problems) + _link_problems(runs)
@@ -129,12 +120,12 @@ def load(
     )
     build_state.flush()  # what was read stays known, whatever happens to the rest
     rows = agg.rows_by_run(agg.aggregate(calls))
-    retractions = read_retractions(archive)
+    retractions = read_retractions(layout)
     unknown = sorted(set(retractions) - {r.run_id for r in runs} - invalid)
     if unknown:
         raise ValidationFailed(
             [
-                Problem(RETRACTIONS_NAME, message=f"[{rid}]: no such run in the archive")
+                Problem(RETRACTIONS, message=f"[{rid}]: no such run in the archive")
                 for rid in unknown
             ]
         )
@@ -142,7 +133,7 @@ def load(
     catalogue = build_catalogue(runs, checks, rows, config, retractions, comparisons)
     new_lock = updated_lock(runs, lock)
     return Loaded(
-        archive,
+        layout,
         config,
         runs,
         left_out,
@@ -206,20 +197,20 @@ def _report(loaded: Loaded, echo: Echo, limit: int | None = None) -> None:
             _say(echo, f"  {p}")
 
 
-def check(archive: Path, *, strict: bool = False, echo: Echo = None) -> Loaded:
+def check(archive: Path | Layout, *, strict: bool = False, echo: Echo = None) -> Loaded:
     """Everything ``build`` checks, and nothing it publishes.
 
     The site is rendered into a scratch folder under the cache and put through
     the same link check and publication gate, then deleted: ``check`` says "ok"
     exactly when ``build`` would succeed, and writes nothing but caches.
     """
-    archive = _existing(archive)
-    with build_lock(archive):
-        loaded = load(archive, strict=strict)
+    layout = _existing(archive)
+    with build_lock(layout):
+        loaded = load(layout, strict=strict)
         _report(loaded, echo)
-        live = out_key(archive / "site")  # only read: unchanged pages are linked from it
-        records = reuse.records_dir(archive / CACHE_DIR, live)
-        scratch = archive / CACHE_DIR / "check"
+        live = out_key(layout.site)  # only read: unchanged pages are linked from it
+        records = reuse.records_dir(layout.cache, live)
+        scratch = layout.check_scratch
         shutil.rmtree(scratch, ignore_errors=True)  # left by a killed check; we hold the lock
         try:
             _outputs, staging = _make_site(
@@ -229,23 +220,23 @@ def check(archive: Path, *, strict: bool = False, echo: Echo = None) -> Loaded:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         loaded.state.save()
-    for warning in unlocked_published(archive, read_lock(archive)[0]):
+    for warning in unlocked_published(layout, read_lock(layout)[0]):
         _say(echo, warning)
     _say(echo, "ok: archive is valid")
     return loaded
 
 
-def _existing(archive: Path) -> Path:
-    archive = Path(archive)
-    if not archive.is_dir():
-        raise BuildError(f"{archive}: archive folder does not exist")
-    return archive
+def _existing(archive: Path | Layout, out: Path | None = None) -> Layout:
+    layout = Layout.of(archive, out)
+    if not layout.root.is_dir():
+        raise BuildError(f"{layout.root}: archive folder does not exist")
+    return layout
 
 
 @contextmanager
-def build_lock(archive: Path) -> Iterator[None]:
+def build_lock(layout: Layout) -> Iterator[None]:
     """Only one build of an archive at a time (a second one fails at once)."""
-    path = archive / ".sitegen-build.lock"
+    path = layout.build_lock
     with path.open("a+") as fh:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -258,7 +249,7 @@ def build_lock(archive: Path) -> Iterator[None]:
 
 
 def build(
-    archive: Path,
+    archive: Path | Layout,
     *,
     out: Path | None = None,
     strict: bool = False,
@@ -276,36 +267,36 @@ def build(
     (``state.fingerprint``) when the caller took it just before; otherwise the
     build takes it.
     """
-    archive = _existing(archive)
-    shown = Path(out) if out is not None else archive / "site"
+    layout = _existing(archive, out)
+    root, shown = layout.root, layout.site
     started = time.perf_counter()
     options = {"strict": strict, "skip_invalid": skip_invalid}
-    with build_lock(archive):
-        out = check_out(shown, archive, PROTECTED)
-        note = recover(archive, archive / CACHE_DIR)
+    with build_lock(layout):
+        out = check_out(shown, root, PROTECTED)
+        note = recover(root, layout.cache)
         if note:
             _say(echo, note)
         if inputs is None:
-            inputs = state.fingerprint(archive, out, options)
-        loaded = load(archive, strict=strict, skip_invalid=skip_invalid)
+            inputs = state.fingerprint(layout, options)
+        loaded = load(layout, strict=strict, skip_invalid=skip_invalid)
         fault("loaded")
         _report(loaded, echo, limit=REPORT_LIMIT)
-        records = reuse.records_dir(archive / CACHE_DIR, out)
+        records = reuse.records_dir(layout.cache, out)
         outputs, staging = _make_site(
             loaded, out, echo, reuse.Previous(records, out), spare=records
         )
         try:
             files = {
                 CATALOGUE: dumps(loaded.catalogue).encode("utf-8"),
-                LOCK_NAME: lock_text(loaded.lock).encode("utf-8"),
+                LOCK: lock_text(loaded.lock).encode("utf-8"),
             }
-            commit(staging, out, archive, archive / CACHE_DIR, files)
+            commit(staging, out, root, layout.cache, files)
         except BaseException:
             discard(staging, out)
             raise
         reuse.save(records, staging, outputs.reuse_record())
         loaded.state.save()
-        state.record(archive, out, options, inputs)
+        state.record(layout, options, inputs)
     elapsed = time.perf_counter() - started
     _say(echo, f"wrote {len(outputs.data)} file(s) to {shown} and {CATALOGUE} in {elapsed:.2f} s")
     return loaded
@@ -333,10 +324,9 @@ def _make_site(
     from sitegen.groups import compact_page
     from sitegen.pages import SiteData, render_site
 
-    archive = loaded.archive
-    chart_cache = archive / CACHE_DIR / "charts"
+    chart_cache = loaded.layout.charts_cache
     data = SiteData(
-        archive=archive,
+        layout=loaded.layout,
         catalogue=loaded.catalogue,
         runs={r.run_id: r for r in loaded.runs},
         checks=loaded.checks,
@@ -344,7 +334,7 @@ def _make_site(
         chart_cache=chart_cache,
         config=loaded.config,
         comparisons=loaded.comparisons,
-        files=tuple(data_downloads(loaded, archive / CACHE_DIR)),
+        files=tuple(data_downloads(loaded, loaded.layout.cache)),
         catalogue_json=dumps(loaded.catalogue).encode("utf-8"),
         progress=echo,
         previous=previous,
@@ -400,12 +390,12 @@ def finish_staging(
     """
     from sitegen.search import BUNDLE, index_site
 
-    cache = loaded.archive / CACHE_DIR
+    layout = loaded.layout
     files = SiteFiles(staging) if written is None else SiteFiles.written(staging, written)
     if loaded.config.get("site.search"):
         # A recycled folder still holds an older index: index_site keeps what
         # is current there and replaces the rest (never writing into a file).
-        _say(echo, str(index_site(staging, cache / "search", files, state=loaded.state)))
+        _say(echo, str(index_site(staging, layout.search_cache, files, state=loaded.state)))
     else:
         shutil.rmtree(staging / BUNDLE, ignore_errors=True)
         files.forget(BUNDLE)
@@ -421,30 +411,30 @@ def finish_staging(
         raise ValidationFailed([f.to_problem() for f in findings])
 
 
-def gate_report(archive: Path, *, out: Path | None = None, fingerprints: bool = False) -> str:
+def gate_report(
+    archive: Path | Layout, *, out: Path | None = None, fingerprints: bool = False
+) -> str:
     """The gate's findings over ``runs/`` and the built site, one per line.
 
     The site scanned is ``out`` when given, else the folder the last build
     wrote (recorded in its state: it may have been built with ``--out``),
     else ``site/``.
     """
-    archive = Path(archive)
-    if out is not None and not Path(out).is_dir():
+    layout = Layout.of(archive, out)
+    if out is not None and not layout.site.is_dir():
         raise BuildError(f"{out}: no built site there")
-    site = Path(out) if out is not None else state.last_out(archive)
+    site = layout.site if layout.site_given else state.last_out(layout)
     if site is None or not site.is_dir():
-        site = archive / "site"
-    allowlist = load_allowlist(archive)
+        site = layout.site
+    allowlist = load_allowlist(layout)
     # the run files discovery would publish, as the build scans them; files it
     # refuses (hidden, special, links) are reported as they stand
     sources, refused = discover(
-        archive, max_file_bytes=load_config(archive).get("limits.max_file_bytes")
+        layout, max_file_bytes=load_config(layout).get("limits.max_file_bytes")
     )
     listed = {f"{s.run_id}/{f.rel}": None for s in sources for f in s.files}
     findings = (
-        scan_tree(
-            archive / "runs", "runs", allowlist, None, SiteFiles.written(archive / "runs", listed)
-        )
+        scan_tree(layout.runs, "runs", allowlist, None, SiteFiles.written(layout.runs, listed))
         if listed
         else []
     )
@@ -454,10 +444,10 @@ def gate_report(archive: Path, *, out: Path | None = None, fingerprints: bool = 
     return "\n".join([str(p) for p in refused] + ([report] if report else []))
 
 
-def refresh_catalogue(archive: Path) -> None:
+def refresh_catalogue(archive: Path | Layout) -> None:
     """Rewrite only ``catalogue.json`` (after the runner or an importer adds a run)."""
-    loaded = load(Path(archive))
-    _write_if_changed(Path(archive) / CATALOGUE, dumps(loaded.catalogue).encode("utf-8"))
+    loaded = load(archive)
+    _write_if_changed(loaded.layout.catalogue, dumps(loaded.catalogue).encode("utf-8"))
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:

@@ -20,6 +20,7 @@ import click
 
 from sitegen import __version__
 from sitegen.exceptions import SitegenError
+from sitegen.layout import RUNS
 
 ARCHIVE = click.argument(
     "archive",
@@ -103,20 +104,20 @@ def build(
 ) -> None:
     """Build catalogue.json and the static site from ARCHIVE (default: .)."""
     from sitegen import state
+    from sitegen.layout import Layout
 
-    site = out if out is not None else archive / "site"
+    layout = Layout.of(archive, out)
     options = {"strict": strict, "skip_invalid": skip_invalid}
     # Taken once, here: the build records it as its inputs when it succeeds.
-    inputs = state.fingerprint(archive, site, options) if archive.is_dir() else None
-    if not force and inputs and state.up_to_date(archive, site, options, inputs):
+    inputs = state.fingerprint(layout, options) if archive.is_dir() else None
+    if not force and inputs and state.up_to_date(layout, options, inputs):
         if not quiet:
-            click.echo(f"nothing changed since the last build of {site}")
+            click.echo(f"nothing changed since the last build of {layout.site}")
         return
     from sitegen.build import build as do_build
 
     do_build(
-        archive,
-        out=out,
+        layout,
         strict=strict,
         skip_invalid=skip_invalid,
         echo=None if quiet else click.echo,
@@ -238,7 +239,7 @@ NODES_OPTION = click.option(
 @click.option(
     "--runs-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs"),
+    default=Path(RUNS),
     show_default=True,
     help="Where packaged runs go.",
 )
@@ -323,7 +324,7 @@ def run(**kwargs: Any) -> None:
 @click.option(
     "--runs-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs"),
+    default=Path(RUNS),
     show_default=True,
 )
 @NODES_OPTION
@@ -348,7 +349,7 @@ def package(ledger: Path, runs_dir: Path, nodes_path: Path | None) -> None:
 @click.option(
     "--runs-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs"),
+    default=Path(RUNS),
     show_default=True,
 )
 @click.option("--origin", default=None, help="Where the file came from (metadata source.origin).")

@@ -359,12 +359,14 @@ def _load_two(archive: Path, ids: tuple[str, str]) -> tuple[list[Facts], Config]
     from sitegen.archive import read_run
     from sitegen.config import load_config
     from sitegen.discover import LEDGER, discover
+    from sitegen.layout import Layout
     from sitegen.ledger import read_calls
 
     if not archive.is_dir():
         raise BuildError(f"{archive}: archive folder does not exist")
-    config = load_config(archive)
-    sources, _ = discover(archive, max_file_bytes=config.get("limits.max_file_bytes"))
+    layout = Layout.of(archive)
+    config = load_config(layout)
+    sources, _ = discover(layout, max_file_bytes=config.get("limits.max_file_bytes"))
     by_id = {s.run_id: s for s in sources}
     runs = []
     for run_id in ids:

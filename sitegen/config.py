@@ -16,8 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sitegen.exceptions import ConfigError, Problem
-
-CONFIG_NAME = "sitegen.toml"
+from sitegen.layout import SETTINGS_FILE, Layout
 
 
 @dataclass(frozen=True)
@@ -299,12 +298,12 @@ def _check_value(setting: Setting, value: Any) -> str | None:
     return None
 
 
-def load_config(archive: Path) -> Config:
+def load_config(layout: Layout) -> Config:
     """Read and validate ``sitegen.toml``; a missing file means all defaults."""
-    path = archive / CONFIG_NAME
+    path = layout.settings
     if not path.is_file():
         return defaults()
-    display = CONFIG_NAME
+    display = SETTINGS_FILE
     try:
         text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text)
@@ -375,7 +374,7 @@ def placeholders(config: Config) -> list[Problem]:
         who = PLACEHOLDERS["archive.authors"]
         found.append(("authors", f"{who!r} is the bundled placeholder"))
     return [
-        Problem(CONFIG_NAME, _line_of(text, key), None, f"archive.{key}: {why}; set your own")
+        Problem(SETTINGS_FILE, _line_of(text, key), None, f"archive.{key}: {why}; set your own")
         for key, why in found
     ]
 

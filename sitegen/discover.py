@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from sitegen.exceptions import Problem
+from sitegen.layout import RUNS, Layout
 
 RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
-RUNS_DIR = "runs"
 LEDGER = "run.jsonl"
 METADATA = "metadata.json"
 # Folders below a run folder, at most. Deeper trees are refused, and every walk
@@ -155,23 +155,23 @@ def _special_kind(mode: int) -> str:
     return "special file"
 
 
-def discover(archive: Path, *, max_file_bytes: int) -> tuple[list[RunSource], list[Problem]]:
-    """All well-shaped run folders under ``archive/runs``, and the problems of the rest.
+def discover(layout: Layout, *, max_file_bytes: int) -> tuple[list[RunSource], list[Problem]]:
+    """All well-shaped run folders under the archive's ``runs/``, and the problems of the rest.
 
     Names starting with "." are staging folders of the runner and importers and
     are ignored.
     """
-    runs_dir = archive / RUNS_DIR
+    runs_dir = layout.runs
     problems: list[Problem] = []
     if runs_dir.is_symlink():
-        return [], [Problem(RUNS_DIR, message="is a symlink; runs/ must be a real folder")]
+        return [], [Problem(RUNS, message="is a symlink; runs/ must be a real folder")]
     if not runs_dir.is_dir():
         return [], []
     sources: list[RunSource] = []
     for entry in sorted(os.scandir(runs_dir), key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
-        display = f"{RUNS_DIR}/{entry.name}"
+        display = f"{RUNS}/{entry.name}"
         if entry.is_symlink():
             problems.append(
                 Problem(display, message="run folder is a symlink; refusing to follow it")

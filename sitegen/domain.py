@@ -18,13 +18,14 @@ if TYPE_CHECKING:
     from sitegen.exceptions import Problem
     from sitegen.gate.allowlist import Allowlist
     from sitegen.gate.findings_cache import ScanCache
+    from sitegen.layout import Layout
 
 
 @dataclass
 class Loaded:
     """The archive after reading, validation, the reproducibility check and aggregation."""
 
-    archive: Path
+    layout: Layout  # where everything of this archive lives (sitegen.layout)
     config: Config
     runs: list[Run]
     left_out: dict[str, list[Problem]]
@@ -38,3 +39,8 @@ class Loaded:
     state: BuildState  # every derived artefact, kept between builds (sitegen.buildstate)
     # run id -> its verdicts against its baselines (sitegen.compare), from the calls.
     comparisons: dict[str, RunComparison] = field(default_factory=dict)
+
+    @property
+    def archive(self) -> Path:
+        """The archive's root folder, as the user gave it."""
+        return self.layout.root

@@ -14,15 +14,15 @@ import json
 import re
 import tomllib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from sitegen.archive import Run
 from sitegen.exceptions import ConfigError, Problem
 from sitegen.jsonio import dumps, load_strict
+from sitegen.layout import CATALOGUE, Layout
+from sitegen.layout import LOCK as LOCK_NAME
+from sitegen.layout import RETRACTIONS as RETRACTIONS_NAME
 
-LOCK_NAME = "runs.lock"
-RETRACTIONS_NAME = "retractions.toml"
 LOCK_FORMAT = "sitegen.runs-lock/1"
 
 
@@ -34,14 +34,14 @@ def _line_of(text: str, needle: str) -> int | None:
     return None if at < 0 else text.count("\n", 0, at) + 1
 
 
-def read_lock(archive: Path) -> tuple[dict[str, Any], list[Problem]]:
+def read_lock(layout: Layout) -> tuple[dict[str, Any], list[Problem]]:
     """run id -> {"digest", "files": {path: sha256}}; a missing lock is empty.
 
     A damaged lock is a located problem, never a traceback: it is what keeps
     published runs from changing, so the build stops until it is repaired
     (``git checkout runs.lock``).
     """
-    path = archive / LOCK_NAME
+    path = layout.lock
     if path.is_symlink() or (path.exists() and not path.is_file()):
         return {}, [Problem(LOCK_NAME, message="is not a regular file")]
     if not path.is_file():
@@ -85,15 +85,15 @@ def _entry_problem(entry: Any) -> str | None:
     return None
 
 
-def unlocked_published(archive: Path, lock: dict[str, Any]) -> list[str]:
+def unlocked_published(layout: Layout, lock: dict[str, Any]) -> list[str]:
     """Warnings for runs the committed catalogue.json publishes that runs.lock lacks.
 
     A lock edited by hand (or replaced) would otherwise let those runs change
     or vanish without a word.
     """
-    path = archive / "catalogue.json"
+    path = layout.catalogue
     try:
-        data, problems = load_strict(path, "catalogue.json")
+        data, problems = load_strict(path, CATALOGUE)
     except OSError:
         return []
     if problems:
@@ -176,9 +176,9 @@ def lock_text(lock: dict[str, Any]) -> str:
     return dumps(lock)
 
 
-def read_retractions(archive: Path) -> dict[str, dict[str, str]]:
+def read_retractions(layout: Layout) -> dict[str, dict[str, str]]:
     """run id -> {"reason", "date"} from ``retractions.toml`` (a table per run id)."""
-    path = archive / RETRACTIONS_NAME
+    path = layout.retractions
     if not path.is_file():
         return {}
     try:

@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 from sitegen.buildstate import BuildState
 from sitegen.config import site_path
+from sitegen.layout import CATALOGUE
 from sitegen.sitefiles import SiteFiles
 
 SAFE_SCHEMES = {"http", "https", "mailto"}
@@ -187,7 +188,7 @@ def check_links(
 def _catalogue_base_path(root: Path) -> str:
     """The path of the base URL in ``root/catalogue.json``; "" when it has none."""
     try:
-        archive = json.loads((root / "catalogue.json").read_text(encoding="utf-8"))["archive"]
+        archive = json.loads((root / CATALOGUE).read_text(encoding="utf-8"))["archive"]
         return site_path(archive.get("base_url") or "")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return ""

@@ -22,15 +22,14 @@ from sitegen.codeversion import code_files
 from sitegen.discover import MAX_WALK_DEPTH
 from sitegen.exceptions import SitegenError
 from sitegen.fsutil import out_key
-from sitegen.state import ARCHIVE_INPUTS
+from sitegen.layout import Layout
 
 
-def fingerprint(archive: Path) -> tuple[tuple[str, int, int], ...]:
+def fingerprint(layout: Layout) -> tuple[tuple[str, int, int], ...]:
     """(path, mtime_ns, size) of every watched file: cheap enough to poll each second."""
     seen: list[tuple[str, int, int]] = []
     # The build's own input list, so serve can never miss an input the build reads.
-    for name in ARCHIVE_INPUTS:
-        top = archive / name
+    for top in layout.inputs():
         seen += _stamps([top] if top.is_file() else _tree(top) if top.is_dir() else [])
     return tuple(seen)
 
@@ -110,9 +109,9 @@ def serve(
     this process still holds the old code (and its code version), so a
     rebuild here could mix old and new pages; the caller restarts instead.
     """
-    archive = Path(archive)
-    out = Path(out) if out is not None else archive / "site"
-    build(archive, out=out, echo=echo)
+    layout = Layout.of(archive, out)
+    out = layout.site
+    build(layout, echo=echo)
     server = make_server(out, port)
     actual = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -121,20 +120,20 @@ def serve(
     if on_ready:
         on_ready(actual)
     stop = stop or threading.Event()
-    last = fingerprint(archive)
+    last = fingerprint(layout)
     code = code_stamp()
     try:
         while not stop.wait(poll_seconds):
             if code_stamp() != code:
                 echo("sitegen's own code changed; restarting to build with it")
                 return True
-            current = fingerprint(archive)
+            current = fingerprint(layout)
             if current == last:
                 continue
             last = current
             echo("change detected, rebuilding")
             try:
-                build(archive, out=out, echo=echo)
+                build(layout, echo=echo)
             except SitegenError as exc:
                 for line in str(exc).splitlines():
                     echo(f"error: {line}")

@@ -19,18 +19,7 @@ from pathlib import Path
 from sitegen.codeversion import methodology_default, package_root, theme_root
 from sitegen.discover import MAX_WALK_DEPTH
 from sitegen.fsutil import out_key
-
-STATE_FILE = Path(".sitegen-cache") / "last-build.json"
-ARCHIVE_INPUTS = (
-    "runs",
-    "templates",
-    "sitegen.toml",
-    "gate-allowlist.toml",
-    "retractions.toml",
-    "methodology.md",
-)
-# Written by the build itself: their state after the build is what counts.
-ARCHIVE_OUTPUTS = ("catalogue.json", "runs.lock")
+from sitegen.layout import Layout
 
 
 def _walk(top: Path, digest: hashlib._Hash) -> None:
@@ -61,11 +50,11 @@ def _stamp(path: Path, digest: hashlib._Hash) -> None:
     )
 
 
-def fingerprint(archive: Path, out: Path, options: Mapping[str, object]) -> str:
+def fingerprint(layout: Layout, options: Mapping[str, object]) -> str:
     digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
-    digest.update(f"out {out_key(out)}\n".encode())
-    for name in ARCHIVE_INPUTS:
-        _walk(archive / name, digest)
+    digest.update(f"out {out_key(layout.site)}\n".encode())
+    for path in layout.inputs():
+        _walk(path, digest)
     # sitegen itself: the package, and the default theme and methodology also when they
     # sit beside it (a checkout), not in it: every file the code version digests.
     code = package_root().resolve()
@@ -76,53 +65,51 @@ def fingerprint(archive: Path, out: Path, options: Mapping[str, object]) -> str:
     return digest.hexdigest()
 
 
-def outputs_stamp(archive: Path) -> str:
+def outputs_stamp(layout: Layout) -> str:
+    """The build's own files beside the inputs: their state after the build is what counts."""
     digest = hashlib.sha256()
-    for name in ARCHIVE_OUTPUTS:
-        _walk(archive / name, digest)
+    for path in layout.outputs():
+        _walk(path, digest)
     return digest.hexdigest()
 
 
-def up_to_date(
-    archive: Path, out: Path, options: Mapping[str, object], current: str | None = None
-) -> bool:
+def up_to_date(layout: Layout, options: Mapping[str, object], current: str | None = None) -> bool:
     """True when the last successful build had exactly these inputs and its output is intact.
 
     ``current`` is the inputs' fingerprint when the caller has taken it already.
     """
     try:
-        last = json.loads((archive / STATE_FILE).read_text(encoding="utf-8"))
+        last = json.loads(layout.last_build.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     if not isinstance(last, dict) or last.get("fingerprint") != (
-        current or fingerprint(archive, out, options)
+        current or fingerprint(layout, options)
     ):
         return False
-    if last.get("outputs") != outputs_stamp(archive):
+    if last.get("outputs") != outputs_stamp(layout):
         return False
     target = last.get("build")
+    out = layout.site
     return isinstance(target, str) and out.is_symlink() and str(out.resolve()) == target
 
 
-def last_out(archive: Path) -> Path | None:
+def last_out(layout: Layout) -> Path | None:
     """The output folder of the last successful build, when recorded."""
     try:
-        out = json.loads((archive / STATE_FILE).read_text(encoding="utf-8")).get("out")
+        out = json.loads(layout.last_build.read_text(encoding="utf-8")).get("out")
     except (OSError, ValueError, AttributeError):
         return None
     return Path(out) if isinstance(out, str) else None
 
 
-def record(
-    archive: Path, out: Path, options: Mapping[str, object], fingerprint_at_start: str
-) -> None:
+def record(layout: Layout, options: Mapping[str, object], fingerprint_at_start: str) -> None:
     """Remember the inputs of a build that just succeeded (taken when it started)."""
-    path = archive / STATE_FILE
+    path, out = layout.last_build, layout.site
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     state = {
         "fingerprint": fingerprint_at_start,
-        "outputs": outputs_stamp(archive),
+        "outputs": outputs_stamp(layout),
         "build": str(out.resolve()),
         "out": str(out_key(out)),  # where `sitegen gate` finds the site
     }

@@ -47,13 +47,14 @@ from pathlib import Path
 import pytest
 from conftest import call_record, end_record, lines, meta_record, metadata, sitegen_process
 
-from sitegen.state import ARCHIVE_INPUTS
+from sitegen.layout import INPUTS as ARCHIVE_INPUTS
+from sitegen.layout import LOCK
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a fresh clone of an archive holds besides caches and the built site.
-INPUTS = (*ARCHIVE_INPUTS, "runs.lock")
+INPUTS = (*ARCHIVE_INPUTS, LOCK)
 RUNS = ("r1", "r2", "r3")
 Files = dict[str, bytes]
 

@@ -258,7 +258,7 @@ def test_the_data_page_lists_the_months_and_reads_them_with_a_glob(archive: Path
     loaded = _load(archive, 0)
     files = dl.data_downloads(loaded, tmp_path)
     html = (
-        environment(archive)
+        environment(loaded.layout.templates)
         .get_template("data.html")
         .render(root="../", archive=loaded.catalogue["archive"], files=files)
     )

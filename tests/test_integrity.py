@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from sitegen.build import build, build_lock
 from sitegen.exceptions import BuildError, ValidationFailed
+from sitegen.layout import Layout
 from sitegen.ledger import prepass
 
 
@@ -118,7 +119,7 @@ def test_retraction_lives_outside_the_digest(tmp_path, write_run):
 def test_a_second_build_at_the_same_time_is_refused(tmp_path, write_run):
     write_run("r1")
     with (
-        build_lock(tmp_path),
+        build_lock(Layout.of(tmp_path)),
         pytest.raises(BuildError, match="another build of this archive is running"),
     ):
         build(tmp_path)

@@ -26,5 +26,5 @@ def test_readable_keeps_three_significant_digits_and_separates_thousands(value, 
 def test_the_theme_offers_it_as_a_filter(tmp_path):
     from sitegen.pages.theme import environment
 
-    env = environment(tmp_path)
+    env = environment(tmp_path / "templates")
     assert env.from_string("{{ 10726.857838 | readable }}").render() == "10,727"

@@ -14,6 +14,7 @@ from conftest import ROOT
 
 from sitegen.build import build
 from sitegen.config import load_config, placeholders
+from sitegen.layout import Layout
 from sitegen.links import check_links
 
 BUNDLED_TOML = (ROOT / "sitegen.toml").read_text(encoding="utf-8")
@@ -73,7 +74,7 @@ def test_verify_recipe_on_the_run_page_prints_the_digest_the_page_shows(tmp_path
 )
 def test_placeholder_hosts(tmp_path, base_url, flagged):
     (tmp_path / "sitegen.toml").write_text(f'[archive]\nbase_url = "{base_url}"\n')
-    found = [str(p) for p in placeholders(load_config(tmp_path))]
+    found = [str(p) for p in placeholders(load_config(Layout.of(tmp_path)))]
     assert found == (
         [
             f"sitegen.toml:2: archive.base_url: {base_url!r} is a placeholder"

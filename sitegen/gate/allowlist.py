@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sitegen.exceptions import ConfigError, Problem
+from sitegen.layout import Layout
 
 if TYPE_CHECKING:
     from sitegen.gate.scan import Finding
 
-ALLOWLIST_NAME = "gate-allowlist.toml"
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 _ENTRY_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*allow[ \t]*\]\]", re.MULTILINE)
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -164,9 +164,9 @@ def parse_allowlist(text: str, display: str) -> Allowlist:
     return Allowlist(entries)
 
 
-def load_allowlist(archive_root: Path) -> Allowlist:
-    """Read ``archive_root/gate-allowlist.toml``; a missing file is an empty allowlist."""
-    path = Path(archive_root) / ALLOWLIST_NAME
+def load_allowlist(layout: Layout) -> Allowlist:
+    """Read the archive's ``gate-allowlist.toml``; a missing file is an empty allowlist."""
+    path = layout.allowlist
     display = str(path)
     if not path.exists() and not path.is_symlink():
         return Allowlist(source=None)

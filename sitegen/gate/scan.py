@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 from sitegen.discover import MAX_WALK_DEPTH
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
-from sitegen.gate.allowlist import ALLOWLIST_NAME
 from sitegen.gate.decoded import View, escape_view, raw_view
 from sitegen.gate.findings_cache import ScanCache
 from sitegen.gate.rules import CREDENTIAL_RULES, FINDERS, Hit
+from sitegen.layout import ALLOWLIST
 
 if TYPE_CHECKING:
     from sitegen.gate.allowlist import Allowlist
@@ -198,7 +198,7 @@ def _walk(root: Path, rel: str, out: list[tuple[str, Path]]) -> None:
             if entry.name not in SKIPPED_DIRS:
                 _walk(Path(entry.path), child_rel, out)
         elif entry.is_file(follow_symlinks=False):
-            if not rel and entry.name == ALLOWLIST_NAME:
+            if not rel and entry.name == ALLOWLIST:
                 continue  # the publisher's own exemptions, not published content
             out.append((child_rel, Path(entry.path)))
 
@@ -249,7 +249,7 @@ def scan_tree(
 
 def _listed(rel: str) -> bool:
     """What the walk would scan: not in a version-control folder, not the root allowlist."""
-    return rel != ALLOWLIST_NAME and not any(p in SKIPPED_DIRS for p in rel.split("/")[:-1])
+    return rel != ALLOWLIST and not any(p in SKIPPED_DIRS for p in rel.split("/")[:-1])
 
 
 def _read(source: Path | tuple[Path, str]) -> bytes:

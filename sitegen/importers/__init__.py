@@ -20,6 +20,7 @@ from typing import Any
 
 from sitegen.discover import RUN_ID_RE
 from sitegen.exceptions import ImportFailed, Problem
+from sitegen.layout import RUNS
 from sitegen.runfolder import refresh_catalogue
 
 from . import benchmark_output, llama_bench, lm_eval, mlx, nexus, vllm_serve
@@ -209,7 +210,7 @@ def _clashes(prepared: list[_Prepared], runs_dir: Path) -> list[Problem]:
 def import_files(
     files: Sequence[Path],
     *,
-    runs_dir: Path = Path("runs"),
+    runs_dir: Path = Path(RUNS),
     fmt: str | None = None,
     run_id: str | None = None,
     origin: str | None = None,

@@ -23,6 +23,7 @@ from typing import Any
 from sitegen.exceptions import Problem
 from sitegen.gate.allowlist import load_allowlist
 from sitegen.gate.scan import Finding, scan_bytes, scan_text
+from sitegen.layout import Layout
 from sitegen.schema import pointer
 
 from .base import Document
@@ -86,7 +87,7 @@ def _locate(findings: list[Finding], data: Any) -> dict[str, str]:
 
 def privacy_problems(doc: Document, archive_root: Path) -> list[Problem]:
     """Every private value in the source, located by line, column and pointer."""
-    allowlist = load_allowlist(archive_root)
+    allowlist = load_allowlist(Layout.of(archive_root))
     findings = sorted(allowlist.filter(scan_bytes(doc.raw, doc.display)))
     problems: list[Problem] = []
     if findings:

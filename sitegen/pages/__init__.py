@@ -37,7 +37,7 @@ def render_site(data: SiteData) -> Outputs:
 
 
 def _render_site(data: SiteData) -> Outputs:
-    ctx = make_context(data, environment(data.archive), Outputs(previous=data.previous))
+    ctx = make_context(data, environment(data.layout.templates), Outputs(previous=data.previous))
     index_pages(ctx)
     step = max(PROGRESS_EVERY, len(ctx.entries) // 10)
     for done, entry in enumerate(ctx.entries, start=1):

@@ -47,5 +47,5 @@ def archive_pages(ctx: Context) -> None:
     outputs.add("sitemap.xml", feeds.sitemap(info, pages, lastmod))
     outputs.add("robots.txt", feeds.robots(info))
     for rel in ASSETS:
-        source = asset_source(ctx.data.archive, rel)
+        source = asset_source(ctx.data.layout.templates, rel)
         outputs.copy(rel, source, sha256_file(source))

@@ -24,6 +24,7 @@ from sitegen.config import Config, defaults
 from sitegen.downloads import Download
 from sitegen.groups import Group, build_groups, group_links
 from sitegen.jsonio import dumps
+from sitegen.layout import Layout
 from sitegen.output import Outputs
 from sitegen.pages.theme import code_digest
 from sitegen.reuse import Previous, digest
@@ -34,7 +35,7 @@ from sitegen.verdicts import MIXED, REGRESSION, WIN, Settings
 class SiteData:
     """Everything the renderer needs, as plain data computed earlier in the pipeline."""
 
-    archive: Path
+    layout: Layout  # where the templates and methodology are (sitegen.layout)
     catalogue: dict[str, Any]
     runs: dict[str, Run]
     checks: dict[str, dict[str, Any]]
@@ -46,6 +47,10 @@ class SiteData:
     progress: Callable[[str], Any] | None = None  # told how rendering goes, on long builds
     previous: Previous | None = None  # the live build, whose unchanged files are reused
     comparisons: dict[str, RunComparison] = field(default_factory=dict)  # sitegen.compare
+
+    @property
+    def archive(self) -> Path:
+        return self.layout.root
 
 
 @dataclass(frozen=True)
@@ -123,11 +128,13 @@ def make_context(data: SiteData, env: Environment, outputs: Outputs) -> Context:
     comparisons = data.comparisons
     entry_keys = {e["id"]: digest(e) for e in entries}
     archive_info = data.catalogue["archive"]
-    methodology = data.archive / "methodology.md"
+    methodology = data.layout.methodology
     if not methodology.is_file():
         methodology = methodology_default()
     methodology_text = methodology.read_text(encoding="utf-8")
-    salt = digest([code_digest(data.archive), archive_info, data.config.values, methodology_text])
+    salt = digest(
+        [code_digest(data.layout.templates), archive_info, data.config.values, methodology_text]
+    )
     catalogue_bytes = data.catalogue_json or dumps(data.catalogue).encode("utf-8")
     return Context(
         data=data,

@@ -26,9 +26,9 @@ ASSETS = (
 )
 
 
-def environment(archive: Path) -> Environment:
+def environment(own: Path) -> Environment:
+    """Templates from the publisher's folder ``own`` first, then the default theme."""
     loaders = []
-    own = archive / "templates"
     if own.is_dir() and own.resolve() != theme_root().resolve():
         loaders.append(FileSystemLoader(own))
     loaders.append(FileSystemLoader(theme_root()))
@@ -47,9 +47,10 @@ def environment(archive: Path) -> Environment:
     return env
 
 
-def asset_source(archive: Path, rel: str) -> Path:
-    own = archive / "templates" / rel
-    return own if own.is_file() and not own.is_symlink() else theme_root() / rel
+def asset_source(own: Path, rel: str) -> Path:
+    """The publisher's copy of asset ``rel`` in ``own`` when there is one, else the theme's."""
+    mine = own / rel
+    return mine if mine.is_file() and not mine.is_symlink() else theme_root() / rel
 
 
 def template_display(archive: Path, filename: str) -> str:
@@ -60,8 +61,7 @@ def template_display(archive: Path, filename: str) -> str:
         return filename
 
 
-def code_digest(archive: Path) -> str:
-    """sitegen's code version and the publisher's own templates: every page depends on both."""
-    own = archive / "templates"
+def code_digest(own: Path) -> str:
+    """sitegen's code version and the publisher's templates ``own``: every page depends on both."""
     files = sorted(p for p in own.rglob("*") if p.is_file()) if own.is_dir() else []
     return digest([code_version(), files_digest(own, files)])

@@ -14,6 +14,7 @@ from typing import Any
 from sitegen.discover import RUN_ID_RE
 from sitegen.exceptions import RunnerError
 from sitegen.jsonio import dumps as canonical
+from sitegen.layout import RUNS
 from sitegen.runfolder import refresh_catalogue, write_run_folder
 from sitegen.runner import runmd
 from sitegen.runner.cells import load_inventory
@@ -138,7 +139,7 @@ def build_metadata(ledger: Ledger, nodes: dict[str, Any] | None = None) -> dict[
 def package_ledger(
     ledger_path: Path,
     *,
-    runs_dir: Path = Path("runs"),
+    runs_dir: Path = Path(RUNS),
     nodes_path: Path | None = None,
     echo: Echo | None = None,
     refresh: bool = True,

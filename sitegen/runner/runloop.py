@@ -32,6 +32,7 @@ import httpx
 
 from sitegen import __version__
 from sitegen.exceptions import RunnerError
+from sitegen.layout import RUNS, Layout
 from sitegen.prompts import Prompt, load_prompts, select_prompts
 from sitegen.runner import contention, engines, guards
 from sitegen.runner.cells import Cell, host_node, load_cells, load_inventory, select_cells
@@ -60,7 +61,7 @@ class RunOptions:
 
     cells_path: Path
     prompts_path: Path | None = None
-    runs_dir: Path = Path("runs")
+    runs_dir: Path = Path(RUNS)
     nodes_path: Path | None = None
     warm: int = 5
     concurrency: int = 1
@@ -202,9 +203,9 @@ def run(options: RunOptions, echo: Echo | None = None) -> RunOutcome:
         sampler.locate(cell.cell_id, cell.endpoint, cell.engine_pid)
 
     runs_dir = options.runs_dir
-    archive = runs_dir.resolve().parent
+    layout = Layout.of(runs_dir.resolve().parent)
     run_id = str(uuid.uuid4())
-    ledger_dir = archive / "ledgers"
+    ledger_dir = layout.ledgers
     ledger_dir.mkdir(parents=True, exist_ok=True)
     ledger_path = ledger_dir / f"{run_id}.jsonl"
     secrets = [engines.auth_headers(c).get("authorization", "")[7:] for c in cells]
