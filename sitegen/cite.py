@@ -7,6 +7,12 @@ downloaded are the bytes that were cited.
 
 Without a base URL there is no permanent URL to give: the citations say so
 and give the run's path inside the site instead.
+
+An imported run is someone else's result: its citation names the original
+authors (``source.authors`` in metadata.json, from ``sitegen import
+--author``) and the tool that wrote it, says "authors not recorded" when
+nobody is named, and names the archive's publisher as the one who
+republished it, never as its author.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from sitegen import imported
 from sitegen.exceptions import BuildError
 
 CFF_SCHEMA = "vendor/citation-cff-1.2.0.schema.json"
@@ -78,8 +85,35 @@ def cff_yaml(document: dict[str, Any]) -> str:
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=1000)
 
 
+UNKNOWN_AUTHORS = "Authors not recorded"
+
+
 def _authors(entry: dict[str, Any], archive: dict[str, Any]) -> list[str]:
+    """Who is cited as author: the run's authors, else the archive's; for an
+    imported run only its original authors (empty when not recorded)."""
+    if entry.get("source"):
+        return imported.original_authors(entry["source"], entry.get("authors"))
     return list(entry.get("authors") or archive.get("authors") or [archive["title"]])
+
+
+def _source_file(entry: dict[str, Any]) -> str | None:
+    """``<file> (sha256 <digest>)`` of an imported run's kept source file."""
+    name = (entry.get("source") or {}).get("file")
+    if not name:
+        return None
+    files = entry.get("files") or []
+    sha = next((m["sha256"] for m in files if m["path"] == f"source/{name}"), None)
+    return f"{name} (sha256 {sha})" if sha else name
+
+
+def _provenance(entry: dict[str, Any], archive: dict[str, Any]) -> str:
+    """What an imported run's citation adds: the tool, the source file, who republished it."""
+    source = entry["source"]
+    parts = [f"Results of {imported.tool_text(source)}"]
+    kept = _source_file(entry)
+    if kept:
+        parts.append(f"source file {kept}")
+    return "; ".join(parts) + ". " + imported.republished_text(archive) + "."
 
 
 def _is_archive(names: list[str], archive: dict[str, Any]) -> bool:
@@ -128,14 +162,28 @@ def bibtex(entry: dict[str, Any], archive: dict[str, Any], url: str | None) -> s
     date = _date(entry)
     names = _authors(entry, archive)
     whole = _is_archive(names, archive)
+    author = (
+        " and ".join(bib_author(a, whole) for a in names)
+        if names
+        else bib_author(UNKNOWN_AUTHORS, whole=True)
+    )
+    published = f"{archive['title']}, benchmark run {entry['id']}"
+    if entry.get("source"):
+        tool = imported.tool_text(entry["source"])
+        again = imported.republished_text(archive, capital=False)
+        published = f"Results of {tool}, {again}, benchmark run {entry['id']}"
     fields: list[tuple[str, str]] = [
-        ("author", " and ".join(bib_author(a, whole) for a in names)),
+        ("author", author),
         ("title", "{" + bib_escape(entry["title"]) + "}"),
-        ("howpublished", bib_escape(f"{archive['title']}, benchmark run {entry['id']}")),
+        ("howpublished", bib_escape(published)),
     ]
+    if entry.get("source") and imported.publisher_text(archive):
+        fields.append(("publisher", bib_escape(imported.publisher_text(archive))))
     if date:
         fields.append(("year", date[:4]))
     note = f"Run id {entry['id']}. Content digest {entry['digest']} ({DIGEST_NOTE})."
+    if entry.get("source"):
+        note = _provenance(entry, archive) + " " + note
     if url:
         fields.append(("url", url))
     else:
@@ -162,21 +210,19 @@ def run_cff(entry: dict[str, Any], archive: dict[str, Any], url: str | None) -> 
         if url
         else f"Path within the published site: {entry['url']} ({NO_BASE_URL})."
     )
+    message = "If you use this benchmark run, please cite it as below. " + where
+    abstract = [f"Benchmark run {entry['id']} in {archive['title']}.", entry.get("description")]
+    if entry.get("source"):
+        message = "If you use these results, please cite them as below. " + where
+        abstract.insert(1, _provenance(entry, archive))
     doc: dict[str, Any] = {
         "cff-version": "1.2.0",
-        "message": "If you use this benchmark run, please cite it as below. " + where,
+        "message": message,
         "type": "dataset",
         "title": entry["title"],
         "version": entry["id"],
-        "authors": _cff_authors(_authors(entry, archive)),
-        "abstract": " ".join(
-            p
-            for p in (
-                f"Benchmark run {entry['id']} in {archive['title']}.",
-                entry.get("description") or "",
-            )
-            if p
-        ),
+        "authors": _cff_authors(_authors(entry, archive) or [UNKNOWN_AUTHORS]),
+        "abstract": " ".join(p for p in abstract if p),
     }
     date = _date(entry)
     if date:
@@ -234,11 +280,14 @@ def archive_cff(
 
 def plain_text(entry: dict[str, Any], archive: dict[str, Any], url: str | None) -> str:
     date = _date(entry)
-    authors = ", ".join(_authors(entry, archive))
+    authors = ", ".join(_authors(entry, archive)) or UNKNOWN_AUTHORS
     where = url if url else f"{entry['url']} (path within the published site; {NO_BASE_URL})"
+    published = f"{archive['title']}."
+    if entry.get("source"):
+        published = _provenance(entry, archive)
     return (
         f"{authors} ({date[:4] if date else 'n.d.'}). {entry['title']} "
-        f"[benchmark run {entry['id']}{', ' + date if date else ''}]. {archive['title']}. "
+        f"[benchmark run {entry['id']}{', ' + date if date else ''}]. {published} "
         f"{where}. Content digest {entry['digest']}."
     )
 

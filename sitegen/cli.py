@@ -354,6 +354,12 @@ def package(ledger: Path, runs_dir: Path, nodes_path: Path | None) -> None:
 )
 @click.option("--origin", default=None, help="Where the file came from (metadata source.origin).")
 @click.option("--tag", "tags", multiple=True, help="Extra tag for the run (repeatable).")
+@click.option(
+    "--author",
+    "authors",
+    multiple=True,
+    help="An original author of the results, cited as such (repeatable; metadata source.authors).",
+)
 @reports_errors
 def import_(
     files: tuple[Path, ...],
@@ -362,12 +368,19 @@ def import_(
     runs_dir: Path,
     origin: str | None,
     tags: tuple[str, ...],
+    authors: tuple[str, ...],
 ) -> None:
     """Package published result FILES (vLLM, llama-bench, lm-eval, ...) as runs/<id>/."""
     from sitegen.importers import import_files
 
     report = import_files(
-        list(files), runs_dir=runs_dir, fmt=fmt, run_id=run_id, origin=origin, tags=tags
+        list(files),
+        runs_dir=runs_dir,
+        fmt=fmt,
+        run_id=run_id,
+        origin=origin,
+        tags=tags,
+        authors=authors,
     )
     for item in report.runs:
         click.echo(

@@ -141,6 +141,7 @@ def _prepare(
     origin: str | None,
     tags: Sequence[str],
     archive_root: Path,
+    authors: Sequence[str] = (),
 ) -> _Prepared:
     """Everything short of writing: parse, detect, validate, privacy, map, check."""
     display = _safe_display(path)
@@ -169,7 +170,7 @@ def _prepare(
     source_name = path.name
     origin_text = origin or f"Imported from {source_name} ({module.TOOL}) with sitegen import"
     ledger = scrub(build_ledger(rid, name, mapped, source_name))
-    metadata = scrub(build_metadata(rid, name, mapped, source_name, origin_text, tags))
+    metadata = scrub(build_metadata(rid, name, mapped, source_name, origin_text, tags, authors))
     problems = check_generated(display, ledger, metadata)
     if problems:
         raise fail(problems)
@@ -216,11 +217,14 @@ def import_files(
     origin: str | None = None,
     tags: Sequence[str] = (),
     refresh: bool = True,
+    authors: Sequence[str] = (),
 ) -> ImportReport:
     """Import every file as a run under ``runs_dir``, or none of them.
 
     ``fmt`` skips detection; ``run_id`` names the run (one file only);
     ``origin`` says where the file came from; ``tags`` are added to each run;
+    ``authors`` name who made the results (cited as their authors; kept as
+    metadata ``source.authors`` after any the format records);
     ``refresh`` rebuilds the catalogue of the archive holding ``runs_dir``
     (its parent folder) once the runs are written.
     Raises ``ImportFailed`` listing every problem; nothing is written then.
@@ -233,13 +237,17 @@ def import_files(
         raise refuse("--id", "names one run; import one file at a time with --id")
     if any(not t.strip() for t in tags):
         raise refuse("--tag", "tags may not be empty")
+    if any(not a.strip() for a in authors):
+        raise refuse("--author", "an author's name may not be empty")
+    if any(len(a) > 300 or not a.isprintable() for a in authors):
+        raise refuse("--author", "an author's name is one line of at most 300 characters")
 
     archive_root = runs_dir.resolve().parent
     prepared: list[_Prepared] = []
     problems: list[Problem] = []
     for path in files:
         try:
-            prepared.append(_prepare(Path(path), fmt, run_id, origin, tags, archive_root))
+            prepared.append(_prepare(Path(path), fmt, run_id, origin, tags, archive_root, authors))
         except ImportFailed as exc:
             problems.extend(getattr(exc, "problems", [Problem(str(path), message=str(exc))]))
     problems.extend(_clashes(prepared, runs_dir))

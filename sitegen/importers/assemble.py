@@ -88,6 +88,7 @@ def build_metadata(
     source_name: str,
     origin: str,
     extra_tags: Sequence[str],
+    authors: Sequence[str] = (),
 ) -> dict[str, Any]:
     """metadata.json: provenance as stated by the source, unknowns left null."""
     nodes = dict(mapped.nodes)
@@ -127,6 +128,9 @@ def build_metadata(
     }
     if mapped.clock_note:
         metadata["source"]["time_note"] = mapped.clock_note
+    names = list(dict.fromkeys(a.strip() for a in [*mapped.authors, *authors] if a.strip()))
+    if names:
+        metadata["source"]["authors"] = names
     return metadata
 
 

@@ -205,6 +205,7 @@ class Mapped:
     meta_extra: dict[str, Any] = field(default_factory=dict)
     end_extra: dict[str, Any] = field(default_factory=dict)
     source_extra: dict[str, Any] = field(default_factory=dict)
+    authors: list[str] = field(default_factory=list)  # who made the results, if the source says
     errors: int = 0
 
 

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from markupsafe import Markup
 
-from sitegen import charts, cite
+from sitegen import charts, cite, imported
 from sitegen.archive import Run
 from sitegen.catalogue import comparison_json, nodes_of, targets_of
 from sitegen.compare import RunComparison
@@ -100,6 +100,11 @@ def render_run(
         for m in entry["files"]
     ]
     comparison = ctx.comparisons.get(run.run_id)
+    results = run.ledger.results if run.ledger else []
+    source_context = imported.context(run.metadata, results, entry["files"], ctx.archive_info)
+    if source_context and source_context["file"]:
+        kept = source_context["file"]
+        kept["href"] = next((f["href"] for f in published_files if f["path"] == kept["path"]), None)
     return ctx.env.get_template("run.html").render(
         root="../../",
         archive=ctx.archive_info,
@@ -116,9 +121,8 @@ def render_run(
         charts_omitted=bool(rows) and not with_charts,
         skips=run.ledger.skips if run.ledger else [],
         # Optional fields of result records may be absent: give every one a value.
-        results=[dict.fromkeys(RESULT_FIELDS) | r for r in run.ledger.results]
-        if run.ledger
-        else [],
+        results=[dict.fromkeys(RESULT_FIELDS) | r for r in results],
+        source_context=source_context,
         notes=notes,
         published_files=published_files,
         interrupted_reason=end.get("interrupted_reason"),
