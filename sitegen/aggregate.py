@@ -1,9 +1,10 @@
 """Aggregates over the call frame, all in Polars.
 
 Per (run, cell, prompt, phase): call count, errors, success rate, p50/p95 of
-first_delta_ms, ttft_ms and total_duration_ms, mean tokens/s and mean
-completion tokens. Percentiles use linear interpolation between closest ranks
-(numpy.percentile's default). Errored calls are counted but left out of every
+first_delta_ms, ttft_ms, total_duration_ms and tpot_ms, p50 of decode_tps, mean
+tokens/s and mean completion tokens, and the kinds of cold its calls were.
+Percentiles use linear interpolation between closest ranks (numpy.percentile's
+default). Errored calls are counted but left out of every
 timing statistic.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 import polars as pl
 
 GROUP = ["run_id", "cell_id", "prompt_id", "phase"]
-TIMINGS = ("first_delta_ms", "ttft_ms", "total_duration_ms")
+TIMINGS = ("first_delta_ms", "ttft_ms", "total_duration_ms", "tpot_ms")
 
 
 def _ok(column: str) -> pl.Expr:
@@ -33,14 +34,20 @@ def aggregate(calls: pl.DataFrame) -> pl.DataFrame:
             _ok(col).quantile(0.95, interpolation="linear").alias(f"{col}_p95"),
         ]
     stats += [
+        _ok("decode_tps").quantile(0.5, interpolation="linear").alias("decode_tps_p50"),
         _ok("tokens_per_sec").mean().alias("tokens_per_sec_mean"),
         _ok("completion_tokens").mean().alias("completion_tokens_mean"),
         _ok("prompt_tokens").mean().alias("prompt_tokens_mean"),
+        # e.g. "process_warm", or "process_start, process_warm" when the calls differ
+        pl.col("cold_kind").drop_nulls().unique().sort().str.join(", ").alias("cold_kind"),
     ]
     out = (
         calls.group_by(GROUP)
         .agg(stats)
-        .with_columns(((pl.col("n") - pl.col("errors")) / pl.col("n")).alias("success_rate"))
+        .with_columns(
+            ((pl.col("n") - pl.col("errors")) / pl.col("n")).alias("success_rate"),
+            pl.when(pl.col("cold_kind") != "").then(pl.col("cold_kind")).alias("cold_kind"),
+        )
         .sort(GROUP)
     )
     return out
@@ -66,10 +73,12 @@ def rows_by_run(agg: pl.DataFrame) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def cell_matrix(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
-    """cell -> prompt -> warm first_delta_ms p50: the run's headline table."""
+def cell_matrix(
+    rows: list[dict[str, Any]], column: str = "ttft_ms_p50"
+) -> dict[str, dict[str, float | None]]:
+    """cell -> prompt -> a warm p50 (TTFT by default): the run's headline table."""
     matrix: dict[str, dict[str, float | None]] = {}
     for row in rows:
         if row["phase"] == "warm":
-            matrix.setdefault(row["cell_id"], {})[row["prompt_id"]] = row["first_delta_ms_p50"]
+            matrix.setdefault(row["cell_id"], {})[row["prompt_id"]] = row[column]
     return matrix

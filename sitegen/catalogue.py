@@ -103,7 +103,10 @@ def entry(
             "skipped": len(ledger.skips) if ledger else 0,
             "results": len(ledger.results) if ledger else 0,
         },
-        "headline": {"warm_first_delta_ms_p50": cell_matrix(rows)},
+        "headline": {
+            "warm_ttft_ms_p50": cell_matrix(rows),
+            "warm_first_delta_ms_p50": cell_matrix(rows, "first_delta_ms_p50"),
+        },
         "comparison": comparison_summary(run.run_id, comparison),
         "files": run.manifest,
         "digest": run.digest,

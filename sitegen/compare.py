@@ -83,7 +83,10 @@ def facts_of(run: Run, samples: dict[tuple[str, str], Sample]) -> Facts:
 def samples_by_run(calls: pl.DataFrame) -> dict[str, dict[tuple[str, str], Sample]]:
     """run id -> (cell, prompt) -> the per-call values of its warm calls.
 
-    Errored calls are counted (for the success rate) but give no values. The
+    Errored calls are counted (for the success rate) but give no values. TTFT is
+    ``ttft_ms``; ``first_delta_ms`` is kept as "first_event", which a comparison uses
+    for TTFT only when a side recorded no ``ttft_ms`` at all (see
+    ``verdicts.ttft_fallback``). The
     decode rate is ``decode_tps`` where the ledger records it, else
     ``tokens_per_sec``; a comparison uses ``decode_tps`` only when both sides
     have it for every call (see ``decode_values``).
@@ -102,7 +105,8 @@ def samples_by_run(calls: pl.DataFrame) -> dict[str, dict[tuple[str, str], Sampl
         .agg(
             pl.len().alias("n"),
             (~ok).sum().alias("errors"),
-            good("first_delta_ms").alias("ttft"),
+            good("ttft_ms").alias("ttft"),
+            good("first_delta_ms").alias("first_event"),
             good("total_duration_ms").alias("total"),
             good("decode_tps").alias("decode_tps"),
             good("tokens_per_sec").alias("tokens_per_sec"),
@@ -118,6 +122,7 @@ def samples_by_run(calls: pl.DataFrame) -> dict[str, dict[tuple[str, str], Sampl
             errors=row["errors"],
             values={
                 "ttft": tuple(row["ttft"]),
+                "first_event": tuple(row["first_event"]),
                 "total": tuple(row["total"]),
                 "decode_tps": tuple(row["decode_tps"]),
                 "tokens_per_sec": tuple(row["tokens_per_sec"]),
@@ -257,6 +262,7 @@ def spreads_of(facts: Facts) -> dict[str, dict[str, dict[str, Spread | None]]]:
         decode = "decode_tps" if sample.values.get("decode_tps") else "tokens_per_sec"
         out.setdefault(cell, {})[prompt] = {
             "ttft": sample.spread("ttft"),
+            "first_event": sample.spread("first_event"),
             "total": sample.spread("total"),
             "decode": sample.spread(decode),
             "tps": sample.spread("tokens_per_sec"),

@@ -89,7 +89,7 @@ SETTINGS: tuple[Setting, ...] = (
         "thresholds.ttft_regression",
         float,
         0.30,
-        "Warm TTFT (first_delta_ms) this fraction slower than the baseline (Hodges-Lehmann "
+        "Warm TTFT (ttft_ms) this fraction slower than the baseline (Hodges-Lehmann "
         "ratio) is a regression, when also significant (see [compare] alpha).",
         0.0,
         10.0,

@@ -155,7 +155,8 @@ def regressions_feed(
         for r in rows:
             evidence = [
                 f"{m.metric.label} {fmt_pct(m.change)} ({fmt_ci(m.shift)}, {fmt_p(m.shift.p)}, "
-                f"n = {m.base.n if m.base else 0} vs {m.now.n if m.now else 0})"
+                f"n = {m.base.n if m.base else 0} vs {m.now.n if m.now else 0}"
+                f"{'; ' + m.note if m.note else ''})"
                 for m in r.metrics
                 if m.status == REGRESSION and m.shift is not None
             ]

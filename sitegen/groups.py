@@ -255,8 +255,8 @@ def trend_points(
                 "href": f"{root}{entry['url']}index.html",
             }
             for metric, series, column in (
-                ("ttft", "p50", "first_delta_ms_p50"),
-                ("ttft", "p95", "first_delta_ms_p95"),
+                ("ttft", "p50", "ttft_ms_p50"),
+                ("ttft", "p95", "ttft_ms_p95"),
                 ("tps", "mean", "tokens_per_sec_mean"),
             ):
                 if row.get(column) is not None:
@@ -336,10 +336,11 @@ def _trend_layout(fmt: str) -> alt.VConcatChart:
     layout: alt.VConcatChart = (
         alt.vconcat(
             _facet([], fmt, "ttft").properties(
-                title="Warm time to first delta, p50 with its interquartile band, and p95 (ms)"
+                title="Warm TTFT (time to first token), p50 with its interquartile band, "
+                "and p95 (ms)"
             ),
             _facet([], fmt, "tps").properties(
-                title="Warm tokens per second (mean), with the interquartile band of the calls"
+                title="Warm tokens/s (reference), mean, with the interquartile band of the calls"
             ),
         )
         .configure(font="sans-serif", background="white")
@@ -406,9 +407,9 @@ def trend_svg(group: Group, points: list[dict[str, Any]], cache: Path | None) ->
     runs = len({p["run"] for p in points})
     title = f"Trends for {KINDS[group.kind]['one'].lower()} {group.name}"
     description = (
-        f"Warm TTFT p50 and p95 and warm tokens per second over time for the {runs} most "
-        f"recent dated run(s) of {len(group.cells)} cell(s), one panel per cell and prompt. "
-        "Each point links to its run; the tables on this page list every run."
+        "Warm TTFT p50 and p95 (ms) and warm tokens/s (reference) mean over time for the "
+        f"{runs} most recent dated run(s) of {len(group.cells)} cell(s), one panel per cell "
+        "and prompt. Each point links to its run; the tables on this page list every run."
     )
     # Inside a chart batch this is a placeholder; the build fills and compacts it.
     return charts.svg_chart(chart, "chart-trend", title, description, cache)

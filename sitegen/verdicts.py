@@ -28,7 +28,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
@@ -321,6 +321,7 @@ class MetricVerdict:
     base: Spread | None
     now: Spread | None
     shift: Shift | None
+    note: str = ""  # how it was measured, when not as defined (a TTFT read as first event)
 
     @property
     def change(self) -> float | None:
@@ -378,8 +379,30 @@ def _n_text(base: Spread | None, now: Spread | None) -> str:
     return f"n = {base.n if base else 0} vs {now.n if now else 0}"
 
 
+def ttft_fallback(base: Sample, now: Sample) -> str | None:
+    """Why TTFT is measured as the first event for this pair, or None when both sides
+    recorded ``ttft_ms``. Only a side with no ``ttft_ms`` at all (an older or imported
+    run) falls back, and then both sides use ``first_delta_ms``: never one definition
+    against the other."""
+    sides = (("baseline", base), ("this run", now))
+    missing = [name for name, s in sides if not s.values.get("ttft")]
+    if not missing or not all(s.values.get("first_event") for s in (base, now)):
+        return None
+    return f"TTFT read as first event: no ttft_ms recorded for {' or '.join(missing)}"
+
+
 def metric_verdict(metric: Metric, base: Sample, now: Sample, settings: Settings) -> MetricVerdict:
-    key = metric.key
+    fallback = ttft_fallback(base, now) if metric.key == "ttft" else None
+    key = "first_event" if fallback else metric.key
+    verdict = _metric_verdict(metric, key, base, now, settings)
+    if fallback:
+        return replace(verdict, reason=f"{verdict.reason}; {fallback}", note=fallback)
+    return verdict
+
+
+def _metric_verdict(
+    metric: Metric, key: str, base: Sample, now: Sample, settings: Settings
+) -> MetricVerdict:
     if key == "decode":
         # decode_tps only when both runs record it for every call, else tokens_per_sec:
         # never one definition against the other.
@@ -531,6 +554,9 @@ def row_verdict(
     success_now = now.success_rate
     success_flag = success_now is not None and success_now < settings.min_success_rate
     verdict, reason = _combine(metrics, success_flag, differences, success_now)
+    notes = [m.note for m in metrics if m.note]
+    if notes:
+        reason = "; ".join([reason, *notes])
     return RowVerdict(
         cell,
         prompt,

@@ -54,10 +54,11 @@ TERMS: tuple[Term, ...] = (
     ),
     Term(
         "ttft_ms",
-        "TTFT (first token)",
+        "TTFT",
         "ms",
         "ttft-ms",
-        "Time to the first event carrying generated text.",
+        "Time to first token: from sending the request to the first event carrying "
+        "generated text (client wall clock).",
     ),
     Term(
         "total_duration_ms",
@@ -112,8 +113,9 @@ TERMS: tuple[Term, ...] = (
         "cold_kind",
         "Cold kind",
         None,
-        "cold-warm",
-        "How cold a cold call was, e.g. process_warm; null when unknown.",
+        "cold-kind",
+        "How cold a cold call was: process_start, process_warm, unloaded, ...; in the "
+        "aggregates, the kinds of the row's calls, comma-separated; null when not recorded.",
     ),
     Term("n", "Calls", None, "n", "Calls, errored ones included.", "calls", False),
     Term("errors", "Errors", None, "errors", "Calls that failed.", "calls", False),
@@ -127,7 +129,7 @@ STATISTICS: tuple[Statistic, ...] = (
         "p50",
         "p50",
         "Median of the successful calls (linear interpolation between ranks).",
-        "Median {field} of the successful calls.",
+        "median {field} of the successful calls.",
     ),
     Statistic(
         "p95",
@@ -147,7 +149,7 @@ STATISTICS: tuple[Statistic, ...] = (
         "mean",
         "mean",
         "Arithmetic mean of the successful calls.",
-        "Mean {field} of the successful calls.",
+        "mean {field} of the successful calls.",
     ),
     Statistic(
         "n",
@@ -172,6 +174,9 @@ AGGREGATES: tuple[tuple[str, str], ...] = (
     ("ttft_ms", "p95"),
     ("total_duration_ms", "p50"),
     ("total_duration_ms", "p95"),
+    ("tpot_ms", "p50"),
+    ("tpot_ms", "p95"),
+    ("decode_tps", "p50"),
     ("tokens_per_sec", "mean"),
     ("completion_tokens", "mean"),
     ("prompt_tokens", "mean"),
@@ -198,7 +203,8 @@ COMPARED: dict[str, Compared] = {
             "warm TTFT",
             "ms",
             "metric-ttft",
-            "First event of each warm call; lower is better.",
+            "TTFT (ttft_ms) of each warm call; a run with no ttft_ms recorded is "
+            "compared by first event, and says so; lower is better.",
         ),
         Compared(
             "decode",
@@ -228,11 +234,18 @@ COLD_KINDS: dict[str, str] = {
 }
 
 
+def _lower(text: str) -> str:
+    """A definition continuing a label: "Time to ..." -> "time to ..." (not "TTFT ...")."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
 def column_docs() -> dict[str, tuple[str, str | None]]:
-    """Description and unit of every vocabulary column of the downloads."""
-    docs = {t.field: (t.definition, t.column_unit) for t in TERMS}
+    """Description and unit of every vocabulary column of the downloads: the label the
+    pages show, then its definition ("First event p50: median first_delta_ms ...")."""
+    docs = {t.field: (f"{t.label}: {_lower(t.definition)}", t.column_unit) for t in TERMS}
     for name, stat in AGGREGATES:
-        docs[f"{name}_{stat}"] = (STATS[stat].column.format(field=name), BY_FIELD[name].unit)
+        t, s = BY_FIELD[name], STATS[stat]
+        docs[f"{name}_{stat}"] = (f"{t.label} {s.label}: {s.column.format(field=name)}", t.unit)
     return docs
 
 
@@ -243,8 +256,24 @@ def header_words(term: str, stat: str | None = None) -> str:
     return words + (f" ({t.unit})" if t.unit else "")
 
 
-# The frozen prompts defined on the methodology page ("Prompts"), by id.
+# The frozen prompts defined on the methodology page ("Prompts"), by id: their anchors.
 PROMPTS: dict[str, str] = {p: p.lower() for p in ("P-EASY", "P-MEDIUM", "P-HARD")}
+
+
+def _prompt_descriptions() -> dict[str, str]:
+    """Prompt id -> "intent; max N tokens; text sha256 abcd…", from the frozen prompts file."""
+    from sitegen.prompts import load_prompts
+
+    return {
+        p.id: f"{p.intent or 'no intent recorded'}; max {p.max_tokens:,} output tokens; "
+        f"text sha256 {p.sha256[:16]}…"
+        for p in load_prompts()
+        if p.id in PROMPTS
+    }
+
+
+# What a prompt id's tooltip says wherever the id appears.
+PROMPT_DESCRIPTIONS: dict[str, str] = _prompt_descriptions()
 
 
 def column_anchor(name: str) -> str | None:

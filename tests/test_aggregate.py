@@ -77,7 +77,24 @@ def test_all_errors_gives_no_percentiles_but_counts_them():
     assert warm["first_delta_ms_p50"] is None
 
 
-def test_cell_matrix_uses_warm_p50():
+def test_cell_matrix_uses_warm_p50_of_ttft():
     calls = [call("cold", 900.0, 1000.0), call("warm", 100.0, 200.0), call("warm", 300.0, 400.0)]
+    for c, ttft in zip(calls, (950.0, 110.0, 330.0), strict=True):
+        c["ttft_ms"] = ttft
     rows = rows_by_run(aggregate(frame(calls)))["r"]
-    assert cell_matrix(rows) == {"n:e:m": {"P": 200.0}}
+    # TTFT (ttft_ms) is the headline; the first event is its own matrix.
+    assert cell_matrix(rows) == {"n:e:m": {"P": 220.0}}
+    assert cell_matrix(rows, "first_delta_ms_p50") == {"n:e:m": {"P": 200.0}}
+
+
+def test_tpot_decode_and_cold_kind_are_aggregated():
+    calls = [call("cold", 900.0, 1000.0), call("cold", 800.0, 1000.0)]
+    calls += [call("warm", 100.0, 200.0), call("warm", 300.0, 400.0)]
+    calls[0]["cold_kind"], calls[1]["cold_kind"] = "process_warm", "process_start"
+    for c, tpot in zip(calls, (5.0, 7.0, 2.0, 4.0), strict=True):
+        c["tpot_ms"], c["decode_tps"] = tpot, 1000.0 / tpot
+    cold, warm = rows_by_run(aggregate(frame(calls)))["r"]
+    assert cold["cold_kind"] == "process_start, process_warm" and warm["cold_kind"] is None
+    assert warm["tpot_ms_p50"] == pytest.approx(3.0)
+    assert warm["tpot_ms_p95"] == pytest.approx(3.9)
+    assert warm["decode_tps_p50"] == pytest.approx(375.0)

@@ -126,7 +126,12 @@ def test_a_comparison_that_is_not_like_for_like_is_labelled_and_not_counted(chan
 def write(write_run, run_id: str, start: str, *, baseline=False, ttft=100.0, **md_extra):
     end = start.replace("T00:00:00Z", "T00:05:00Z")
     calls = [
-        call_record(run_idx=i, first_delta_ms=ttft * j, total_duration_ms=ttft * j + 1000.0)
+        call_record(
+            run_idx=i,
+            first_delta_ms=ttft * j,
+            ttft_ms=ttft * j,
+            total_duration_ms=ttft * j + 1000.0,
+        )
         for i, j in enumerate(JITTER)
     ]
     write_run(

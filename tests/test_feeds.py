@@ -19,7 +19,9 @@ def write(write_run, run_id: str, day: int, ttft: float, *, baseline: bool = Fal
     start = f"2026-05-{day:02d}T10:00:00Z"
     # Six warm calls with a little scatter: enough for a flag to be possible at all.
     calls = [
-        call_record(run_idx=i, first_delta_ms=ttft * j, total_duration_ms=ttft * j + 100)
+        call_record(
+            run_idx=i, first_delta_ms=ttft * j, ttft_ms=ttft * j, total_duration_ms=ttft * j + 100
+        )
         for i, j in enumerate((0.97, 1.0, 1.03, 0.99, 1.02, 1.01))
     ]
     write_run(

@@ -31,12 +31,12 @@ def test_lm_eval_scores_on_the_run_page_equal_the_source(tmp_path):
     source = json.loads((SAMPLES / "results_2026-01-20T09-14-55.812345.json").read_text())
     rows = page(tmp_path / "site" / "runs" / run_id / "index.html").select("table.results tbody tr")
     shown = {
-        (cells[0].get_text(), cells[1].get_text()): cells[2].get_text()
+        (cells[0].get_text(), cells[1].get_text()): cells[2]
         for cells in (r.select("td") for r in rows)
     }
     expected = source["results"]["arc_easy"]["acc,none"]
     # the page rounds for reading; the published ledger keeps the exact value
-    assert shown[("arc_easy", "acc")] == readable(expected) == "0.617"
+    assert shown[("arc_easy", "acc")].get_text() == readable(expected) == "0.617"
     ledger = (tmp_path / "site" / "runs" / run_id / "files" / "run.jsonl").read_text()
     records = [json.loads(line) for line in ledger.splitlines()]
     exact = {(r.get("name"), r.get("metric")): r.get("value") for r in records}
@@ -63,8 +63,9 @@ def test_model_page_compares_runs_of_the_same_task_and_metric_with_a_chart(tmp_p
     assert model_page.select("svg[id^=chart-score-]"), "a chart compares the two runs"
     assert svg is not None
     first = json.loads((SAMPLES / "llama-bench-cpu.jsonl").read_text().splitlines()[0])
-    values = {td.get_text() for td in model_page.select("table.scores td.num")}
-    assert str(first["avg_ts"]) in values or f"{first['avg_ts']}" in values
+    cells = model_page.select("table.scores td.num[data-value]")
+    assert readable(first["avg_ts"], 4) in {td.get_text() for td in cells}
+    assert first["avg_ts"] in {float(td["data-value"]) for td in cells}
 
 
 def test_the_site_ships_the_sqlite_export_with_the_source_values(tmp_path):

@@ -56,7 +56,10 @@ def test_index_lists_every_run_newest_first_with_badges(synthetic_archive: Path)
 
 def test_run_page_shows_metadata_checklist_tables_charts_notes_and_downloads(tmp_path, write_run):
     calls = [call_record(phase="cold", first_delta_ms=900.0, total_duration_ms=1500.0)]
-    calls += [call_record(run_idx=i, first_delta_ms=100.0 + 10 * i) for i in range(5)]
+    calls += [
+        call_record(run_idx=i, first_delta_ms=100.0 + 10 * i, ttft_ms=100.0 + 10 * i)
+        for i in range(5)
+    ]
     write_run(
         ledger=[meta_record(), *calls, end_record()],
         run__md="# Notes\n\nMeasured on a **quiet** machine. [docs](https://example.org/x)\n",
@@ -71,11 +74,11 @@ def test_run_page_shows_metadata_checklist_tables_charts_notes_and_downloads(tmp
     failing = {tr["data-check"] for tr in checklist if "ok" not in tr["class"]}
     assert len(checklist) == 11 and failing == {"model_digests", "exclusive", "prime_time"}
     matrix = page.select_one("table.matrix")
-    assert matrix.select_one("tbody td").get_text(strip=True) == "120.0"
+    assert matrix.select_one("tbody td").get_text(strip=True) == "120"
     warm_row = page.select("table.stats")[1].select_one("tbody tr")
     cells = [td.get_text(strip=True) for td in warm_row.select("td")]
-    # n, errors, p50 [p25–p75] and p95 of 100..140
-    assert cells[:4] == ["5", "0", "120.0[110.0–130.0]", "138.0"]
+    # n, errors, TTFT p50 [p25–p75] and p95 of 100..140, rounded for reading
+    assert cells[:4] == ["5", "0", "120[110–130]", "138"]
     svgs = page.select("figure.chart svg")
     assert len(svgs) == 2
     assert {s["id"] for s in svgs} == {"chart-ttft", "chart-tps"}

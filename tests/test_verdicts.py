@@ -242,7 +242,7 @@ def _warm(archive: Path, run_id: str, cell: str, prompt: str, field: str) -> lis
 def _pair(archive: Path, base: str, run: str, cell: str, prompt: str, anchor: str):
     """Both runs' warm values of one metric, as the comparison reads them."""
     if anchor == "metric-ttft":
-        field = "first_delta_ms"
+        field = "ttft_ms"  # TTFT: every bundled run records it
     else:  # decode_tps where both ledgers record it for every call, else tokens/s
         x, y = (_warm(archive, r, cell, prompt, "decode_tps") for r in (base, run))
         field = "decode_tps" if None not in x + y else "tokens_per_sec"
@@ -328,3 +328,25 @@ def test_compare_command_prints_the_verdicts_of_the_run_page(bundled: Path, monk
         assert line.rstrip().endswith(reason), (line, reason)
         for td in tds[3:-2]:
             assert td.select_one("strong") is None or td.select_one("strong").get_text() in line
+
+
+def test_warm_ttft_is_ttft_ms_and_a_run_without_it_falls_back_visibly():
+    """TTFT compares ttft_ms; only a side that recorded none falls back to the first event,
+    on both sides, and the metric and the row say so."""
+    first = tuple(100.0 + i for i in range(8))
+    later = tuple(200.0 + i for i in range(8))  # the first token, well after the first event
+    both = Sample(8, 0, {"ttft": later, "first_event": first}, (64.0,) * 8)
+    slower = Sample(
+        8, 0, {"ttft": tuple(v * 1.5 for v in later), "first_event": first}, (64.0,) * 8
+    )
+    row = row_verdict("c", "P", "b", "B", both, slower, [], Settings())
+    ttft = row.metrics[0]
+    assert ttft.metric.key == "ttft" and ttft.status == "regression" and not ttft.note
+    assert ttft.now is not None and ttft.now.p50 == pytest.approx(1.5 * 203.5)
+    older = Sample(8, 0, {"ttft": (), "first_event": first}, (64.0,) * 8)
+    row = row_verdict("c", "P", "b", "B", both, older, [], Settings())
+    ttft = row.metrics[0]
+    assert ttft.note == "TTFT read as first event: no ttft_ms recorded for this run"
+    assert ttft.note in ttft.reason and ttft.note in row.reason
+    assert ttft.base is not None and ttft.base.p50 == pytest.approx(103.5)  # both first event
+    assert ttft.status == "within noise"

@@ -3,6 +3,7 @@ label and unit and links to its definition on the methodology page."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -95,8 +96,10 @@ def test_run_page_headers_read_as_labels_with_units(built: Path):
     page = soup(built / "runs" / "synthetic-00012" / "index.html")
     heads = {" ".join(th.get_text(" ", strip=True).split()) for th in own_headers(page)}
     for words in (
-        "First event p50 [IQR] (ms)",
-        "First event p95 (ms)",
+        "TTFT p50 [IQR] (ms)",
+        "TTFT p95 (ms)",
+        "First event p50 (ms)",
+        "TPOT p50 (ms)",
         "Total time p50 [IQR] (ms)",
         "Total time p95 (ms)",
         "Success rate (%)",
@@ -110,14 +113,15 @@ def test_run_page_headers_read_as_labels_with_units(built: Path):
     first = th.select_one("a")
     assert first["href"] == "../../methodology/index.html#first-delta-ms"
     assert first["title"] == vocabulary.BY_FIELD["first_delta_ms"].definition
-    # The matrix says what it shows: first event, not the stricter TTFT.
-    assert "warm first event p50 (ms)" in page.select_one("h2#matrix").get_text(" ", strip=True)
+    # The matrix says what it shows: TTFT (ttft_ms), not the first event.
+    assert "warm TTFT p50 (ms)" in page.select_one("h2#matrix").get_text(" ", strip=True)
+    assert page.select_one("h2#matrix a")["href"].endswith("#ttft-ms")
 
 
 def test_group_and_index_headers_carry_units_and_links(built: Path):
     group = next(sorted((built / "engines").glob("*/index.html")).__iter__())
     heads = [" ".join(th.get_text(" ", strip=True).split()) for th in soup(group).select("th")]
-    assert "Latest warm first event p50 [IQR] (ms), n" in heads
+    assert "Latest warm TTFT p50 [IQR] (ms), n" in heads
     assert "Latest decode tokens/s p50 [IQR] (tokens/s), n" in heads
     calls = [th for th in soup(built / "index.html").select("#runs th") if th.text == "Calls"]
     assert calls[0].a["href"] == "methodology/index.html#n"
@@ -137,6 +141,7 @@ def test_data_page_documents_columns_from_the_one_table(built: Path):
     page = soup(built / "data" / "index.html")
     rows = {tr.td.get_text(strip=True): tr for tr in page.select("table.columns tbody tr") if tr.td}
     row = rows["first_delta_ms_p95"]
+    assert row.get_text(" ", strip=True).count("First event p95") == 1
     assert COLUMNS["first_delta_ms_p95"][0] in row.get_text(" ", strip=True)
     assert row.a["href"] == "../methodology/index.html#first-delta-ms"
     assert rows["run_id"].a is None  # not a statistic: no definition link
@@ -144,11 +149,228 @@ def test_data_page_documents_columns_from_the_one_table(built: Path):
 
 def test_downloads_and_verdicts_read_the_vocabulary():
     for term in vocabulary.TERMS:
-        assert COLUMNS[term.field] == (term.definition, term.column_unit)
+        description, unit = COLUMNS[term.field]
+        assert description.startswith(term.label + ": ") and unit == term.column_unit
+        assert description.lower().endswith(term.definition.lower())
     assert COLUMNS["tokens_per_sec_mean"] == (
-        "Mean tokens_per_sec of the successful calls.",
+        "Tokens/s (reference) mean: mean tokens_per_sec of the successful calls.",
         "tokens/s",
     )
+    assert COLUMNS["ttft_ms_p50"][0].startswith("TTFT p50: ")
+    assert COLUMNS["first_delta_ms_p50"][0].startswith("First event p50: ")
     assert [(m.label, m.unit, m.anchor) for m in METRICS] == [
         (c.label, c.unit, c.anchor) for c in vocabulary.COMPARED.values()
     ]
+
+
+# ------------------------------------------------------------ one meaning per word
+
+FIELDS = set(COLUMNS) | set(vocabulary.BY_FIELD)
+SHIFT_MS = 7.0  # ttft_ms made later than first_delta_ms by this much in one run
+SHIFTED = "8d331ba3-edf6-4d56-8cc8-568864dcebd7"  # a baseline
+NO_TTFT = "686b91bf-cb7e-4824-a0b9-f1fab9cbee48"  # compared with SHIFTED; as an older run
+WITH_TTFT = "39044a9a-8201-4b2d-a740-b2025593d12c"  # compared, ttft_ms recorded
+
+
+def _rewrite(ledger: Path, change) -> None:
+    lines = []
+    for line in ledger.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record.get("type") == "call":
+            change(record)
+        lines.append(json.dumps(record))
+    ledger.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def distinct(tmp_path_factory) -> Path:
+    """The bundled archive, where TTFT and first event differ in one run and another
+    run records no ttft_ms at all (as an older or imported run)."""
+    root = tmp_path_factory.mktemp("distinct")
+    shutil.copytree(ROOT / "runs", root / "runs", ignore=shutil.ignore_patterns(".*"))
+    for name in ("sitegen.toml", "methodology.md", "retractions.toml"):
+        if (ROOT / name).is_file():
+            shutil.copy(ROOT / name, root / name)
+
+    def later(record):
+        first, total = record.get("first_delta_ms"), record.get("total_duration_ms")
+        if first is not None and total is not None and first + SHIFT_MS <= total:
+            record["ttft_ms"] = round(first + SHIFT_MS, 3)
+
+    _rewrite(root / "runs" / SHIFTED / "run.jsonl", later)
+    _rewrite(root / "runs" / NO_TTFT / "run.jsonl", lambda r: r.pop("ttft_ms", None))
+    result = cli_in(root, "build", "--quiet")
+    assert result.exit_code == 0, result.output
+    return root / "site"
+
+
+def _text(el) -> str:
+    return " ".join(el.get_text(" ", strip=True).split())
+
+
+def _html_pages(site: Path):
+    return sorted(p for p in site.rglob("*.html") if "pagefind" not in p.parts)
+
+
+def test_no_header_anywhere_shows_a_raw_field_name(bundled: Path):
+    """Every <th> of every page, run notes included: labels, never first_delta_ms."""
+    checked = 0
+    for path in _html_pages(bundled):
+        for th in soup(path).select("th"):
+            words = set(re.findall(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+", _text(th)))
+            assert not words & FIELDS, f"{path}: raw field name in header {_text(th)!r}"
+            checked += 1
+    assert checked > 500
+    # The runner's notes (run.md) write field names; the page shows them as labels.
+    page = soup(bundled / "runs" / SHIFTED / "index.html")
+    notes = {_text(th): th for th in page.select(".notes th")}
+    assert "First event p50 (ms)" in notes and "Decode tokens/s mean (tokens/s)" in notes
+    assert notes["First event p50 (ms)"]["title"] == "first_delta_ms p50"
+    ids = methodology_ids(bundled)
+    for th in notes.values():
+        for a in th.select("a[href*='methodology/index.html#']"):
+            assert a["href"].split("#", 1)[1] in ids
+
+
+def _aggregates(site: Path):
+    import polars as pl
+
+    return pl.read_parquet(site / "data" / "aggregates.parquet")
+
+
+def _column(table, label: str) -> int:
+    heads = [_text(th) for th in table.select("thead th")]
+    return next(i for i, h in enumerate(heads) if h.startswith(label))
+
+
+def test_ttft_means_ttft_ms_and_first_event_means_first_delta_ms(distinct: Path):
+    from sitegen.numfmt import readable
+
+    agg = _aggregates(distinct)
+    page = soup(distinct / "runs" / SHIFTED / "index.html")
+    warm = [t for t in page.select("table.stats") if "TTFT p95 (ms)" in _text(t.thead)]
+    assert warm
+    seen = 0
+    for table in warm:
+        cell = _text(table.find_previous("h2")).removeprefix("Cell ")
+        ttft, first = _column(table, "TTFT p50"), _column(table, "First event p50")
+        for tr in table.select("tbody tr"):
+            cells = tr.select("th, td")
+            row = agg.filter(
+                (agg["run_id"] == SHIFTED)
+                & (agg["cell_id"] == cell)
+                & (agg["prompt_id"] == _text(cells[0]))
+                & (agg["phase"] == "warm")
+            ).row(0, named=True)
+            assert row["ttft_ms_p50"] != row["first_delta_ms_p50"]
+            assert _text(cells[ttft]).split(" [")[0] == readable(row["ttft_ms_p50"])
+            assert _text(cells[first]) == readable(row["first_delta_ms_p50"])
+            seen += 1
+    assert seen >= 6
+    # The matrix headline is TTFT too.
+    matrix = page.select_one("table.matrix")
+    prompts = [_text(th) for th in matrix.select("thead th")][1:]
+    for tr in matrix.select("tbody tr"):
+        cell = _text(tr.th)
+        for prompt, td in zip(prompts, tr.select("td"), strict=True):
+            row = agg.filter(
+                (agg["run_id"] == SHIFTED)
+                & (agg["cell_id"] == cell)
+                & (agg["prompt_id"] == prompt)
+                & (agg["phase"] == "warm")
+            ).row(0, named=True)
+            assert _text(td) == readable(row["ttft_ms_p50"])
+    catalogue = json.loads((distinct.parent / "catalogue.json").read_text(encoding="utf-8"))
+    entry = next(e for e in catalogue["runs"] if e["id"] == SHIFTED)
+    some = next(iter(entry["headline"]["warm_ttft_ms_p50"].values()))
+    firsts = next(iter(entry["headline"]["warm_first_delta_ms_p50"].values()))
+    assert all(some[p] == pytest.approx(firsts[p] + SHIFT_MS, abs=0.01) for p in some)
+
+
+def test_a_run_without_ttft_says_it_falls_back_to_first_event(distinct: Path):
+    page = soup(distinct / "runs" / NO_TTFT / "index.html")
+    marked = page.select("table.matrix td .first-event-fallback")
+    assert marked and len(marked) == len(page.select("table.matrix td"))
+    assert "recorded no TTFT" in _text(page.select_one("#matrix").find_parent("section"))
+    comparison = json.loads(
+        (distinct / "runs" / NO_TTFT / "comparison.json").read_text(encoding="utf-8")
+    )
+    assert comparison["rows"]
+    for row in comparison["rows"]:
+        said = "TTFT read as first event: no ttft_ms recorded for this run"
+        assert said in row["reason"]
+        ttft = next(m for m in row["metrics"] if m["metric"] == "ttft")
+        assert said in ttft["reason"]
+    reasons = [_text(tr) for tr in page.select("table.changes tbody tr")]
+    assert reasons and all("TTFT read as first event" in r for r in reasons)
+    # A run with ttft_ms against a baseline with it does not fall back.
+    other = json.loads(
+        (distinct / "runs" / WITH_TTFT / "comparison.json").read_text(encoding="utf-8")
+    )
+    assert other["rows"] and all("first event" not in r["reason"] for r in other["rows"])
+
+
+def test_every_prompt_id_carries_its_description(bundled: Path):
+    from sitegen.prompts import load_prompts
+
+    prompts = {p.id: p for p in load_prompts()}
+    seen = 0
+    for path in [*bundled.glob("runs/*/index.html"), bundled / "changes" / "index.html"]:
+        page = soup(path)
+        for el in page.select("th, td"):
+            if _text(el) in vocabulary.PROMPTS:
+                a = el.select_one("a[title]")
+                assert a is not None, f"{path}: prompt id {_text(el)} without a description"
+                p = prompts[_text(el)]
+                assert f"max {p.max_tokens:,} output tokens" in a["title"]
+                assert p.sha256[:16] in a["title"] and p.intent in a["title"]
+                assert a["href"].endswith("methodology/index.html#" + vocabulary.PROMPTS[p.id])
+                seen += 1
+    assert seen > 50
+
+
+def test_cold_rows_say_what_kind_of_cold_and_mark_process_warm(bundled: Path):
+    agg = _aggregates(bundled)
+    marked = plain = 0
+    for path in bundled.glob("runs/*/index.html"):
+        page = soup(path)
+        for table in page.select("table.stats"):
+            if "Cold kind" not in _text(table.thead):
+                continue
+            kind = _column(table, "Cold kind")
+            cell = _text(table.find_previous("h2")).removeprefix("Cell ")
+            for tr in table.select("tbody tr"):
+                cells = tr.select("th, td")
+                row = agg.filter(
+                    (agg["run_id"] == path.parent.name)
+                    & (agg["cell_id"] == cell)
+                    & (agg["prompt_id"] == _text(cells[0]))
+                    & (agg["phase"] == "cold")
+                ).row(0, named=True)
+                said = _text(cells[kind])
+                assert row["cold_kind"] and row["cold_kind"].split(", ")[0] in said
+                if "process_warm" in row["cold_kind"]:
+                    assert "process-warm" in tr.get("class", [])
+                    assert "not a true cold start" in said
+                    marked += 1
+                else:
+                    assert "not a true cold start" not in said
+                    plain += 1
+    assert marked > 5 and plain > 5
+
+
+_LONG_FLOAT = re.compile(r"(?<![\w.])\d[\d,]*\.\d{5,}(?![\w])")
+
+
+def test_no_number_on_a_page_prints_more_than_four_decimals(bundled: Path):
+    """Pages round for reading (numfmt.readable); the downloads keep the exact values."""
+    for path in _html_pages(bundled):
+        page = soup(path)
+        for el in page.select("svg, code, pre, script, style"):
+            el.decompose()
+        text = page.get_text(" ")
+        found = _LONG_FLOAT.findall(text)
+        assert not found, f"{path}: {found[:5]}"
+    agg = _aggregates(bundled)
+    exact = [v for v in agg["total_duration_ms_p50"].to_list() if v and v != round(v, 1)]
+    assert exact, "the downloads keep more precision than the pages show"

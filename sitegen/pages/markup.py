@@ -6,7 +6,7 @@ import re
 
 import nh3
 from markdown_it import MarkdownIt
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 SAFE_SCHEMES = {"http", "https", "mailto"}
 
@@ -47,3 +47,41 @@ def anchored(html: Markup) -> Markup:
         return f'<{m.group(1)} id="{m.group(3) or m.group(4)}">{m.group(2)}</{m.group(1)}>'
 
     return Markup(_ANCHORED.sub(put, str(html)))
+
+
+_NOTE_HEADER = re.compile(r"<(th|td)([^>]*)>([^<]*)</\1>")
+_FIELD_WORDS = re.compile(r"^([a-z][a-z0-9_]*)(?: (p50|p95|mean))?$")
+
+
+def labelled_headers(html: Markup, root: str) -> Markup:
+    """A notes table header that is a raw field name (``first_delta_ms p50``, as the
+    runner writes run.md) reads as the site's label, statistic and unit, linked to its
+    definition, the raw name kept as its tooltip; a prompt id gets its description.
+    A prompt id in a data cell gets its description too. Other cells are left as the
+    publisher wrote them."""
+    from sitegen import vocabulary
+
+    page = root + "methodology/index.html#"
+
+    def link(anchor: str, title: str, text: str) -> str:
+        return f'<a href="{page}{anchor}" title="{escape(title)}">{escape(text)}</a>'
+
+    def put(m: re.Match[str]) -> str:
+        tag, attrs, text = m.group(1), m.group(2), m.group(3).strip()
+        if text in vocabulary.PROMPTS:
+            desc = vocabulary.PROMPT_DESCRIPTIONS.get(text, "")
+            return f"<{tag}{attrs}>{link(vocabulary.PROMPTS[text], desc, text)}</{tag}>"
+        if tag == "td":
+            return m.group(0)
+        words = _FIELD_WORDS.match(text)
+        term = vocabulary.BY_FIELD.get(words.group(1)) if words else None
+        if words is None or term is None or ("_" not in text and term.field != "n"):
+            return m.group(0)
+        out = link(term.anchor, term.definition, term.label)
+        if words.group(2):
+            s = vocabulary.STATS[words.group(2)]
+            out += " " + link(s.anchor, s.definition, s.label)
+        unit = term.column_unit
+        return f'<th{attrs} title="{escape(text)}">{out}{f" ({unit})" if unit else ""}</th>'
+
+    return Markup(_NOTE_HEADER.sub(put, str(html)))

@@ -14,8 +14,9 @@ from sitegen.catalogue import comparison_json, nodes_of, targets_of
 from sitegen.compare import RunComparison
 from sitegen.discover import published_names
 from sitegen.jsonio import dumps
+from sitegen.numfmt import readable
 from sitegen.pages.context import Context
-from sitegen.pages.markup import markdown
+from sitegen.pages.markup import labelled_headers, markdown
 from sitegen.reuse import digest
 from sitegen.verdicts import METRICS
 
@@ -82,12 +83,12 @@ def render_run(
     data = ctx.data
     run = data.runs[entry["id"]]
     rows = data.rows.get(run.run_id, [])
-    matrix = entry["headline"]["warm_first_delta_ms_p50"]
+    matrix = _headline(entry["headline"])
     prompt_ids = sorted({p for values in matrix.values() for p in values})
     notes = None
     if any(f.rel == "run.md" for f in run.source.files):
         text = (run.source.path / "run.md").read_text(encoding="utf-8", errors="replace")
-        notes = markdown(text, demote=2)
+        notes = labelled_headers(markdown(text, demote=2), "../../")
     end = run.ledger.end if run.ledger and run.ledger.end else {}
     names = published_names(run.source.path, run.source.files)
     # hrefs percent-encoded ("a?b#c d.txt" is a file name, not a query and a fragment)
@@ -115,6 +116,7 @@ def render_run(
         targets=targets_of(run) if run.metadata.get("targets") else [],
         nodes=nodes_of(run),
         matrix=sorted(matrix.items()),
+        matrix_fallback=any(v["first_event"] for vs in matrix.values() for v in vs.values()),
         prompt_ids=prompt_ids,
         cells=_cells(rows),
         charts=_run_charts(data.chart_cache, comparison) if with_charts else [],
@@ -133,6 +135,23 @@ def render_run(
         thresholds=ctx.thresholds,
         citation=citation,
     )
+
+
+def _headline(headline: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """cell -> prompt -> the warm TTFT p50 (``value``), or where the run recorded no
+    ttft_ms, its warm first event p50 with ``first_event`` set: said, never silent."""
+    ttft = headline.get("warm_ttft_ms_p50", {})
+    first = headline.get("warm_first_delta_ms_p50", {})
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for cell in sorted(set(ttft) | set(first)):
+        for p in sorted(set(ttft.get(cell, {})) | set(first.get(cell, {}))):
+            value = ttft.get(cell, {}).get(p)
+            fallback = first.get(cell, {}).get(p) if value is None else None
+            out.setdefault(cell, {})[p] = {
+                "value": value if fallback is None else fallback,
+                "first_event": fallback is not None,
+            }
+    return out
 
 
 def run_links(run: Run, links: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
@@ -180,13 +199,13 @@ def _cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 _CHARTS = (
     (
         "ttft",
-        "warm first_delta_ms p50 (ms)",
-        "Warm time to first delta, p50 with interquartile range, per cell and prompt",
+        "Warm TTFT p50 (ms)",
+        "Warm TTFT (time to first token), p50 with interquartile range, per cell and prompt",
     ),
     (
         "tps",  # the chart's id; its values are the decode metric's
-        "decode tokens/s p50",
-        "Decode tokens per second, p50 with interquartile range, per cell and prompt",
+        "Decode tokens/s p50 (tokens/s)",
+        "Decode tokens/s, p50 with interquartile range, per cell and prompt",
     ),
 )
 
@@ -196,7 +215,7 @@ def _run_charts(cache: Path | None, comparison: RunComparison | None) -> list[di
     spreads = comparison.spreads if comparison is not None else {}
     out = []
     for key, axis, title in _CHARTS:
-        bars = [
+        bars: list[dict[str, Any]] = [
             {
                 "cell_id": cell,
                 "prompt_id": prompt,
@@ -213,8 +232,8 @@ def _run_charts(cache: Path | None, comparison: RunComparison | None) -> list[di
         if chart is None:
             continue
         values = [
-            f"{b['cell_id']} {b['prompt_id']}: {b['value']:,.1f} "
-            f"(IQR {b['lo']:,.1f} to {b['hi']:,.1f})"
+            f"{b['cell_id']} {b['prompt_id']}: {readable(b['value'])} "
+            f"(IQR {readable(b['lo'])} to {readable(b['hi'])})"
             for b in bars
         ]
         description = f"{title}. " + "; ".join(values) + "."
