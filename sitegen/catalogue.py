@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sitegen.aggregate import cell_matrix
 from sitegen.archive import Run
 from sitegen.config import Config
+from sitegen.entities import canonical, canonical_target
 from sitegen.verdicts import row_json
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ def targets_of(run: Run) -> list[dict[str, Any]]:
     """The run's targets, every field present (None when unknown).
 
     From metadata when it declares them, else inferred from the planned cells.
+    Node, engine and model carry their canonical names (sitegen.entities), with
+    the names as recorded under ``recorded`` where they differ.
     """
     declared = run.metadata.get("targets") or [
         {"cell_id": c} for c in sorted(set(run.meta.get("cells_planned") or []))
@@ -43,14 +46,22 @@ def targets_of(run: Run) -> list[dict[str, Any]]:
     for t in declared:
         target = dict.fromkeys(TARGET_FIELDS) | split_cell(t["cell_id"])
         target |= {k: v for k, v in t.items() if v is not None}
-        out.append(target)
+        out.append(canonical_target(target, run.aliases, run.source_format))
     return sorted(out, key=lambda t: t["cell_id"])
 
 
 def nodes_of(run: Run) -> list[tuple[str, dict[str, Any]]]:
-    """(name, hardware) pairs, every field present (None when unknown)."""
+    """(canonical name, hardware) pairs, every field present (None when unknown);
+    a node whose name was not recorded is left out (it describes nothing to link)."""
     nodes = run.metadata.get("nodes") or {}
-    return [(name, dict.fromkeys(NODE_FIELDS) | nodes[name]) for name in sorted(nodes)]
+    out: dict[str, dict[str, Any]] = {}
+    for raw in sorted(nodes):
+        name = canonical("node", raw, run.aliases)
+        if name is not None and isinstance(nodes[raw], dict):
+            out[name] = out.get(name, dict.fromkeys(NODE_FIELDS)) | {
+                k: v for k, v in nodes[raw].items() if v is not None
+            }
+    return sorted(out.items())
 
 
 def run_url(run_id: str) -> str:
