@@ -112,6 +112,8 @@ def canonical_target(
         out[kind] = name
         if isinstance(raw, str) and raw and raw != name:
             recorded[kind] = raw
+            if kind == "model" and not out.get("model_file") and _file_name(raw):
+                out["model_file"] = re.split(r"[/\\]", raw.strip())[-1]
     if recorded:
         out["recorded"] = recorded
     return out
@@ -121,6 +123,13 @@ def cell_name(target: dict[str, Any]) -> str:
     """A cell as ``node:engine:model`` in canonical names ("–" for a part not recorded);
     the cell id the run recorded stays its identifier in the run's files."""
     return ":".join(str(target.get(k) or "–") for k in KINDS)
+
+
+def _file_name(name: str) -> bool:
+    """Whether a recorded model name is a file's (it ends in a model file extension)."""
+    return builtin("model", name) != name.strip() and name.strip().lower().endswith(
+        MODEL_EXTENSIONS
+    )
 
 
 def short_digest(digest: str | None) -> str | None:
