@@ -64,6 +64,23 @@ def nodes_of(run: Run) -> list[tuple[str, dict[str, Any]]]:
     return sorted(out.items())
 
 
+def names_recorded(run: Run, targets: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"names_recorded": kind -> recorded name -> canonical name}`` for the names the
+    run recorded differently from their canonical form (None: a placeholder for a
+    name not recorded); empty when every name is canonical."""
+    found: dict[str, dict[str, str | None]] = {}
+    for target in targets:
+        for kind, raw in (target.get("recorded") or {}).items():
+            found.setdefault(kind + "s", {})[raw] = target.get(kind)
+    for raw in run.metadata.get("nodes") or {}:
+        name = canonical("node", raw, run.aliases)
+        if name != raw:
+            found.setdefault("nodes", {})[raw] = name
+    if not found:
+        return {}
+    return {"names_recorded": {k: dict(sorted(v.items())) for k, v in sorted(found.items())}}
+
+
 def run_url(run_id: str) -> str:
     return f"runs/{run_id}/"
 
@@ -107,6 +124,7 @@ def entry(
         "models": sorted({t["model"] for t in targets if t.get("model")}),
         "engines": sorted({t["engine"] for t in targets if t.get("engine")}),
         "nodes": sorted({t["node"] for t in targets if t.get("node")}),
+        **names_recorded(run, targets),
         "prompt_ids": prompt_ids,
         "counts": {
             "calls": ledger.calls if ledger else 0,

@@ -15,6 +15,7 @@ import pytest
 from bs4 import BeautifulSoup
 from conftest import ROOT, cli_in, metadata, sitegen_process
 
+from sitegen import schema
 from sitegen.build import build
 from sitegen.config import load_config
 from sitegen.entities import Aliases, canonical
@@ -101,6 +102,15 @@ def test_llama_cpp_spellings_share_one_engine_page(bundled: Path) -> None:
     catalogue = json.loads((bundled / "catalogue.json").read_text())
     engines = {e for run in catalogue["runs"] for e in run["engines"]}
     assert "llama.cpp" not in engines and "unknown-engine" not in engines
+    # the catalogue keeps what the run recorded beside the canonical name
+    (bench,) = [r for r in catalogue["runs"] if r["id"] == "llama-bench-20261123-1cf573aff7"]
+    assert bench["names_recorded"] == {
+        "engines": {"llama.cpp": "llamacpp"},
+        "models": {"tiny-256x4.gguf": "tiny-256x4"},
+    }
+    assert schema.errors("catalogue.v1.json", catalogue) == []
+    runner = next(r for r in catalogue["runs"] if r["id"].startswith("686b91bf"))
+    assert "names_recorded" not in runner  # every name it recorded is canonical
 
 
 def test_mlx_results_have_engine_mlx(bundled: Path) -> None:
