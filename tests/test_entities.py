@@ -295,3 +295,44 @@ def test_bad_alias_settings_from_the_command_line_have_no_traceback(
     assert done.returncode != 0
     assert "Traceback" not in done.stderr + done.stdout
     assert "sitegen.toml:2:" in done.stderr + done.stdout
+
+
+def test_importers_write_canonical_names(tmp_path: Path) -> None:
+    from sitegen.importers import import_files
+
+    sources = [
+        ROOT / "runs/mlx-benchmarks-v1-20260424-a015dcf452/source"
+        "/mlx-benchmarks-schema-v1.example.json",
+        ROOT / "runs/llama-bench-20261123-1cf573aff7/source/llama-bench-tiny.json",
+    ]
+    report = import_files(sources, runs_dir=tmp_path / "runs", refresh=False)
+    targets = {
+        r.path.name.split("-")[0]: json.loads((r.path / "metadata.json").read_text())["targets"][0]
+        for r in report.runs
+    }
+    mlx, bench = targets["mlx"], targets["llama"]
+    assert (mlx["engine"], mlx["cell_id"]) == (
+        "mlx",
+        "apple-m4-max:mlx:mlx-community/Qwen3.5-9B-MLX-4bit",
+    )
+    assert (bench["engine"], bench["model"], bench["model_file"]) == (
+        "llamacpp",
+        "tiny-256x4",
+        "tiny-256x4.gguf",
+    )
+    assert bench["cell_id"] == "amd-epyc:llamacpp:tiny-256x4"
+
+
+def test_the_runner_names_engines_canonically(tmp_path: Path) -> None:
+    from sitegen.runner.cells import load_cells
+
+    cells = tmp_path / "cells.yaml"
+    cells.write_text(
+        "cells:\n"
+        + "".join(
+            f"  - {{node: n{i}, engine: {engine}, model: m, endpoint: 'http://127.0.0.1:1'}}\n"
+            for i, engine in enumerate(("llama.cpp", "LLaMA-CPP", "llamacpp", "llama_cpp"))
+        ),
+        encoding="utf-8",
+    )
+    assert {c.engine for c in load_cells(cells)} == {"llamacpp"}
