@@ -12,13 +12,14 @@ import multiprocessing as mp
 import os
 from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sitegen import schema
 from sitegen.config import Config
 from sitegen.discover import LEDGER, METADATA, RunSource, discover
+from sitegen.entities import NO_ALIASES, Aliases
 from sitegen.exceptions import Problem
 from sitegen.jsonio import decode_utf8, key_line, loads_strict
 from sitegen.layout import Layout
@@ -35,6 +36,14 @@ class Run:
     ledger: LedgerSummary | None
     manifest: list[dict[str, Any]]  # [{"path", "sha256", "bytes"}], sorted by path
     digest: str
+    # The publisher's aliases, which sitegen.catalogue.targets_of applies when the
+    # run's names are read (the files keep what they recorded).
+    aliases: Aliases = field(default=NO_ALIASES, compare=False)
+
+    @property
+    def source_format(self) -> str | None:
+        source = self.metadata.get("source")
+        return source.get("format") if isinstance(source, dict) else None
 
     @property
     def ledger_sha256(self) -> str | None:
@@ -216,6 +225,7 @@ def read_runs(
         started.append((source, metadata, problems, manifest, ledger_sha, summary))
     checked = _prepass_all(todo, max_line)
     out: list[tuple[Run | None, list[Problem]]] = []
+    aliases = config.aliases
     for source, metadata, problems, manifest, ledger_sha, summary in started:
         if ledger_sha and summary is None:
             summary, ledger_problems = checked[str(source.path / LEDGER)]
@@ -227,7 +237,9 @@ def read_runs(
         if problems or metadata is None:
             out.append((None, problems))
         else:
-            out.append((Run(source, metadata, summary, manifest, manifest_digest(manifest)), []))
+            out.append(
+                (Run(source, metadata, summary, manifest, manifest_digest(manifest), aliases), [])
+            )
     return out
 
 

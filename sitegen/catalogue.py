@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sitegen.aggregate import cell_matrix
 from sitegen.archive import Run
 from sitegen.config import Config
+from sitegen.entities import canonical, canonical_target
 from sitegen.verdicts import row_json
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ def targets_of(run: Run) -> list[dict[str, Any]]:
     """The run's targets, every field present (None when unknown).
 
     From metadata when it declares them, else inferred from the planned cells.
+    Node, engine and model carry their canonical names (sitegen.entities), with
+    the names as recorded under ``recorded`` where they differ.
     """
     declared = run.metadata.get("targets") or [
         {"cell_id": c} for c in sorted(set(run.meta.get("cells_planned") or []))
@@ -43,14 +46,39 @@ def targets_of(run: Run) -> list[dict[str, Any]]:
     for t in declared:
         target = dict.fromkeys(TARGET_FIELDS) | split_cell(t["cell_id"])
         target |= {k: v for k, v in t.items() if v is not None}
-        out.append(target)
+        out.append(canonical_target(target, run.aliases, run.source_format))
     return sorted(out, key=lambda t: t["cell_id"])
 
 
 def nodes_of(run: Run) -> list[tuple[str, dict[str, Any]]]:
-    """(name, hardware) pairs, every field present (None when unknown)."""
+    """(canonical name, hardware) pairs, every field present (None when unknown);
+    a node whose name was not recorded is left out (it describes nothing to link)."""
     nodes = run.metadata.get("nodes") or {}
-    return [(name, dict.fromkeys(NODE_FIELDS) | nodes[name]) for name in sorted(nodes)]
+    out: dict[str, dict[str, Any]] = {}
+    for raw in sorted(nodes):
+        name = canonical("node", raw, run.aliases)
+        if name is not None and isinstance(nodes[raw], dict):
+            out[name] = out.get(name, dict.fromkeys(NODE_FIELDS)) | {
+                k: v for k, v in nodes[raw].items() if v is not None
+            }
+    return sorted(out.items())
+
+
+def names_recorded(run: Run, targets: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"names_recorded": kind -> recorded name -> canonical name}`` for the names the
+    run recorded differently from their canonical form (None: a placeholder for a
+    name not recorded); empty when every name is canonical."""
+    found: dict[str, dict[str, str | None]] = {}
+    for target in targets:
+        for kind, raw in (target.get("recorded") or {}).items():
+            found.setdefault(kind + "s", {})[raw] = target.get(kind)
+    for raw in run.metadata.get("nodes") or {}:
+        name = canonical("node", raw, run.aliases)
+        if name != raw:
+            found.setdefault("nodes", {})[raw] = name
+    if not found:
+        return {}
+    return {"names_recorded": {k: dict(sorted(v.items())) for k, v in sorted(found.items())}}
 
 
 def run_url(run_id: str) -> str:
@@ -96,6 +124,7 @@ def entry(
         "models": sorted({t["model"] for t in targets if t.get("model")}),
         "engines": sorted({t["engine"] for t in targets if t.get("engine")}),
         "nodes": sorted({t["node"] for t in targets if t.get("node")}),
+        **names_recorded(run, targets),
         "prompt_ids": prompt_ids,
         "counts": {
             "calls": ledger.calls if ledger else 0,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sitegen.entities import Aliases, alias_problems
 from sitegen.exceptions import ConfigError, Problem
 from sitegen.layout import SETTINGS_FILE, Layout
 
@@ -210,6 +211,35 @@ SETTINGS: tuple[Setting, ...] = (
         "starts and finishes inside it passes the prime-time item without an authorization. "
         "Empty: every run needs a recorded authorization or window statement.",
     ),
+    *(
+        Setting(
+            f"aliases.{kind}",
+            dict,
+            {},
+            f"Names of one {kind} spelled differently across runs: a table of name = canonical "
+            f"name (e.g. {example}). Its runs share one {kind} page, and feeds, downloads, "
+            "search and the catalogue use the canonical name; the run files keep the names "
+            "they recorded. Built in: " + builtin + ".",
+        )
+        for kind, example, builtin in (
+            (
+                "node",
+                '`"bench-01.lan" = "bench-01"`',
+                "the importers' placeholder unknown-node is no name (pages say 'not recorded')",
+            ),
+            (
+                "engine",
+                '`"LM Studio" = "lmstudio"`',
+                "llama.cpp, llama-cpp and llamacpp are llamacpp; an MLX envelope's engine is mlx",
+            ),
+            (
+                "model",
+                '`"qwen2.5-0.5b-instruct" = "qwen2.5:0.5b"`',
+                "a model file's extension (.gguf, .safetensors, .bin, ...) is not part of "
+                "its name; models whose digests or parameter counts differ keep separate pages",
+            ),
+        )
+    ),
     Setting(
         "limits.max_line_bytes",
         int,
@@ -241,6 +271,13 @@ class Config:
     def get(self, name: str) -> Any:
         return self.values[name]
 
+    @property
+    def aliases(self) -> Aliases:
+        """The publisher's ``[aliases.*]`` tables (sitegen.entities)."""
+        return Aliases(
+            {k: self.values.get(f"aliases.{k}") or {} for k in ("node", "engine", "model")}
+        )
+
     def section(self, table: str) -> dict[str, Any]:
         prefix = table + "."
         return {k[len(prefix) :]: v for k, v in self.values.items() if k.startswith(prefix)}
@@ -257,6 +294,23 @@ def _line_of(text: str, key: str) -> int | None:
     return text.count("\n", 0, m.start()) + 1 if m else None
 
 
+def _entry_line(text: str, table: str, key: str | None) -> int | None:
+    """The line of ``key = ...`` inside ``[table]`` (or of the header itself)."""
+    header = re.compile(rf"^[ \t]*\[[ \t]*{re.escape(table)}\s*\]", re.MULTILINE)
+    m = header.search(text)
+    if m is None:
+        return None
+    start = text.count("\n", 0, m.start()) + 1
+    if key is None:
+        return start
+    for offset, raw in enumerate(text[m.end() :].split("\n")[1:], start=1):
+        if raw.lstrip().startswith("["):
+            break
+        if re.match(rf"^\s*(\"{re.escape(key)}\"|'{re.escape(key)}'|{re.escape(key)})\s*=", raw):
+            return start + offset
+    return start
+
+
 def _type_name(kind: type | tuple[type, ...]) -> str:
     names = {
         str: "a string",
@@ -264,6 +318,7 @@ def _type_name(kind: type | tuple[type, ...]) -> str:
         float: "a number",
         list: "a list",
         bool: "true/false",
+        dict: "a table",
     }
     return names.get(kind, str(kind)) if isinstance(kind, type) else " or ".join(map(str, kind))
 
@@ -290,6 +345,8 @@ def _check_value(setting: Setting, value: Any) -> str | None:
         and not re.fullmatch(hours, value)
     ):
         return f"must be HH:MM-HH:MM (UTC), got {value!r}"
+    if isinstance(value, dict) and not setting.name.startswith("aliases."):
+        return "expected a single value, got a table"
     if setting.name == "archive.base_url" and isinstance(value, str) and value:
         if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", value):
             return f"must be an http(s) URL, got {value!r}"
@@ -335,6 +392,14 @@ def load_config(layout: Layout) -> Config:
             error = _check_value(setting, value)
             if error:
                 problems.append(Problem(display, line, None, f"{name}: {error}"))
+            elif table == "aliases":
+                found = alias_problems(key, value)
+                problems += [
+                    Problem(display, _entry_line(text, name, entry) or line, None, message)
+                    for entry, message in found
+                ]
+                if not found:
+                    values[name] = {k.strip(): v.strip() for k, v in sorted(value.items())}
             else:
                 values[name] = float(value) if setting.kind is float else value
     if problems:
@@ -395,5 +460,6 @@ def settings_markdown() -> str:
     rows = ["| setting | default | meaning |", "| --- | --- | --- |"]
     for s in SETTINGS:
         table, key = s.name.split(".", 1)
-        rows.append(f"| `[{table}] {key}` | `{s.default!r}` | {s.help} |")
+        where = f"[{s.name}]" if s.kind is dict else f"[{table}] {key}"  # a table of its own
+        rows.append(f"| `{where}` | `{s.default!r}` | {s.help} |")
     return "\n".join(rows) + "\n"

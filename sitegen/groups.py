@@ -26,7 +26,8 @@ import altair as alt
 
 from sitegen import charts
 from sitegen.archive import Run
-from sitegen.catalogue import targets_of
+from sitegen.catalogue import NODE_FIELDS, nodes_of, targets_of
+from sitegen.entities import short_count, short_digest
 
 KINDS: dict[str, dict[str, str]] = {
     "model": {"folder": "models", "title": "Models", "one": "Model"},
@@ -91,17 +92,31 @@ def slugs(names: Iterable[str]) -> dict[str, str]:
 
 @dataclass
 class Group:
-    """One model, node or engine, with its cells and runs (newest first)."""
+    """One model, node or engine, with its cells and runs (newest first).
+
+    Models with one canonical name but different files (digests or parameter
+    counts) are different groups: ``variant`` says what tells each apart.
+    """
 
     kind: str
     name: str
     slug: str
     cells: dict[str, dict[str, Any]] = field(default_factory=dict)  # cell id -> target
     run_ids: list[str] = field(default_factory=list)
+    variant: str | None = None  # e.g. "3.58M parameters, digest 2b1f95fa"; None: the only one
+    # What the runs recorded about it (sitegen.entities facts): label -> values seen.
+    facts: list[dict[str, Any]] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)  # runs that only planned its cells
+    members: set[tuple[str, str]] = field(default_factory=set, repr=False)  # (run, cell)
 
     @property
     def url(self) -> str:
         return f"{KINDS[self.kind]['folder']}/{self.slug}/"
+
+    @property
+    def title(self) -> str:
+        """The name, with what tells it apart from same-named models."""
+        return f"{self.name} ({self.variant})" if self.variant else self.name
 
     def label(self, cell_id: str) -> str:
         target = self.cells[cell_id]
@@ -109,31 +124,232 @@ class Group:
         return " · ".join(parts)
 
 
-def build_groups(entries: Sequence[dict[str, Any]], runs: dict[str, Run]) -> dict[str, list[Group]]:
-    """kind -> its groups sorted by name; runs in catalogue order (newest first)."""
-    found: dict[str, dict[str, Group]] = {kind: {} for kind in KINDS}
-    for entry in entries:
-        for target in targets_of(runs[entry["id"]]):
-            for kind in KINDS:
-                name = target.get(kind)
-                if not name:
-                    continue
-                group = found[kind].setdefault(name, Group(kind, name, ""))
-                group.cells.setdefault(target["cell_id"], target)
-                if not group.run_ids or group.run_ids[-1] != entry["id"]:
-                    group.run_ids.append(entry["id"])
-    out: dict[str, list[Group]] = {}
-    for kind, groups in found.items():
-        names = slugs(groups)
-        for name, group in groups.items():
-            group.slug = names[name]
-        out[kind] = [groups[n] for n in sorted(groups)]
+def _fingerprint(target: dict[str, Any]) -> str | None:
+    """What identifies a model's file: its digest, else its parameter count."""
+    if target.get("model_digest"):
+        return f"digest:{target['model_digest']}"
+    if target.get("parameters"):
+        return f"parameters:{target['parameters']}"
+    return None
+
+
+def _variant_keys(targets: list[dict[str, Any]]) -> dict[str | None, str | None]:
+    """One model name's fingerprints -> the variant each belongs to (None: the only one).
+
+    A parameter count without a digest joins the one digest recorded with that count;
+    targets that record neither join the only variant there is, if there is one.
+    """
+    params: dict[str, set[Any]] = {}
+    for t in targets:
+        fp = _fingerprint(t)
+        if fp is not None and fp.startswith("digest:"):
+            params.setdefault(fp, set()).add(t.get("parameters"))
+    out: dict[str | None, str | None] = {}
+    for fp in sorted({f for f in map(_fingerprint, targets) if f is not None}):
+        if fp.startswith("digest:"):
+            out[fp] = fp
+            continue
+        count = int(fp.split(":", 1)[1])
+        matches = [d for d in sorted(params) if count in params[d]]
+        out[fp] = matches[0] if len(matches) == 1 else fp
+    variants = set(out.values())
+    if any(_fingerprint(t) is None for t in targets):
+        out[None] = next(iter(variants)) if len(variants) == 1 else "unrecorded"
+    if len(set(out.values())) <= 1:
+        return dict.fromkeys(out)
     return out
 
 
+def _variant_names(
+    name: str, members: dict[str, list[dict[str, Any]]]
+) -> dict[str, tuple[str, str]]:
+    """variant key -> (slug stem, label saying what differs from its namesakes)."""
+    out = {}
+    for key, targets in members.items():
+        counts = sorted({t["parameters"] for t in targets if t.get("parameters")})
+        digests = sorted({t["model_digest"] for t in targets if t.get("model_digest")})
+        size = (
+            ", ".join(f"{short_count(c)} parameters" for c in counts)
+            if counts
+            else "parameters not recorded"
+        )
+        digest = (
+            "digest " + ", ".join(str(short_digest(d)) for d in digests)
+            if digests
+            else "digest not recorded"
+        )
+        if key.startswith("digest:"):
+            suffix = str(short_digest(key.split(":", 1)[1]))
+        elif key.startswith("parameters:"):
+            suffix = short_count(int(key.split(":", 1)[1])).lower() + "-params"
+        else:
+            suffix = "unidentified"
+        out[key] = (f"{name}-{suffix}", f"{size}, {digest}")
+    return out
+
+
+def build_groups(entries: Sequence[dict[str, Any]], runs: dict[str, Run]) -> dict[str, list[Group]]:
+    """kind -> its groups sorted by name; runs in catalogue order (newest first).
+
+    Names are canonical (sitegen.entities): ``llama.cpp`` and ``llamacpp`` are one
+    engine page, ``x.gguf`` and ``x`` one model page unless their files differ.
+    """
+    seen = [(entry, target) for entry in entries for target in targets_of(runs[entry["id"]])]
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for _entry, target in seen:
+        if target.get("model"):
+            by_model.setdefault(target["model"], []).append(target)
+    variant_of = {name: _variant_keys(ts) for name, ts in by_model.items()}
+    found: dict[str, dict[tuple[str, str | None], Group]] = {kind: {} for kind in KINDS}
+    members: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+    for entry, target in seen:
+        for kind in KINDS:
+            name = target.get(kind)
+            if not name:
+                continue
+            variant = variant_of[name][_fingerprint(target)] if kind == "model" else None
+            group = found[kind].setdefault((name, variant), Group(kind, name, ""))
+            group.cells.setdefault(target["cell_id"], target)
+            group.members.add((entry["id"], target["cell_id"]))
+            if kind == "model":
+                members.setdefault((name, variant), []).append(target)
+            if not group.run_ids or group.run_ids[-1] != entry["id"]:
+                group.run_ids.append(entry["id"])
+                if entry.get("status") == "meta-only":
+                    group.planned.append(entry["id"])
+    stems: dict[tuple[str, str | None], str] = {}
+    for name in sorted(by_model):
+        keys = sorted({k for k in variant_of[name].values() if k is not None})
+        keyed = {k: members[(name, k)] for k in keys}
+        for key, (stem, label) in _variant_names(name, keyed).items():
+            stems[(name, key)] = stem
+            found["model"][(name, key)].variant = label
+    out: dict[str, list[Group]] = {}
+    for kind, groups in found.items():
+        names = slugs(stems.get(k, k[0]) for k in groups)
+        for k, group in groups.items():
+            group.slug = names[stems.get(k, k[0])]
+            group.facts = describe(group, [runs[rid] for rid in group.run_ids])
+        out[kind] = [groups[k] for k in sorted(groups, key=lambda k: (k[0], k[1] or ""))]
+    return out
+
+
+class Locator:
+    """Which group page each (run, cell) belongs to, per kind: exact even where one
+    model name stands for different files."""
+
+    def __init__(self, groups: dict[str, list[Group]]):
+        self.pages = {
+            kind: {(rid, cell): g.url for g in gs for rid, cell in g.members}
+            for kind, gs in groups.items()
+        }
+
+    def url(self, kind: str, run_id: str, cell_id: str) -> str | None:
+        """The URL (from the site root) of the page of a cell's node, engine or model."""
+        return self.pages.get(kind, {}).get((run_id, cell_id))
+
+
 def group_links(groups: dict[str, list[Group]]) -> dict[str, dict[str, str]]:
-    """kind -> name -> the group page's URL relative to the site root."""
-    return {kind: {g.name: g.url for g in gs} for kind, gs in groups.items()}
+    """kind -> name -> a group page's URL relative to the site root (the first
+    variant, for a model name shared by different files; see ``Locator``)."""
+    out: dict[str, dict[str, str]] = {}
+    for kind, gs in groups.items():
+        for g in gs:
+            out.setdefault(kind, {}).setdefault(g.name, g.url)
+    return out
+
+
+# ---------------------------------------------------------------- what a group is
+
+_FIELD_LABELS = {
+    "cpu": "CPU",
+    "cores": "Cores",
+    "memory_gb": "Memory (GB)",
+    "gpu": "GPU",
+    "vram_gb": "GPU memory (GB)",
+    "os": "Operating system",
+    "kernel": "Kernel",
+    "arch": "Architecture",
+    "backends": "Backends",
+    "python_version": "Python",
+    "runner": "CI runner",
+}
+_PLACEHOLDER = re.compile(r"(^|[^a-z])(unknown|none|null|n/?a)([^a-z]|$)", re.IGNORECASE)
+
+
+def recorded(value: Any) -> Any:
+    """``value``, or None when it says nothing: missing, empty, zero, or a placeholder
+    such as ``unknown`` or llama.cpp's ``b0-unknown``."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value if value > 0 else None
+    if isinstance(value, str):
+        text = value.strip()
+        return None if not text or _PLACEHOLDER.search(text) else text
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or None
+    return str(value)
+
+
+def _fact(label: str, seen: dict[Any, list[str]], order: dict[str, int]) -> dict[str, Any]:
+    """One fact: each value recorded (None: not recorded) with the runs that recorded it."""
+    values = [
+        {"value": v, "runs": sorted(set(rids), key=lambda r: order[r])} for v, rids in seen.items()
+    ]
+    values.sort(key=lambda x: (x["value"] is None, str(x["value"])))
+    return {"label": label, "values": values}
+
+
+def describe(group: Group, runs: list[Run]) -> list[dict[str, Any]]:
+    """What the runs recorded about a node (hardware), an engine (versions) or a model
+    (parameters, quantizations, digests, files, recorded names), with the runs."""
+    order = {r.run_id: i for i, r in enumerate(runs)}
+    fields: dict[str, dict[Any, list[str]]] = {}
+
+    def note(label: str, value: Any, run_id: str) -> None:
+        fields.setdefault(label, {}).setdefault(recorded(value), []).append(run_id)
+
+    for run in runs:
+        if group.kind == "node":
+            hardware = dict(nodes_of(run)).get(group.name)
+            if hardware is None:
+                for key in NODE_FIELDS:
+                    note(key, None, run.run_id)
+                continue
+            keys = [*NODE_FIELDS, *sorted(k for k in hardware if k not in NODE_FIELDS)]
+            for key in keys:
+                note(key, hardware.get(key), run.run_id)
+            continue
+        for target in targets_of(run):
+            if target["cell_id"] not in group.cells or target.get(group.kind) != group.name:
+                continue
+            if group.kind == "engine":
+                note("engine_version", target.get("engine_version"), run.run_id)
+                note("engine_recorded", (target.get("recorded") or {}).get("engine"), run.run_id)
+            else:
+                note("parameters", target.get("parameters"), run.run_id)
+                note("quantization", target.get("quantization"), run.run_id)
+                note("model_digest", target.get("model_digest"), run.run_id)
+                note("model_file", target.get("model_file"), run.run_id)
+                note("model_recorded", (target.get("recorded") or {}).get("model"), run.run_id)
+    labels = _FIELD_LABELS | {
+        "engine_version": "Version",
+        "engine_recorded": "Also recorded as",
+        "parameters": "Parameters",
+        "quantization": "Quantization",
+        "model_digest": "Digest",
+        "model_file": "File",
+        "model_recorded": "Also recorded as",
+    }
+    out = []
+    for key, seen in fields.items():
+        if key.endswith("_recorded"):
+            seen.pop(None, None)
+            if not seen:
+                continue
+        out.append(_fact(labels.get(key, key.replace("_", " ").capitalize()), seen, order))
+    return out
 
 
 # ---------------------------------------------------------------- pagination

@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from sitegen.catalogue import split_cell, targets_of
+from sitegen.catalogue import nodes_of, split_cell, targets_of
 from sitegen.discover import LEDGER
+from sitegen.entities import canonical, canonical_target
 from sitegen.exceptions import BuildError
 from sitegen.ledger import normalise_record
 from sitegen.prompts import load_prompts
@@ -387,8 +388,7 @@ class _RunScope:
         # cell natural key -> (declared, settings json); prompt key -> (declared, max_tokens)
         self.run_cells: dict[CellKey, tuple[int, str | None]] = {}
         self.run_prompts: dict[PromptKey, tuple[int, int | None]] = {}
-        described = run.metadata.get("nodes") or {}
-        self.nodes = {k: v for k, v in described.items() if isinstance(v, dict)}
+        self.nodes = dict(nodes_of(run))  # by canonical name, as the targets name them
         for target in targets_of(run):
             self._add_cell(target, declared=True)
         declared = run.metadata.get("prompts") or run.meta.get("prompts") or {}
@@ -439,13 +439,16 @@ class _RunScope:
         """The run's cell of that id; one inferred from the id when metadata lacks it."""
         if cell_id in self.cells:
             return self.cells[cell_id]
-        return self._add_cell({"cell_id": cell_id, **split_cell(cell_id)}, declared=False)
+        inferred = canonical_target(
+            {"cell_id": cell_id, **split_cell(cell_id)}, self.run.aliases, self.run.source_format
+        )
+        return self._add_cell(inferred, declared=False)
 
     def result_cell(self, record: dict[str, Any]) -> CellKey | None:
         """A result's cell: named, else the one target of its model, else the run's only one."""
         if isinstance(record.get("cell_id"), str) and record["cell_id"]:
             return self.cell(record["cell_id"])
-        model = record.get("model")
+        model = canonical("model", record.get("model"), self.run.aliases)
         if isinstance(model, str) and len(set(self.by_model.get(model, []))) == 1:
             return self.by_model[model][0]
         declared = {k for k, (d, _) in self.run_cells.items() if d}
@@ -624,8 +627,9 @@ def _result_row(scope: _RunScope, line: int, rec: dict[str, Any]) -> tuple[Any, 
     extra = {k: v for k, v in rec.items() if k not in RESULT_KNOWN}
     # The model a result names is authoritative; its cell gives the details.
     model = cell[3] if cell is not None else None
-    if model is None and isinstance(rec.get("model"), str) and rec["model"]:
-        model = (rec["model"], provider_of(rec["model"], None), None, None, None, None)
+    name = canonical("model", rec.get("model"), scope.run.aliases)
+    if model is None and name:
+        model = (name, provider_of(name, None), None, None, None, None)
     return (
         scope.run.run_id,
         line,

@@ -14,6 +14,7 @@ from typing import Any
 from sitegen import charts
 from sitegen.archive import Run
 from sitegen.catalogue import split_cell, targets_of
+from sitegen.entities import canonical
 
 MAX_CHARTS = 12  # per model page: charts cost ~0.1 s each to render the first time
 
@@ -29,11 +30,11 @@ class Series:
     points: list[dict[str, Any]] = field(default_factory=list)  # oldest first
 
 
-def _model_of(result: dict[str, Any], run_models: list[str]) -> str | None:
+def _model_of(result: dict[str, Any], run_models: list[str], run: Run) -> str | None:
     if result.get("model"):
-        return str(result["model"])
+        return canonical("model", str(result["model"]), run.aliases)
     if result.get("cell_id"):
-        return split_cell(str(result["cell_id"]))["model"] or None
+        return canonical("model", split_cell(str(result["cell_id"]))["model"], run.aliases)
     return run_models[0] if len(run_models) == 1 else None
 
 
@@ -46,7 +47,7 @@ def model_series(model: str, runs: list[Run], entries: dict[str, dict[str, Any]]
             continue
         models = sorted({t["model"] for t in targets_of(run) if t.get("model")})
         for result in run.ledger.results:
-            if _model_of(result, models) != model:
+            if _model_of(result, models, run) != model:
                 continue
             key = (result["name"], result["metric"])
             series = found.setdefault(

@@ -302,8 +302,11 @@ def test_llama_bench_rows_round_trip_and_path_is_scrubbed(runs: Path) -> None:
         assert record["duration_s"] == pytest.approx(sum(row["samples_ns"]) / 1e9)
     metadata = _metadata(run)
     (target,) = metadata["targets"]
-    assert target["model"] == "Llama-3.2-3B-Instruct-Q4_K_M.gguf"
-    assert target["engine"] == "llama.cpp"
+    # canonical names: the file's extension is not the model's name; one llama.cpp engine
+    assert target["model"] == "Llama-3.2-3B-Instruct-Q4_K_M"
+    assert target["model_file"] == "Llama-3.2-3B-Instruct-Q4_K_M.gguf"
+    assert target["engine"] == "llamacpp"
+    assert target["cell_id"].endswith(":llamacpp:Llama-3.2-3B-Instruct-Q4_K_M")
     assert target["engine_version"] == "b6415 (6c9e3d1a)"
     assert target["quantization"] == "Q4_K - Medium"
     assert target["parameters"] == 3212749824
@@ -323,7 +326,8 @@ def test_llama_bench_jsonl_unknown_build_stays_unknown(runs: Path) -> None:
     (target,) = metadata["targets"]
     assert target["engine_version"] is None
     assert metadata["git"]["sha"] is None and metadata["harness"]["version"] is None
-    assert target["model"] == "Qwen2.5-0.5B-Instruct-Q8_0.gguf"
+    assert target["model"] == "Qwen2.5-0.5B-Instruct-Q8_0"
+    assert target["model_file"] == "Qwen2.5-0.5B-Instruct-Q8_0.gguf"
     assert metadata["nodes"][target["node"]]["gpu"] is None
     assert "llama-bench-jsonl" in metadata["tags"]
     rows = [json.loads(line) for line in (DATA / "llama-bench-cpu.jsonl").read_text().splitlines()]

@@ -46,7 +46,7 @@ def test_index_lists_every_run_newest_first_with_badges(synthetic_archive: Path)
     assert ids == sorted(ids, reverse=True)  # generated start times grow with the id
     assert all(r.select_one(".badge.synthetic") for r in rows)
     status = {r.select_one("code.id").get_text(): r.get_text(" ", strip=True) for r in rows}
-    assert "meta-only" in status["synthetic-00005"]
+    assert "planned" in status["synthetic-00005"]  # a meta-only run: its cells were planned
     assert "interrupted" in status["synthetic-00007"]
     assert "unreliable: model digest missing" in status["synthetic-00003"]
     # Links are relative and explicit, so the site works from file://.

@@ -17,6 +17,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from sitegen.entities import canonical
 from sitegen.exceptions import Problem
 from sitegen.jsonio import JsonError, decode, line_col
 from sitegen.schema import schema_messages
@@ -161,18 +162,24 @@ class Target:
     settings: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The metadata target, with canonical names; a model named by its file keeps
+        the file name as ``model_file``."""
+        model = canonical("model", self.model)
+        out = {
             "cell_id": self.cell_id,
-            "node": self.node,
-            "engine": self.engine,
+            "node": canonical("node", self.node),
+            "engine": canonical("engine", self.engine),
             "engine_version": self.engine_version,
-            "model": self.model,
+            "model": model,
             "model_digest": self.model_digest,
             "quantization": self.quantization,
             "parameters": self.parameters,
             "context_length": self.context_length,
             "settings": self.settings or None,
         }
+        if self.model and model != self.model.strip():
+            out["model_file"] = basename(self.model)
+        return out
 
 
 @dataclass
@@ -275,8 +282,12 @@ def slug(text: str, fallback: str = "unknown") -> str:
 
 
 def cell_id(node: str | None, engine: str | None, model: str) -> str:
-    """``<node>:<engine>:<model>`` as the harness names cells; unknown parts say so."""
-    return f"{node or 'unknown-node'}:{engine or 'unknown-engine'}:{model}"[:512]
+    """``<node>:<engine>:<model>`` as the harness names cells, in canonical names
+    (sitegen.entities: ``llama.cpp`` is ``llamacpp``, ``x.gguf`` is ``x``); unknown
+    parts say so."""
+    node = canonical("node", node) or "unknown-node"
+    engine = canonical("engine", engine) or "unknown-engine"
+    return f"{node}:{engine}:{canonical('model', model) or model}"[:512]
 
 
 SHA_LIKE = re.compile(r"^(sha256:)?[0-9a-fA-F]{7,64}$")
@@ -344,7 +355,7 @@ def result(
     if duration is not None and duration >= 0:
         record["duration_s"] = duration
     if model is not None:
-        record["model"] = model
+        record["model"] = canonical("model", model) or model
     if cell is not None:
         record["cell_id"] = cell
     if tags:

@@ -52,16 +52,15 @@ def validate(doc: Document) -> list[Problem]:
     return check_schema(doc, SCHEMA)
 
 
-def _engine(system: dict[str, Any]) -> tuple[str | None, str | None]:
-    """The serving runtime, from the most specific version the envelope records."""
-    for key, engine in (
-        ("vllm_mlx_version", "vllm-mlx"),
-        ("mlx_lm_version", "mlx-lm"),
-        ("mlx_version", "mlx"),
-    ):
-        if system.get(key):
-            return engine, system[key]
-    return None, None
+def _engine(system: dict[str, Any]) -> tuple[str, str | None]:
+    """The serving runtime: vllm-mlx when the envelope records it, else MLX itself
+    (every result of this format ran on MLX), with the most specific version
+    recorded (mlx-lm's, else mlx's)."""
+    if system.get("vllm_mlx_version"):
+        return "vllm-mlx", system["vllm_mlx_version"]
+    if system.get("mlx_lm_version"):
+        return "mlx", f"mlx-lm {system['mlx_lm_version']}"
+    return "mlx", system.get("mlx_version") or None
 
 
 def convert(doc: Document) -> Mapped:

@@ -8,6 +8,7 @@ from jinja2 import Template
 from markupsafe import Markup
 
 from sitegen import scores
+from sitegen.entities import cell_name
 from sitegen.groups import KINDS, Group, Page, paginate, trend_points, trend_svg
 from sitegen.pages.context import Context
 from sitegen.reuse import digest
@@ -38,14 +39,19 @@ def group_pages(ctx: Context) -> None:
                 values = {
                     "root": page.root,
                     "archive": ctx.archive_info,
-                    "group": {"kind": group.kind, "name": group.name, "url": group.url},
+                    "group": {
+                        "kind": group.kind,
+                        "name": group.name,
+                        "title": group.title,
+                        "variant": group.variant,
+                        "url": group.url,
+                    },
                     "info": KINDS[kind],
                     "cells": [],
                     "runs": page.items,
                     "total": None,
                     "page": page,
                     "chart": None,
-                    "links": {},
                     "series": [],
                     "score_charts": [],
                 }
@@ -81,8 +87,12 @@ def _group_front(ctx: Context, template: Template, group: Group, page: Page) -> 
         "runs": page.items,
         "total": len(runs),
         "page": page,
-        "links": ctx.links,
         "series": series,
+        # the runs the recorded facts name: their addresses, and which only planned cells
+        "by_id": {
+            rid: {"url": ctx.by_id[rid]["url"], "status": ctx.by_id[rid]["status"]}
+            for rid in group.run_ids
+        },
     }
 
     def render() -> str:
@@ -119,7 +129,14 @@ def _group_cells(group: Group, runs: list[dict[str, Any]], ctx: Context) -> list
     """Per cell: its target, how many runs measured it, and its latest warm values."""
     out = []
     indexed = [(e, ctx.warm_by_cell.get(e["id"], {})) for e in runs]
+    titles = {g.url: g.title for gs in ctx.groups.values() for g in gs}
     for cell_id in sorted(group.cells):
+        run_id = next(e["id"] for e in runs if (e["id"], cell_id) in group.members)
+        pages = {}
+        for kind in KINDS:
+            url = ctx.locator.url(kind, run_id, cell_id)
+            if url is not None:
+                pages[kind] = {"url": url, "title": titles[url]}
         measured = [(e, cells[cell_id]) for e, cells in indexed if cell_id in cells]
         latest, warm = measured[0] if measured else (None, {})
         comparison = ctx.comparisons.get(latest["id"]) if latest else None
@@ -132,6 +149,13 @@ def _group_cells(group: Group, runs: list[dict[str, Any]], ctx: Context) -> list
                 "latest": latest,
                 "warm": [warm[p] for p in sorted(warm)],
                 "spreads": comparison.spreads.get(cell_id, {}) if comparison else {},
+                "pages": pages,
+                "name": cell_name(group.cells[cell_id]),
+                "planned_only": all(
+                    ctx.by_id[e["id"]]["status"] == "meta-only"
+                    for e in runs
+                    if (e["id"], cell_id) in group.members
+                ),
             }
         )
     return out

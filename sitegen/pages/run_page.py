@@ -13,6 +13,7 @@ from sitegen.archive import Run
 from sitegen.catalogue import comparison_json, nodes_of, targets_of
 from sitegen.compare import RunComparison
 from sitegen.discover import published_names
+from sitegen.groups import KINDS, Locator
 from sitegen.jsonio import dumps
 from sitegen.numfmt import readable
 from sitegen.pages.context import Context
@@ -34,7 +35,7 @@ def run_outputs(ctx: Context, entry: dict[str, Any]) -> None:
     run = data.runs[entry["id"]]
     rid = run.run_id
     base = f"runs/{rid}/"
-    links = run_links(run, ctx.links)
+    links = run_links(run, ctx.locator)
     with_charts = rid in ctx.charted
     key = digest(
         [
@@ -154,14 +155,16 @@ def _headline(headline: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
     return out
 
 
-def run_links(run: Run, links: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-    """The group URLs a run page links to (its targets' nodes, engines and models)."""
-    wanted: dict[str, set[str]] = {kind: set() for kind in links}
+def run_links(run: Run, locator: Locator) -> dict[str, dict[str, str]]:
+    """The group URLs a run page links to (its targets' nodes, engines and models),
+    by canonical name."""
+    out: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
     for target in targets_of(run) if run.metadata.get("targets") else []:
-        for kind in wanted:
-            if target.get(kind):
-                wanted[kind].add(target[kind])
-    return {kind: {n: links[kind][n] for n in sorted(names)} for kind, names in wanted.items()}
+        for kind in KINDS:
+            url = locator.url(kind, run.run_id, target["cell_id"])
+            if target.get(kind) and url:
+                out[kind].setdefault(target[kind], url)
+    return {kind: dict(sorted(names.items())) for kind, names in out.items()}
 
 
 def _describe_harness(run: Run) -> str:

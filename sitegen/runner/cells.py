@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sitegen.entities import canonical
 from sitegen.exceptions import Problem, RunnerError
 from sitegen.yamlfile import LineDict, load_yaml, problem_at, raise_problems
 
 ENGINES = ("llamacpp", "ollama", "openai")
-ENGINE_ALIASES = {"llama.cpp": "llamacpp", "llama-cpp": "llamacpp", "vllm": "openai"}
+# The runner speaks vLLM's OpenAI-compatible API; other spellings are sitegen.entities'.
+ENGINE_ALIASES = {"vllm": "openai"}
 NODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CELL_KEYS = {
     "node",
@@ -120,7 +122,8 @@ def _cell_from(path: Path, index: int, item: Any, problems: list[Problem]) -> Ce
     if missing:
         return None
     node = item["node"].strip()
-    engine = ENGINE_ALIASES.get(item["engine"].strip().lower(), item["engine"].strip().lower())
+    named = canonical("engine", item["engine"]) or item["engine"].strip().lower()
+    engine = ENGINE_ALIASES.get(named, named)
     model = item["model"].strip()
     endpoint = item["endpoint"].strip()
     if not NODE_RE.match(node):

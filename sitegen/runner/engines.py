@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from sitegen.entities import canonical
 from sitegen.prompts import Prompt
 from sitegen.runner.cells import Cell
 from sitegen.runner.scrub import basename
@@ -168,7 +169,9 @@ async def probe(client: httpx.AsyncClient, cell: Cell) -> Probe:
         "node": cell.node,
         "engine": cell.engine,
         "engine_version": None,
-        "model": cell.model,
+        # The name the server is asked for stays in the cell id and the requests; the
+        # target names the model canonically (a file's extension is not its name).
+        "model": canonical("model", cell.model) or cell.model,
         "model_digest": cell.model_digest,
         "quantization": cell.quantization,
         "parameters": None,
