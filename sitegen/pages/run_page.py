@@ -8,12 +8,13 @@ from urllib.parse import quote
 
 from markupsafe import Markup
 
-from sitegen import charts, cite
+from sitegen import charts, cite, vocabulary
 from sitegen.archive import Run
 from sitegen.catalogue import comparison_json, nodes_of, targets_of
 from sitegen.compare import RunComparison
 from sitegen.discover import published_names
 from sitegen.jsonio import dumps
+from sitegen.numfmt import readable
 from sitegen.pages.context import Context
 from sitegen.pages.markup import markdown
 from sitegen.reuse import digest
@@ -176,13 +177,13 @@ def _cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 _CHARTS = (
     (
         "ttft",
-        "warm first_delta_ms p50 (ms)",
-        "Warm time to first delta, p50 with interquartile range, per cell and prompt",
+        vocabulary.header_words("first_delta_ms", "p50", lead="Warm"),
+        "Warm first event, p50 with interquartile range, per cell and prompt",
     ),
     (
         "tps",  # the chart's id; its values are the decode metric's
-        "decode tokens/s p50",
-        "Decode tokens per second, p50 with interquartile range, per cell and prompt",
+        vocabulary.compared_words("decode", "p50", lead="Warm"),
+        "Warm decode tokens/s, p50 with interquartile range, per cell and prompt",
     ),
 )
 
@@ -192,7 +193,7 @@ def _run_charts(cache: Path | None, comparison: RunComparison | None) -> list[di
     spreads = comparison.spreads if comparison is not None else {}
     out = []
     for key, axis, title in _CHARTS:
-        bars = [
+        bars: list[dict[str, Any]] = [
             {
                 "cell_id": cell,
                 "prompt_id": prompt,
@@ -205,12 +206,13 @@ def _run_charts(cache: Path | None, comparison: RunComparison | None) -> list[di
             for prompt, metrics in prompts.items()
             if (s := metrics.get("decode" if key == "tps" else key)) is not None
         ]
-        chart = charts.bar_by_cell(bars, "value", axis, title)
+        # The title is the figure's caption (a title in the SVG would widen it).
+        chart = charts.bar_by_cell(bars, "value", axis, "")
         if chart is None:
             continue
         values = [
-            f"{b['cell_id']} {b['prompt_id']}: {b['value']:,.1f} "
-            f"(IQR {b['lo']:,.1f} to {b['hi']:,.1f})"
+            f"{b['cell_id']} {b['prompt_id']}: {readable(b['value'])} "
+            f"(IQR {readable(b['lo'])} to {readable(b['hi'])})"
             for b in bars
         ]
         description = f"{title}. " + "; ".join(values) + "."
