@@ -9,7 +9,7 @@ import altair as alt
 from bs4 import BeautifulSoup
 from conftest import generate_archive
 
-from sitegen import charts
+from sitegen import charts, scores
 from sitegen.build import build
 from sitegen.compare import Facts, differences
 from sitegen.groups import Group, compact, panel_chart, trend_panels
@@ -284,3 +284,36 @@ def test_group_and_run_pages_with_charts_are_byte_identical_from_cold_caches(tmp
     assert pages[0] == pages[1]
     charted = [p for p, html in pages[0].items() if b'class="chart trend"' in html]
     assert charted and any(p.startswith("runs/") and b"<svg" in pages[0][p] for p in pages[0])
+
+
+def test_every_kind_of_chart_fits_a_phone_column_with_readable_text_in_page_colours():
+    """Run page bars, score results and trends: at most 350 px wide (never scaled down in
+    a 390 px screen's column), text of 12 px or more in currentColor, nothing white."""
+    long_cell = "devbox:llamacpp:SmolLM2-135M-Instruct-Q4_1"
+    bars = [dict(r, cell_id=long_cell, lo=1.0, hi=30.0) for r in ROWS]
+    series = scores.Series("mmlu", "acc", None, True)
+    series.points = [
+        {"run_id": f"benchmark-output-v1-20251222-{i:010d}", "value": 0.5 + i / 10}
+        for i in range(3)
+    ]
+    trend = _trend(_run("a", "11-01"), _run("b", "11-20"))
+    svgs = {
+        "bars": charts.svg_chart(
+            charts.bar_by_cell(bars, "first_delta_ms_p50", "Warm first event p50 (ms)", ""),
+            "b",
+            "t",
+            "d",
+            None,
+        ),
+        "scores": scores.series_chart(series, "s", None),
+        "trend": _svg(panel_chart(trend["panels"][0])),
+    }
+    for kind, svg in svgs.items():
+        soup = BeautifulSoup(svg, "html.parser")
+        assert float(soup.svg["width"]) <= 350, kind
+        texts = soup.find_all("text")
+        assert texts and all(float(t["font-size"].rstrip("px")) >= 12 for t in texts), kind
+        assert {t.get("fill") for t in texts} == {"currentColor"}, kind
+        assert "white" not in svg and "#fff" not in svg.lower(), kind
+    bar_texts = [t.get_text() for t in BeautifulSoup(svgs["bars"], "html.parser")("text")]
+    assert long_cell in bar_texts and "0" in bar_texts  # the whole cell name; bars from 0
