@@ -185,11 +185,46 @@ def svg_chart(
     return _accessible(_render(spec, cache), chart_id, title, description)
 
 
-def _theme(chart: alt.Chart) -> alt.Chart:
-    # configure and configure_view return the chart's own type (Self), untyped in altair
-    themed: alt.Chart = chart.configure(font="sans-serif", background="white").configure_view(
-        stroke=None
+# Series colours: each has at least 3.8:1 contrast against both the light (#fff) and the
+# dark (#0d1117) page background, so one SVG serves both colour schemes.
+PALETTE = ("#2f7fd1", "#c2620b", "#1f8a4c", "#9b59d0", "#d1406b", "#17869a", "#a0762a")
+# Text at its drawn size: charts are drawn no wider than a phone's column (about 350 px),
+# so this is the size a reader sees on a 390 px screen too.
+FONT_SIZE = 12
+
+
+def readable(chart: Any) -> Any:
+    """Configure a chart to be read anywhere: a transparent background, text, axes and
+    gridlines in ``currentColor`` (the page's text colour, light or dark), 12 px text,
+    and the palette above."""
+    ink = "currentColor"
+    return (
+        chart.configure(font="sans-serif", background="transparent")
+        .configure_view(stroke=None)
+        .configure_range(category=list(PALETTE))
+        .configure_axis(
+            labelFontSize=FONT_SIZE,
+            titleFontSize=FONT_SIZE,
+            titleFontWeight="normal",
+            labelColor=ink,
+            titleColor=ink,
+            domainColor=ink,
+            tickColor=ink,
+            gridColor=ink,
+            gridOpacity=0.18,
+        )
+        .configure_header(
+            labelFontSize=FONT_SIZE, titleFontSize=FONT_SIZE, labelColor=ink, titleColor=ink
+        )
+        .configure_legend(
+            labelFontSize=FONT_SIZE, titleFontSize=FONT_SIZE, labelColor=ink, titleColor=ink
+        )
+        .configure_title(fontSize=FONT_SIZE + 1, color=ink, subtitleColor=ink, anchor="start")
     )
+
+
+def _theme(chart: alt.Chart) -> alt.Chart:
+    themed: alt.Chart = readable(chart)
     return themed
 
 
@@ -221,21 +256,41 @@ def cached_template(key: Any, factory: Callable[[], Any], *, theme: bool = True)
 
 
 def _bar_template(axis_title: str, spread: bool) -> dict[str, Any]:
-    def make() -> alt.Chart | alt.LayerChart | alt.FacetChart:
+    def make() -> alt.FacetChart:
+        # One row per cell, its name above its bars (cell ids are long: beside the bars
+        # they would leave no room on a phone), one bar per prompt.
         # alt.Data has no annotations (altair generates it untyped).
-        base = alt.Chart(alt.Data(values=[])).encode(  # type: ignore[no-untyped-call]
-            y=alt.Y("cell:N", title=None, sort=None),
-            yOffset=alt.YOffset("prompt:N", sort=None),
-        )
-        bars: alt.Chart = base.mark_bar().encode(
+        base = alt.Chart().encode(y=alt.Y("prompt:N", title=None, sort=None))
+        bars = base.mark_bar().encode(
             x=alt.X("value:Q", title=axis_title),
-            color=alt.Color("prompt:N", title="prompt", sort=None),
+            color=alt.Color("prompt:N", sort=None, legend=None),
         )
-        if not spread:
-            return bars.properties(title="", width=460)
-        # The interquartile range of the calls behind each bar: its uncertainty.
-        ranges = base.mark_rule(color="black", strokeWidth=1.5).encode(x="lo:Q", x2="hi:Q")
-        return alt.layer(bars, ranges).properties(title="", width=460)
+        layers: list[Any] = [bars]
+        if spread:
+            # The interquartile range of the calls behind each bar: its uncertainty.
+            layers.append(
+                base.mark_rule(color="currentColor", strokeWidth=1.5).encode(x="lo:Q", x2="hi:Q")
+            )
+        chart: alt.FacetChart = (
+            alt.layer(*layers, data=alt.Data(values=[]))  # type: ignore[no-untyped-call]
+            .properties(width=250)
+            .facet(
+                row=alt.Row(
+                    "cell:N",
+                    title=None,
+                    header=alt.Header(
+                        labelAngle=0,
+                        labelOrient="top",
+                        labelAnchor="start",
+                        labelAlign="left",
+                        labelLimit=330,
+                    ),
+                ),
+                spacing=6,
+            )
+            .properties(title="")
+        )
+        return chart
 
     return cached_template(("bar_by_cell", axis_title, spread), make)
 

@@ -8,13 +8,17 @@ values of both runs, never from a ratio of aggregates alone.
 
 A comparison is only made like-for-like: when the model digest, the engine
 version or the prompt's sha256 differ (or are not recorded), or the runs kept a
-different number of requests in flight, the row says which, and counts
-neither as a regression nor as a win.
+different number of requests in flight, asked for a different max tokens or
+recorded a different value of one of the target's settings (threads, slots,
+...), the row says which, and counts neither as a regression nor as a win.
+The settings a measurement was taken under (``workload``) also split the trend
+charts of the group pages into series.
 """
 
 from __future__ import annotations
 
 import bisect
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +61,7 @@ class Facts:
     prompts: dict[str, str]  # prompt id -> sha256
     warm: dict[tuple[str, str], Sample]  # (cell, prompt) -> its warm calls
     concurrency: int = 1  # requests in flight; sequential when not recorded
+    max_tokens: dict[str, int] = field(default_factory=dict)  # prompt id -> max tokens asked
 
     @property
     def key(self) -> tuple[str, str]:
@@ -76,8 +81,48 @@ def facts_of(run: Run, samples: dict[tuple[str, str], Sample]) -> Facts:
         concurrency=run.concurrency or 1,
         targets={t["cell_id"]: t for t in targets_of(run)},
         prompts=prompt_hashes(run),
+        max_tokens=_max_tokens(run),
         warm=samples,
     )
+
+
+def _max_tokens(run: Run) -> dict[str, int]:
+    """prompt id -> the max tokens the run asked for, from metadata, else the ledger meta."""
+    declared = run.metadata.get("prompts") or run.meta.get("prompts") or {}
+    return {
+        pid: p["max_tokens"]
+        for pid, p in declared.items()
+        if isinstance(p, dict) and isinstance(p.get("max_tokens"), int)
+    }
+
+
+def workload(facts: Facts, cell: str, prompt: str) -> dict[str, Any]:
+    """The settings one cell x prompt was measured under, by name: requests in flight,
+    the prompt's sha256 and max tokens, and each setting recorded for the target
+    (threads, slots, cache_prompt, ...; keys as recorded). Two measurements that
+    recorded a different value for one of them are not like-for-like."""
+    out: dict[str, Any] = {"concurrency": facts.concurrency}
+    if prompt in facts.prompts:
+        out["prompt sha256"] = facts.prompts[prompt]
+    if prompt in facts.max_tokens:
+        out["max tokens"] = facts.max_tokens[prompt]
+    settings = facts.targets.get(cell, {}).get("settings")
+    if isinstance(settings, dict):
+        for key in sorted(settings):
+            out.setdefault(str(key), settings[key])
+    return out
+
+
+def shown(value: Any) -> str:
+    """A setting's value in a sentence: JSON spelling, long digests cut to 12 characters."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, str):
+        return value[:12] + "…" if len(value) > 16 else value
+    if isinstance(value, int | float):
+        return str(value)
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return text[:40] + "…" if len(text) > 40 else text
 
 
 def samples_by_run(calls: pl.DataFrame) -> dict[str, dict[tuple[str, str], Sample]]:
@@ -206,6 +251,12 @@ def differences(run: Facts, base: Facts, cell: str, prompt: str) -> list[str]:
     why = _describe("concurrency", base.concurrency, run.concurrency)
     if why:
         out.append(why)
+    # Max tokens and the target's settings: a difference only where both runs recorded
+    # the value (a runner that records a new setting does not break older comparisons).
+    now, then = workload(run, cell, prompt), workload(base, cell, prompt)
+    for name in sorted(now.keys() & then.keys() - {"concurrency", "prompt sha256"}):
+        if now[name] != then[name]:
+            out.append(f"{name} differs ({shown(then[name])} vs {shown(now[name])})")
     return out
 
 

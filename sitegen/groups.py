@@ -2,8 +2,9 @@
 
 A group is every cell whose target names that model (node, engine), and every
 run that measured or planned one of those cells. Its page lists the runs and
-the cells, and draws one faceted chart: per cell (rows) and prompt (columns),
-warm TTFT p50/p95 and tokens/s over time, each point a link to its run.
+the cells, and draws one small chart per cell and prompt: warm TTFT and
+decode tokens/s, p50 with the interquartile range, over time, one series per
+set of like-for-like settings, each point a link to its run.
 
 Pages that can grow with the archive (the index, a group's run list) are cut
 into pages of ``site.runs_per_page`` runs: ``index.html`` then
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import posixpath
 import re
 from collections.abc import Iterable, Sequence
@@ -25,9 +27,13 @@ from typing import Any
 import altair as alt
 
 from sitegen import charts
+from sitegen import vocabulary as vocab
 from sitegen.archive import Run
 from sitegen.catalogue import NODE_FIELDS, nodes_of, targets_of
+from sitegen.compare import Facts, shown, workload
 from sitegen.entities import short_count, short_digest
+from sitegen.numfmt import readable
+from sitegen.verdicts import Spread
 
 KINDS: dict[str, dict[str, str]] = {
     "model": {"folder": "models", "title": "Models", "one": "Model"},
@@ -427,159 +433,286 @@ def paginate(base: str, items: Sequence[Any], per_page: int) -> list[Page]:
 
 # ---------------------------------------------------------------- trend charts
 
+TTFT_TITLE = vocab.header_words("ttft_ms", "p50", iqr=True, lead="Warm")
+DECODE_TITLE = vocab.compared_words("decode", "p50", iqr=True, lead="Warm")
+X_TITLE = "run started (UTC)"
+UNRELIABLE_WORDS = "retracted, interrupted, failing the reproducibility checklist, or synthetic"
 
-def trend_points(
+
+def unreliable_reasons(entry: dict[str, Any]) -> list[str]:
+    """Why a run's numbers are not to be relied on, in words (empty when they are)."""
+    reasons = []
+    if entry.get("retracted"):
+        reasons.append("retracted")
+    if entry.get("status") == "interrupted":
+        reasons.append("interrupted")
+    if (entry.get("reproducibility") or {}).get("verdict") == "unreliable":
+        reasons.append("failing the reproducibility checklist")
+    if entry.get("synthetic"):
+        reasons.append("synthetic")
+    return reasons
+
+
+def concurrency_words(n: int) -> str:
+    return "1 request in flight" if n == 1 else f"{n} requests in flight"
+
+
+def series_labels(workloads: dict[str, dict[str, Any]]) -> dict[str, tuple[int, str]]:
+    """run -> (concurrency, words) of its series within one cell x prompt panel.
+
+    Runs are one series when every setting ``compare.workload`` records for them
+    (requests in flight, prompt text, max tokens, the target's settings) is equal;
+    a setting that takes two values in the panel names the series, a run that
+    did not record it is "not recorded" there.
+    """
+    names = sorted({n for w in workloads.values() for n in w} - {"concurrency"})
+    varying = [
+        n
+        for n in names
+        if len({json.dumps(w[n], sort_keys=True) for w in workloads.values() if n in w}) > 1
+    ]
+    out = {}
+    for rid, w in workloads.items():
+        words = [concurrency_words(w["concurrency"])]
+        words += [f"{n} {shown(w[n])}" if n in w else f"{n} not recorded" for n in varying]
+        out[rid] = (w["concurrency"], ", ".join(words))
+    return out
+
+
+def _stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _spread_words(s: Spread, unit: str) -> str:
+    return f"{readable(s.p50)} {unit} [IQR {readable(s.p25)}–{readable(s.p75)}], n = {s.n}"
+
+
+def trend_panels(
     group: Group,
     entries: dict[str, dict[str, Any]],
-    rows: dict[str, list[dict[str, Any]]],
+    spreads: dict[str, dict[str, dict[str, dict[str, Spread | None]]]],
+    facts: dict[str, Facts],
     root: str,
     limit: int | None = None,
-) -> list[dict[str, Any]]:
-    """One point per run x cell x prompt x metric, for the newest dated runs.
+) -> dict[str, Any] | None:
+    """What the trend charts of a group draw: per cell x prompt panel, one point per run
+    with its warm TTFT and decode tokens/s p50 and interquartile range.
 
-    At most ``TREND_PANELS`` cell x prompt panels (those measured most often),
-    and by default as many runs as keep the chart under ``TREND_LINKS`` linked
-    points (two per run and panel: TTFT p50 and tokens/s), between 5 and
-    ``TREND_RUNS``.
+    At most ``TREND_PANELS`` panels (the cell x prompt pairs measured most often), and
+    by default as many of the newest dated runs as keep the page under ``TREND_LINKS``
+    linked points (two per run and panel), between 5 and ``TREND_RUNS``. Each point
+    carries its series (``series_labels``), its colour, and its mark: a diamond for a
+    baseline run, a hollow mark for an unreliable one. None when nothing is drawn.
     """
-    dated = [rid for rid in group.run_ids if entries[rid].get("started_at_utc")]
-    warm = {
-        rid: [r for r in rows.get(rid, []) if r["phase"] == "warm" and r["cell_id"] in group.cells]
-        for rid in dated
-    }
-    dated = [rid for rid in dated if warm[rid]]
+    measured: dict[str, dict[tuple[str, str], dict[str, Spread | None]]] = {}
+    for rid in group.run_ids:
+        if not entries[rid].get("started_at_utc"):
+            continue
+        found = {
+            (cell, prompt): metrics
+            for cell, prompts in spreads.get(rid, {}).items()
+            if cell in group.cells
+            for prompt, metrics in prompts.items()
+            if metrics.get("ttft") is not None or metrics.get("decode") is not None
+        }
+        if found:
+            measured[rid] = found
     counts: dict[tuple[str, str], int] = {}
-    for rs in warm.values():
-        for r in rs:
-            counts[(r["cell_id"], r["prompt_id"])] = (
-                counts.get((r["cell_id"], r["prompt_id"]), 0) + 1
-            )
-    panels = set(sorted(counts, key=lambda k: (-counts[k], k))[:TREND_PANELS])
+    for found in measured.values():
+        for key in found:
+            counts[key] = counts.get(key, 0) + 1
+    chosen = sorted(counts, key=lambda k: (-counts[k], k))[:TREND_PANELS]
+    if not chosen:
+        return None
     if limit is None:
-        limit = max(5, min(TREND_RUNS, TREND_LINKS // (2 * max(1, len(panels)))))
-    points = []
-    for rid in dated[:limit]:
-        entry = entries[rid]
-        for row in warm[rid]:
-            if (row["cell_id"], row["prompt_id"]) not in panels:
-                continue
-            base = {
+        limit = max(5, min(TREND_RUNS, TREND_LINKS // (2 * len(chosen))))
+    runs = list(measured)[:limit]  # group.run_ids are newest first
+    panels: list[dict[str, Any]] = []
+    for cell, prompt in sorted(chosen, key=lambda k: (group.label(k[0]), k[1])):
+        rids = [rid for rid in runs if (cell, prompt) in measured[rid]]
+        if not rids:
+            continue
+        labels = series_labels({rid: workload(facts[rid], cell, prompt) for rid in rids})
+        several = len({label for _, label in labels.values()}) > 1
+        points = []
+        for rid in reversed(rids):  # oldest first
+            entry, metrics = entries[rid], measured[rid][(cell, prompt)]
+            # What a screen reader says of each point (the link's name), kept short:
+            # the chart's key and the run page say the rest.
+            notes = ["baseline"] if entry.get("baseline") else []
+            notes += ["unreliable"] if unreliable_reasons(entry) else []
+            notes += [labels[rid][1]] if several else []
+            point: dict[str, Any] = {
                 "time": entry["started_at_utc"],
                 "run": rid,
-                "cell": group.label(row["cell_id"]),
-                "prompt": row["prompt_id"],
+                "order": labels[rid][0],
+                "series": labels[rid][1],
+                "shape": "diamond" if entry.get("baseline") else "circle",
+                "hollow": bool(unreliable_reasons(entry)),
                 "href": f"{root}{entry['url']}index.html",
             }
-            for metric, series, column in (
-                ("ttft", "p50", "ttft_ms_p50"),
-                ("ttft", "p95", "ttft_ms_p95"),
-                ("tps", "mean", "tokens_per_sec_mean"),
+            for m, words, unit in (
+                ("ttft", "TTFT", "ms"),
+                ("decode", "decode", "tokens/s"),
             ):
-                if row.get(column) is not None:
-                    points.append(base | {"metric": metric, "series": series, "value": row[column]})
-    points.sort(
-        key=lambda p: (p["metric"], p["cell"], p["prompt"], p["series"], p["time"], p["run"])
-    )
-    return points
+                s = metrics.get(m)
+                if s is None:
+                    continue
+                point |= {m: s.p50, f"{m}_lo": s.p25, f"{m}_hi": s.p75, f"{m}_n": s.n}
+                point[f"{m}_desc"] = "; ".join(
+                    [f"{rid}, {point['time'][:10]}: {words} p50 {_spread_words(s, unit)}", *notes]
+                )
+            points.append(point)
+        panel: dict[str, Any] = {"cell": cell, "label": group.label(cell), "prompt": prompt}
+        panels.append(panel | {"points": points})
+    series = sorted({(p["order"], p["series"]) for panel in panels for p in panel["points"]})
+    colours = {name: charts.PALETTE[i % len(charts.PALETTE)] for i, (_, name) in enumerate(series)}
+    for panel in panels:
+        for p in panel["points"]:
+            p["color"] = colours[p["series"]]
+            p["fill"] = "transparent" if p["hollow"] else p["color"]
+        panel["summary"] = _panel_summary(panel["points"])
+    every = [p for panel in panels for p in panel["points"]]
+    return {
+        "panels": panels,
+        "series": [{"name": name, "color": colours[name]} for _, name in series],
+        "baseline": any(p["shape"] == "diamond" for p in every),
+        "unreliable": any(p["hollow"] for p in every),
+        "runs": len({p["run"] for p in every}),
+        "words": {"ttft": TTFT_TITLE, "decode": DECODE_TITLE, "unreliable": UNRELIABLE_WORDS},
+    }
 
 
-def time_format(points: list[dict[str, Any]]) -> str:
-    """Dates for runs days apart; day and time when they all fall within two days."""
-    stamps = sorted(p["time"] for p in points)
-    first = datetime.fromisoformat(stamps[0].replace("Z", "+00:00"))
-    last = datetime.fromisoformat(stamps[-1].replace("Z", "+00:00"))
-    return "%Y-%m-%d" if (last - first).total_seconds() >= 2 * 86400 else "%m-%d %H:%M"
+def _panel_summary(points: list[dict[str, Any]]) -> str:
+    """One sentence for readers who do not see the chart: the span and the newest values."""
+    first, last = points[0], points[-1]
+    runs = len(points)
+    span = first["time"][:10]
+    span += "" if last["time"][:10] == span else f" to {last['time'][:10]}"
+    text = f"{runs} run{'' if runs == 1 else 's'}, {span}. Newest ({last['series']}"
+    text += ", unreliable)" if last["hollow"] else ")"
+    values = []
+    if "ttft" in last:
+        values.append(f"TTFT p50 {readable(last['ttft'])} ms")
+    if "decode" in last:
+        values.append(f"decode p50 {readable(last['decode'])} tokens/s")
+    return text + (": " + ", ".join(values) if values else "") + "."
 
 
-def _facet(data: list[dict[str, Any]], fmt: str, metric: str) -> alt.FacetChart:
-    linked = alt.datum.series != "p95"  # one link per run and metric keeps the page light
+def time_axis(points: list[dict[str, Any]]) -> tuple[str, list[int]]:
+    """The x axis of a panel: a format with the year, and ticks at its first and last run.
+
+    Dates when the runs span two days or more, else dates with the time of day.
+    """
+    stamps = sorted(_stamp(p["time"]) for p in points)
+    fmt = "%Y-%m-%d" if (stamps[-1] - stamps[0]).total_seconds() >= 2 * 86400 else "%Y-%m-%d %H:%M"
+    ticks = sorted({int(stamps[0].timestamp() * 1000), int(stamps[-1].timestamp() * 1000)})
+    return fmt, ticks
+
+
+def _metric(key: str, title: str, fmt: str, bottom: bool) -> alt.LayerChart:
+    # Rates and durations from zero: a 5% swing looks like one.
+    zero = alt.Scale(zero=True, nice=True)
+    y_axis = alt.Axis(tickCount=3, domain=False, ticks=False)
     # alt.Data has no annotations (altair generates it untyped).
-    base = alt.Chart(alt.Data(values=data)).encode(  # type: ignore[no-untyped-call]
+    base = alt.Chart().encode(
         x=alt.X(
             "time:T",
-            title=None,
+            title=X_TITLE if bottom else None,
             # UTC, like every time on the site (and independent of the build machine)
-            scale=alt.Scale(type="utc"),
-            axis=alt.Axis(
-                format=fmt,
-                labelAngle=-30,
-                tickCount=3,
-                grid=False,
+            scale=alt.Scale(type="utc", padding=14),
+            axis=(
+                alt.Axis(format=fmt, labelAngle=0, grid=False, labelFlush=True, values=[0])
+                if bottom
+                else None
             ),
         ),
-        y=alt.Y(
-            "value:Q",
-            title=None,
-            scale=alt.Scale(zero=False, nice=True),
-            axis=alt.Axis(tickCount=3, domain=False, ticks=False),
-        ),
-        color=alt.Color("series:N", title="series", sort=["p50", "p95", "mean"]),
+        y=alt.Y(f"{key}:Q", title=None, scale=zero, axis=y_axis),
     )
-    line = base.mark_line(strokeWidth=1.5)
-    # The interquartile range of each run's calls, where the page supplies it (lo, hi).
-    band = (
-        base.mark_area(opacity=0.2)
-        .encode(y="lo:Q", y2="hi:Q")
-        .transform_filter("isValid(datum.lo) && isValid(datum.hi)")
+    valid = f"isValid(datum.{key})"
+    bars = (
+        base.mark_rule(strokeWidth=1.5, opacity=0.75, aria=False)
+        .encode(
+            y=alt.Y(f"{key}_lo:Q", title=None, scale=zero, axis=y_axis),
+            y2=f"{key}_hi:Q",
+            stroke=alt.Stroke("color:N", scale=None),
+        )
+        .transform_filter(valid)
+    )
+    line = (
+        base.mark_line(strokeWidth=1.5, aria=False)
+        .encode(stroke=alt.Stroke("color:N", scale=None), detail="series:N", order="time:T")
+        .transform_filter(valid)
     )
     dots = (
-        base.mark_point(filled=True, size=30)
-        .encode(href="href:N", description="label:N")
-        .transform_filter(linked)
-        .transform_calculate(
-            label=alt.datum.run
-            + " "
-            + alt.datum.series
-            + " "
-            + alt.expr.format(alt.datum.value, ",.1f")
+        base.mark_point(size=60, strokeWidth=2, opacity=1)
+        .encode(
+            shape=alt.Shape("shape:N", scale=None),
+            fill=alt.Fill("fill:N", scale=None),
+            stroke=alt.Stroke("color:N", scale=None),
+            href="href:N",
+            description=f"{key}_desc:N",
         )
+        .transform_filter(valid)
     )
-    # facet() makes a FacetChart, and resolve_scale returns its chart (untyped in altair).
-    chart: alt.FacetChart = (
-        alt.layer(band, line, dots)
-        .properties(width=170, height=90)
-        .facet(
-            row=alt.Row("cell:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
-            column=alt.Column("prompt:N", title=None),
-        )
-        .resolve_scale(y="independent")
+    layered = alt.layer(bars, line, dots).properties(
+        width=270, height=80, title=alt.TitleParams(title, fontSize=12, fontWeight="normal")
     )
-    return chart
+    return layered  # type: ignore[return-value]  # properties() is typed loosely in altair
 
 
-def _trend_layout(fmt: str) -> alt.VConcatChart:
-    # configure and configure_view return their chart (untyped in altair).
-    layout: alt.VConcatChart = (
-        alt.vconcat(
-            _facet([], fmt, "ttft").properties(
-                title="Warm TTFT (time to first token), p50 with its interquartile band, "
-                "and p95 (ms)"
-            ),
-            _facet([], fmt, "tps").properties(
-                title="Warm tokens/s (reference), mean, with the interquartile band of the calls"
-            ),
-        )
-        .configure(font="sans-serif", background="white")
-        .configure_view(stroke=None)
-    )
-    return layout
+def _panel_layout(fmt: str) -> alt.VConcatChart:
+    chart = alt.vconcat(
+        _metric("ttft", TTFT_TITLE, fmt, bottom=False),
+        _metric("decode", DECODE_TITLE, fmt, bottom=True),
+        data=alt.Data(values=[]),  # type: ignore[no-untyped-call]
+        spacing=8,
+    ).resolve_scale(x="shared")
+    themed: alt.VConcatChart = charts.readable(chart)
+    return themed
 
 
-def trend_chart(points: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The trend chart's spec: a template built once per time format, with the points
-    put in (building the Altair chart for each page costs a third of a second)."""
-    if not points:
-        return None
-    fmt = time_format(points)
-    template = charts.cached_template(("trend", fmt), lambda: _trend_layout(fmt), theme=False)
+def _set_ticks(spec: Any, ticks: list[int]) -> None:
+    """Put the panel's own tick values into every x axis of a copied template spec."""
+    if isinstance(spec, dict):
+        axis = spec.get("x", {}).get("axis") if isinstance(spec.get("x"), dict) else None
+        if isinstance(axis, dict) and "values" in axis:
+            axis["values"] = ticks
+        for value in spec.values():
+            _set_ticks(value, ticks)
+    elif isinstance(spec, list):
+        for value in spec:
+            _set_ticks(value, ticks)
+
+
+def panel_chart(panel: dict[str, Any]) -> dict[str, Any]:
+    """One panel's spec: a template built once per time format, with the points and
+    ticks put in (building an Altair chart per panel costs a third of a second)."""
+    fmt, ticks = time_axis(panel["points"])
+    template = charts.cached_template(("trend", fmt), lambda: _panel_layout(fmt), theme=False)
     spec = copy.deepcopy(template)
-    for panel, metric in zip(spec["vconcat"], ("ttft", "tps"), strict=True):
-        panel["data"] = {"values": [p for p in points if p["metric"] == metric]}
+    spec["data"] = {"values": panel["points"]}
+    _set_ticks(spec, ticks)
     return spec
 
 
+def trend_svgs(group: Group, trend: dict[str, Any], cache: Path | None) -> list[dict[str, Any]]:
+    """Each panel with its inline SVG (inside a chart batch, a placeholder the build fills)."""
+    out = []
+    for i, panel in enumerate(trend["panels"]):
+        title = f"{panel['label']} · {panel['prompt']}"
+        description = (
+            f"{TTFT_TITLE} and {DECODE_TITLE[0].lower()}{DECODE_TITLE[1:]} of {panel['label']}, "
+            f"prompt {panel['prompt']}, "
+            f"per run over time. {panel['summary']} Each point links to its run."
+        )
+        svg = charts.svg_chart(panel_chart(panel), f"chart-trend-{i}", title, description, cache)
+        out.append(panel | {"title": title, "svg": svg})
+    return out
+
+
 _VEGA_BASE = 'xlink:href="https://vega.github.io/vega-datasets/'
-_GEOMETRY = re.compile(r'\b(d|transform)="([^"]*)"')
+_GEOMETRY = re.compile(r'\b(d|transform|x2|y2)="([^"]*)"')
 _LONG_NUMBER = re.compile(r"(\d+\.\d)\d+")
 # Markup that draws nothing: default attributes, labels Vega hid to avoid overlap,
 # empty foreground paths.
@@ -588,6 +721,8 @@ _NOISE = (
     re.compile(r' pointer-events="none"'),
     re.compile(r'<text [^>]*opacity="0"[^>]*>[^<]*</text>'),
     re.compile(r'<path class="foreground" aria-hidden="true" d="" display="none"/>'),
+    # A group's background with neither fill nor stroke (the chart sets none).
+    re.compile(r'<path class="background" aria-hidden="true" d="[^"]*"/>'),
 )
 
 
@@ -614,21 +749,6 @@ def compact(svg: str) -> str:
 
 def _first_group(match: re.Match[str]) -> str:
     return match.group(1)
-
-
-def trend_svg(group: Group, points: list[dict[str, Any]], cache: Path | None) -> str | None:
-    chart = trend_chart(points)
-    if chart is None:
-        return None
-    runs = len({p["run"] for p in points})
-    title = f"Trends for {KINDS[group.kind]['one'].lower()} {group.name}"
-    description = (
-        "Warm TTFT p50 and p95 (ms) and warm tokens/s (reference) mean over time for the "
-        f"{runs} most recent dated run(s) of {len(group.cells)} cell(s), one panel per cell "
-        "and prompt. Each point links to its run; the tables on this page list every run."
-    )
-    # Inside a chart batch this is a placeholder; the build fills and compacts it.
-    return charts.svg_chart(chart, "chart-trend", title, description, cache)
 
 
 _SVG_BLOCK = re.compile(r"<svg\b.*?</svg>", re.DOTALL)

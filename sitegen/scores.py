@@ -95,10 +95,16 @@ def _build_template(axis_title: str) -> Any:
         alt.Chart(alt.Data(values=[]))  # type: ignore[no-untyped-call]  # alt.Data is untyped
         .mark_bar()
         .encode(
-            y=alt.Y("run:N", title=None, sort=alt.EncodingSortField("order")),
+            # Run ids are long: cut to fit a phone's column; the table above has them whole.
+            y=alt.Y(
+                "run:N",
+                title=None,
+                sort=alt.EncodingSortField("order"),
+                axis=alt.Axis(labelLimit=130),
+            ),
             x=alt.X("value:Q", title=axis_title),
         )
-        .properties(title="", width=420)
+        .properties(title="", width=190)
     )
 
 

@@ -249,14 +249,31 @@ def column_docs() -> dict[str, tuple[str, str | None]]:
     return docs
 
 
-def header_words(term: str, stat: str | None = None) -> str:
+def cased(label: str, lead: str = "") -> str:
+    """``label`` after ``lead`` ("Warm first event"), as the template macro of that name:
+    capitalised when it starts the text, else lowercased unless an acronym (TTFT)."""
+    if not lead:
+        return label[:1].upper() + label[1:]
+    return f"{lead} " + (label if label[1:2].isupper() else label[:1].lower() + label[1:])
+
+
+def header_words(term: str, stat: str | None = None, iqr: bool = False, lead: str = "") -> str:
     """A header's plain text, e.g. "First event p50 (ms)": what a test or a reader sees."""
     t = BY_FIELD[term]
-    words = t.label + (f" {STATS[stat].label}" if stat else "")
+    words = cased(t.label, lead) + (f" {STATS[stat].label}" if stat else "")
+    words += f" {STATS['iqr'].label}" if iqr else ""
     return words + (f" ({t.unit})" if t.unit else "")
 
 
-# The frozen prompts defined on the methodology page ("Prompts"), by id: their anchors.
+def compared_words(key: str, stat: str | None = None, iqr: bool = False, lead: str = "") -> str:
+    """A compared metric's plain text, e.g. "Decode tokens/s p50 [IQR] (tokens/s)"."""
+    c = COMPARED[key]
+    words = cased(c.label, lead) + (f" {STATS[stat].label}" if stat else "")
+    words += f" {STATS['iqr'].label}" if iqr else ""
+    return f"{words} ({c.unit})"
+
+
+# The frozen prompts defined on the methodology page ("Prompts"), by id.
 PROMPTS: dict[str, str] = {p: p.lower() for p in ("P-EASY", "P-MEDIUM", "P-HARD")}
 
 

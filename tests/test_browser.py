@@ -171,7 +171,7 @@ def test_index_to_run_to_model_and_back(reader: Reader, base: str):
     run_url = page.url
     page.locator("section[aria-labelledby=targets] a[href*='/models/']").first.click()
     assert page.locator("h1").inner_text().startswith("Model ")
-    assert page.locator("figure.chart svg#chart-trend a").count() > 0
+    assert page.locator("figure.chart svg[id^=chart-trend-] a").count() > 0
     page.go_back()
     assert page.url == run_url
     assert page.locator("section.cite h2").inner_text() == "Cite this run"
@@ -234,7 +234,7 @@ def test_keyboard_reaches_skip_link_navigation_and_chart_points(reader: Reader, 
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.className") == "brand"
-    page.focus("svg#chart-trend a")
+    page.focus("svg#chart-trend-0 a")
     page.keyboard.press("Enter")
     page.wait_for_url("**/runs/synthetic-*/index.html")
 

@@ -105,16 +105,24 @@ def test_each_model_node_and_engine_has_a_page_listing_its_runs_and_cells(demo: 
 def test_trend_chart_has_a_panel_per_cell_and_prompt_and_points_link_to_runs(demo: Path):
     path = demo / "nodes" / "synth-a" / "index.html"
     page = soup(path)
-    svg = page.select_one("figure.chart svg#chart-trend")
-    assert svg["role"] == "group" and svg.find("title").get_text().startswith("Trends for node")
-    labels = {t.get_text() for t in svg.find_all("text")}
-    assert {"P-EASY", "P-MEDIUM", "P-HARD"} <= labels
-    assert {"llamacpp · demo-0.5b-q4_k_m", "ollama · demo-1.5b-q8_0"} <= labels
-    links = [a["href"] for a in svg.find_all("a")]
+    panels = page.select("#trends ~ .trend-grid figure.chart")
+    titles = {f.select_one("figcaption strong").get_text() for f in panels}
+    for cell in ("llamacpp · demo-0.5b-q4_k_m", "ollama · demo-1.5b-q8_0"):
+        assert {f"{cell} · {p}" for p in ("P-EASY", "P-MEDIUM", "P-HARD")} <= titles
+    links = []
+    for i, figure in enumerate(panels):
+        svg = figure.select_one(f"svg#chart-trend-{i}")
+        assert svg["role"] == "group" and svg.find("title").get_text() in titles
+        assert svg.find("desc").get_text().startswith("Warm TTFT p50 [IQR] (ms)")
+        links += [a["href"] for a in svg.find_all("a")]
     assert links and all(h.startswith("../../runs/synthetic-") for h in links)
-    assert all(internal_target(path, h).is_file() for h in links)
+    assert all(internal_target(path, h).is_file() for h in set(links))
     # The meta-only run (no measurements) has no point.
     assert not any("synthetic-00005/" in h for h in links)
+    # Every run of the generated archive is synthetic: every mark is hollow, and the
+    # key says what a hollow mark is.
+    key = page.select_one("#trends ~ ul.chart-key").get_text(" ", strip=True)
+    assert "1 request in flight" in key and "unreliable run: retracted" in key
 
 
 def test_long_lists_are_paginated_and_the_table_stays_complete_without_js(demo: Path):

@@ -8,8 +8,9 @@ from jinja2 import Template
 from markupsafe import Markup
 
 from sitegen import scores
+from sitegen.compare import facts_of
 from sitegen.entities import cell_name
-from sitegen.groups import KINDS, Group, Page, paginate, trend_points, trend_svg
+from sitegen.groups import KINDS, Group, Page, paginate, trend_panels, trend_svgs
 from sitegen.pages.context import Context
 from sitegen.reuse import digest
 
@@ -51,7 +52,7 @@ def group_pages(ctx: Context) -> None:
                     "runs": page.items,
                     "total": None,
                     "page": page,
-                    "chart": None,
+                    "trend": None,
                     "series": [],
                     "score_charts": [],
                 }
@@ -75,7 +76,9 @@ def _group_front(ctx: Context, template: Template, group: Group, page: Page) -> 
     """
     data = ctx.data
     runs = [ctx.by_id[rid] for rid in group.run_ids]
-    points = _with_bands(trend_points(group, ctx.by_id, data.rows, page.root), group, ctx)
+    spreads = {rid: c.spreads for rid in group.run_ids if (c := ctx.comparisons.get(rid))}
+    facts = {rid: facts_of(data.runs[rid], {}) for rid in spreads}
+    trend = trend_panels(group, ctx.by_id, spreads, facts, page.root)
     group_runs = [data.runs[rid] for rid in group.run_ids]
     series = scores.model_series(group.name, group_runs, ctx.by_id) if group.kind == "model" else []
     values = {
@@ -96,33 +99,19 @@ def _group_front(ctx: Context, template: Template, group: Group, page: Page) -> 
     }
 
     def render() -> str:
-        chart = None
-        svg = trend_svg(group, points, data.chart_cache)
-        if svg is not None:
-            chart = {"svg": Markup(svg), "runs": len({p["run"] for p in points})}
+        shown = None
+        if trend is not None:
+            panels = trend_svgs(group, trend, data.chart_cache)
+            for panel in panels:
+                panel["svg"] = Markup(panel["svg"])
+            shown = trend | {"panels": panels}
         score_charts = scores.series_charts(series, data.chart_cache)
         for c in score_charts:
             c["svg"] = Markup(c["svg"])
-        return template.render(chart=chart, score_charts=score_charts, **values)
+        return template.render(trend=shown, score_charts=score_charts, **values)
 
-    ctx.outputs.cached(page.rel, digest([ctx.salt, page.rel, values, points]), render)
-
-
-def _with_bands(points: list[dict[str, Any]], group: Group, ctx: Context) -> list[dict[str, Any]]:
-    """The trend points, the TTFT p50 and tokens/s ones with the interquartile range of
-    their run's calls (``lo``, ``hi``), which the trend chart draws as a band."""
-    wanted = {("ttft", "p50"): "ttft", ("tps", "mean"): "tps"}
-    cells = {group.label(c): c for c in group.cells}
-    out = []
-    for p in points:
-        key = wanted.get((p["metric"], p["series"]))
-        comparison = ctx.comparisons.get(p["run"])
-        if key and comparison is not None and p["cell"] in cells:
-            s = comparison.spreads.get(cells[p["cell"]], {}).get(p["prompt"], {}).get(key)
-            if s is not None:
-                p = p | {"lo": s.p25, "hi": s.p75}
-        out.append(p)
-    return out
+    # The key holds what the charts draw, not their SVG.
+    ctx.outputs.cached(page.rel, digest([ctx.salt, page.rel, values, trend]), render)
 
 
 def _group_cells(group: Group, runs: list[dict[str, Any]], ctx: Context) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from markupsafe import Markup
 
-from sitegen import charts, cite, imported
+from sitegen import charts, cite, imported, vocabulary
 from sitegen.archive import Run
 from sitegen.catalogue import comparison_json, nodes_of, targets_of
 from sitegen.compare import RunComparison
@@ -202,13 +202,13 @@ def _cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 _CHARTS = (
     (
         "ttft",
-        "Warm TTFT p50 (ms)",
+        vocabulary.header_words("ttft_ms", "p50", lead="Warm"),
         "Warm TTFT (time to first token), p50 with interquartile range, per cell and prompt",
     ),
     (
         "tps",  # the chart's id; its values are the decode metric's
-        "Decode tokens/s p50 (tokens/s)",
-        "Decode tokens/s, p50 with interquartile range, per cell and prompt",
+        vocabulary.compared_words("decode", "p50", lead="Warm"),
+        "Warm decode tokens/s, p50 with interquartile range, per cell and prompt",
     ),
 )
 
@@ -231,7 +231,8 @@ def _run_charts(cache: Path | None, comparison: RunComparison | None) -> list[di
             for prompt, metrics in prompts.items()
             if (s := metrics.get("decode" if key == "tps" else key)) is not None
         ]
-        chart = charts.bar_by_cell(bars, "value", axis, title)
+        # The title is the figure's caption (a title in the SVG would widen it).
+        chart = charts.bar_by_cell(bars, "value", axis, "")
         if chart is None:
             continue
         values = [
