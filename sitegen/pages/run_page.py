@@ -15,7 +15,7 @@ from sitegen.compare import RunComparison
 from sitegen.discover import published_names
 from sitegen.jsonio import dumps
 from sitegen.pages.context import Context
-from sitegen.pages.markup import markdown
+from sitegen.pages.notes import publisher_note
 from sitegen.reuse import digest
 from sitegen.verdicts import METRICS
 
@@ -82,12 +82,10 @@ def render_run(
     data = ctx.data
     run = data.runs[entry["id"]]
     rows = data.rows.get(run.run_id, [])
-    matrix = entry["headline"]["warm_first_delta_ms_p50"]
-    prompt_ids = sorted({p for values in matrix.values() for p in values})
-    notes = None
+    note = None
     if any(f.rel == "run.md" for f in run.source.files):
         text = (run.source.path / "run.md").read_text(encoding="utf-8", errors="replace")
-        notes = markdown(text, demote=2)
+        note = publisher_note(text, run.run_id, entry["title"])
     end = run.ledger.end if run.ledger and run.ledger.end else {}
     names = published_names(run.source.path, run.source.files)
     # hrefs percent-encoded ("a?b#c d.txt" is a file name, not a query and a fragment)
@@ -109,8 +107,6 @@ def render_run(
         git=_describe_git(run),
         targets=targets_of(run) if run.metadata.get("targets") else [],
         nodes=nodes_of(run),
-        matrix=sorted(matrix.items()),
-        prompt_ids=prompt_ids,
         cells=_cells(rows),
         charts=_run_charts(data.chart_cache, comparison) if with_charts else [],
         charts_omitted=bool(rows) and not with_charts,
@@ -119,7 +115,8 @@ def render_run(
         results=[dict.fromkeys(RESULT_FIELDS) | r for r in run.ledger.results]
         if run.ledger
         else [],
-        notes=notes,
+        note=note,
+        note_href=next((f["href"] for f in published_files if f["path"] == "run.md"), None),
         published_files=published_files,
         interrupted_reason=end.get("interrupted_reason"),
         links=links,
