@@ -25,6 +25,7 @@ from sitegen.config import load_config, placeholders, site_path
 from sitegen.discover import LEDGER, discover
 from sitegen.domain import Loaded
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
+from sitegen.figures import figures_by_run
 from sitegen.fsutil import fault, out_key, write_atomic
 from sitegen.gate import format_report, load_allowlist, scan_tree
 from sitegen.gate.findings_cache import ScanCache
@@ -130,7 +131,9 @@ def load(
             ]
         )
     comparisons = comparisons_of(runs, calls, config)
-    catalogue = build_catalogue(runs, checks, rows, config, retractions, comparisons)
+    catalogue = build_catalogue(
+        runs, checks, rows, config, retractions, comparisons, figures_by_run(calls)
+    )
     new_lock = updated_lock(runs, lock)
     return Loaded(
         layout,

@@ -12,6 +12,7 @@ from sitegen.aggregate import cell_matrix
 from sitegen.archive import Run
 from sitegen.config import Config
 from sitegen.entities import canonical, canonical_target
+from sitegen.figures import Key, key_figures
 from sitegen.verdicts import row_json
 
 if TYPE_CHECKING:
@@ -96,13 +97,14 @@ def entry(
     superseded_by: list[str],
     retraction: dict[str, str] | None,
     comparison: RunComparison | None = None,
+    figures: dict[Key, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     md = run.metadata
     targets = targets_of(run)
     ledger = run.ledger
     skipped = sorted({s["cell_id"] for s in ledger.skips}) if ledger else []
     prompt_ids = sorted({r["prompt_id"] for r in rows} | set((md.get("prompts") or {}).keys()))
-    return {
+    out = {
         "id": run.run_id,
         "title": md["title"],
         "description": md.get("description") or "",
@@ -141,6 +143,12 @@ def entry(
         "digest": run.digest,
         "url": run_url(run.run_id),
     }
+    by_cell = {t["cell_id"]: t for t in targets}
+    for cell, _prompt in figures or {}:
+        by_cell.setdefault(cell, split_cell(cell))
+    prompts = md.get("prompts") or run.meta.get("prompts") or {}
+    out["key_figures"] = key_figures(out, by_cell, prompts, run.concurrency, figures or {})
+    return out
 
 
 def comparison_json(comparison: RunComparison | None) -> dict[str, Any] | None:
@@ -182,9 +190,13 @@ def build_catalogue(
     config: Config,
     retractions: dict[str, dict[str, str]] | None = None,
     comparisons: dict[str, RunComparison] | None = None,
+    figures: dict[str, dict[Key, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    """The whole catalogue as plain data; runs newest first, ties by id."""
+    """The whole catalogue as plain data; runs newest first, ties by id.
+
+    ``figures``: each run's key figures per cell and prompt (sitegen.figures)."""
     comparisons = comparisons or {}
+    figures = figures or {}
     ordered = sorted(runs, key=sort_key, reverse=True)
     retractions = retractions or {}
     successors: dict[str, list[str]] = {}
@@ -208,6 +220,7 @@ def build_catalogue(
                 successors.get(r.run_id, []),
                 retractions.get(r.run_id),
                 comparisons.get(r.run_id),
+                figures.get(r.run_id),
             )
             for r in ordered
         ],

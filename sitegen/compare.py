@@ -31,6 +31,7 @@ from sitegen.config import Config
 from sitegen.exceptions import BuildError, ValidationFailed
 from sitegen.repro import is_placeholder_version, prompt_hashes
 from sitegen.verdicts import (
+    BY_KEY,
     METRICS,
     MIXED,
     REGRESSION,
@@ -150,9 +151,9 @@ def samples_by_run(calls: pl.DataFrame) -> dict[str, dict[tuple[str, str], Sampl
         .agg(
             pl.len().alias("n"),
             (~ok).sum().alias("errors"),
-            good("ttft_ms").alias("ttft"),
+            good(BY_KEY["ttft"].field).alias("ttft"),
             good("first_delta_ms").alias("first_event"),
-            good("total_duration_ms").alias("total"),
+            good(BY_KEY["total"].field).alias("total"),
             good("decode_tps").alias("decode_tps"),
             good("tokens_per_sec").alias("tokens_per_sec"),
             good("completion_tokens").cast(pl.Float64).alias("tokens"),

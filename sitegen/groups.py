@@ -255,16 +255,6 @@ class Locator:
         return self.pages.get(kind, {}).get((run_id, cell_id))
 
 
-def group_links(groups: dict[str, list[Group]]) -> dict[str, dict[str, str]]:
-    """kind -> name -> a group page's URL relative to the site root (the first
-    variant, for a model name shared by different files; see ``Locator``)."""
-    out: dict[str, dict[str, str]] = {}
-    for kind, gs in groups.items():
-        for g in gs:
-            out.setdefault(kind, {}).setdefault(g.name, g.url)
-    return out
-
-
 # ---------------------------------------------------------------- what a group is
 
 _FIELD_LABELS = {

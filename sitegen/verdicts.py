@@ -96,12 +96,13 @@ class Metric:
     lower_is_better: bool
     threshold: str  # the Settings field holding its regression threshold
     anchor: str  # methodology.md anchor of its definition
+    field: str = ""  # the per-call field its values are (sitegen.vocabulary COMPARED)
 
 
 def _metric(key: str, lower_is_better: bool, threshold: str) -> Metric:
     """A compared metric, named and unit-ed by the site's one vocabulary."""
     c = COMPARED[key]
-    return Metric(key, c.label, c.unit, lower_is_better, threshold, c.anchor)
+    return Metric(key, c.label, c.unit, lower_is_better, threshold, c.anchor, c.field)
 
 
 METRICS: tuple[Metric, ...] = (

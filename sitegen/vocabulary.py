@@ -193,6 +193,7 @@ class Compared:
     unit: str
     anchor: str
     definition: str  # one line: the header's tooltip
+    field: str = ""  # the per-call field it is computed from (sitegen.compare, sitegen.figures)
 
 
 COMPARED: dict[str, Compared] = {
@@ -205,6 +206,7 @@ COMPARED: dict[str, Compared] = {
             "metric-ttft",
             "TTFT (ttft_ms) of each warm call; a run with no ttft_ms recorded is "
             "compared by first event, and says so; lower is better.",
+            "ttft_ms",
         ),
         Compared(
             "decode",
@@ -212,6 +214,7 @@ COMPARED: dict[str, Compared] = {
             "tokens/s",
             "metric-decode",
             "Decode tokens/s of each warm call (else tokens/s); higher is better.",
+            "decode_tps",
         ),
         Compared(
             "total",
@@ -219,6 +222,7 @@ COMPARED: dict[str, Compared] = {
             "ms",
             "metric-total",
             "Total time of each warm call, when output lengths match; lower is better.",
+            "total_duration_ms",
         ),
     )
 }
@@ -299,3 +303,40 @@ def column_anchor(name: str) -> str | None:
         return BY_FIELD[name].anchor
     field, _, stat = name.rpartition("_")
     return BY_FIELD[field].anchor if (field, stat) in AGGREGATES else None
+
+
+# The key figures' own words (sitegen.figures; methodology "Key figures"), beside the
+# compared metrics and fields they also show.
+FIGURES: dict[str, Term] = {
+    t.field: t
+    for t in (
+        Term(
+            "cold_ms",
+            "Cold start",
+            "ms",
+            "cold-start",
+            "TTFT of the first cold call of the cell and prompt, with how cold it was.",
+        ),
+        Term(
+            "max_tokens",
+            "Max tokens",
+            "tokens",
+            "key-figures",
+            "The prompt's generation budget in this run.",
+        ),
+        Term(
+            "concurrency",
+            "Concurrency",
+            None,
+            "key-figures",
+            "Requests kept in flight while measuring.",
+        ),
+        Term(
+            "warm_n",
+            "Warm calls",
+            None,
+            "n",
+            "Warm calls behind the figures, errored ones included.",
+        ),
+    )
+}

@@ -55,7 +55,9 @@ def test_index_lists_every_run_newest_first_with_badges(synthetic_archive: Path)
 
 
 def test_run_page_shows_metadata_checklist_tables_charts_notes_and_downloads(tmp_path, write_run):
-    calls = [call_record(phase="cold", first_delta_ms=900.0, total_duration_ms=1500.0)]
+    calls = [
+        call_record(phase="cold", first_delta_ms=900.0, ttft_ms=900.0, total_duration_ms=1500.0)
+    ]
     calls += [
         call_record(run_idx=i, first_delta_ms=100.0 + 10 * i, ttft_ms=100.0 + 10 * i)
         for i in range(5)
@@ -73,8 +75,9 @@ def test_run_page_shows_metadata_checklist_tables_charts_notes_and_downloads(tmp
     # and no prime-time statement: those three items fail, every other holds.
     failing = {tr["data-check"] for tr in checklist if "ok" not in tr["class"]}
     assert len(checklist) == 11 and failing == {"model_digests", "exclusive", "prime_time"}
-    matrix = page.select_one("table.matrix")
-    assert matrix.select_one("tbody td").get_text(strip=True) == "120"
+    # The key figures open the page: warm TTFT p50 [IQR] of 100..140, the cold call's.
+    strip = {dd["data-kf"]: dd.get_text(" ", strip=True) for dd in page.select(".kf-strip dd")}
+    assert strip["ttft"] == "120 [110–130]" and strip["cold"] == "900"
     warm_row = page.select("table.stats")[1].select_one("tbody tr")
     cells = [td.get_text(strip=True) for td in warm_row.select("td")]
     # n, errors, TTFT p50 [p25–p75] and p95 of 100..140, rounded for reading
@@ -85,7 +88,7 @@ def test_run_page_shows_metadata_checklist_tables_charts_notes_and_downloads(tmp
     for svg in svgs:
         assert svg["role"] == "img"
         assert svg.find("title").get_text() and svg.find("desc").get_text()
-    assert page.select_one(".notes strong").get_text() == "quiet"
+    assert page.select_one("aside.publisher-note strong").get_text() == "quiet"
     links = {a.get_text(): a["href"] for a in page.select("table.files a")}
     assert set(links) == {"metadata.json", "run.jsonl", "run.log", "run.md"}
     for href in links.values():

@@ -113,9 +113,13 @@ def test_run_page_headers_read_as_labels_with_units(built: Path):
     first = th.select_one("a")
     assert first["href"] == "../../methodology/index.html#first-delta-ms"
     assert first["title"] == vocabulary.BY_FIELD["first_delta_ms"].definition
-    # The matrix says what it shows: TTFT (ttft_ms), not the first event.
-    assert "warm TTFT p50 (ms)" in page.select_one("h2#matrix").get_text(" ", strip=True)
-    assert page.select_one("h2#matrix a")["href"].endswith("#ttft-ms")
+    # The key figures say what their TTFT is: the verdicts' warm TTFT (ttft_ms).
+    ttft = page.select_one("section.key-figures [data-kf=ttft]")
+    assert ttft is not None
+    head = page.select_one("section.key-figures thead th:nth-of-type(3) a")
+    assert head["href"].endswith("#" + vocabulary.COMPARED["ttft"].anchor)
+    assert head["title"] == vocabulary.COMPARED["ttft"].definition
+    assert vocabulary.COMPARED["ttft"].field == "ttft_ms"
 
 
 def test_group_and_index_headers_carry_units_and_links(built: Path):
@@ -221,13 +225,16 @@ def test_no_header_anywhere_shows_a_raw_field_name(bundled: Path):
             assert not words & FIELDS, f"{path}: raw field name in header {_text(th)!r}"
             checked += 1
     assert checked > 500
-    # The runner's notes (run.md) write field names; the page shows them as labels.
-    page = soup(bundled / "runs" / SHIFTED / "index.html")
-    notes = {_text(th): th for th in page.select(".notes th")}
-    assert "First event p50 (ms)" in notes and "Decode tokens/s mean (tokens/s)" in notes
-    assert notes["First event p50 (ms)"]["title"] == "first_delta_ms p50"
+    # A publisher's note (run.md) that writes field names shows them as labels.
+    from sitegen.pages.markup import labelled_headers, markdown
+
+    table = "| prompt | first_delta_ms p50 | tokens_per_sec mean |\n|-|-|-|\n| P-EASY | 1 | 2 |"
+    note = BeautifulSoup(str(labelled_headers(markdown(table), "../../")), "html.parser")
+    heads = {_text(th): th for th in note.select("th")}
+    assert "First event p50 (ms)" in heads and "Tokens/s (reference) mean (tokens/s)" in heads
+    assert heads["First event p50 (ms)"]["title"] == "first_delta_ms p50"
     ids = methodology_ids(bundled)
-    for th in notes.values():
+    for th in heads.values():
         for a in th.select("a[href*='methodology/index.html#']"):
             assert a["href"].split("#", 1)[1] in ids
 
@@ -267,19 +274,17 @@ def test_ttft_means_ttft_ms_and_first_event_means_first_delta_ms(distinct: Path)
             assert _text(cells[first]) == readable(row["first_delta_ms_p50"])
             seen += 1
     assert seen >= 6
-    # The matrix headline is TTFT too.
-    matrix = page.select_one("table.matrix")
-    prompts = [_text(th) for th in matrix.select("thead th")][1:]
-    for tr in matrix.select("tbody tr"):
-        cell = _text(tr.th)
-        for prompt, td in zip(prompts, tr.select("td"), strict=True):
-            row = agg.filter(
-                (agg["run_id"] == SHIFTED)
-                & (agg["cell_id"] == cell)
-                & (agg["prompt_id"] == prompt)
-                & (agg["phase"] == "warm")
-            ).row(0, named=True)
-            assert _text(td) == readable(row["ttft_ms_p50"])
+    # The key figures' TTFT is TTFT too.
+    figures = page.select("section.key-figures [data-cell][data-prompt]")
+    assert figures
+    for el in figures:
+        row = agg.filter(
+            (agg["run_id"] == SHIFTED)
+            & (agg["cell_id"] == el["data-cell"])
+            & (agg["prompt_id"] == el["data-prompt"])
+            & (agg["phase"] == "warm")
+        ).row(0, named=True)
+        assert _text(el.select_one("[data-kf=ttft]")).split(" [")[0] == readable(row["ttft_ms_p50"])
     catalogue = json.loads((distinct.parent / "catalogue.json").read_text(encoding="utf-8"))
     entry = next(e for e in catalogue["runs"] if e["id"] == SHIFTED)
     some = next(iter(entry["headline"]["warm_ttft_ms_p50"].values()))
@@ -289,9 +294,9 @@ def test_ttft_means_ttft_ms_and_first_event_means_first_delta_ms(distinct: Path)
 
 def test_a_run_without_ttft_says_it_falls_back_to_first_event(distinct: Path):
     page = soup(distinct / "runs" / NO_TTFT / "index.html")
-    marked = page.select("table.matrix td .first-event-fallback")
-    assert marked and len(marked) == len(page.select("table.matrix td"))
-    assert "recorded no TTFT" in _text(page.select_one("#matrix").find_parent("section"))
+    marked = page.select("section.key-figures [data-kf=ttft] .first-event-fallback")
+    assert marked and len(marked) == len(page.select("section.key-figures [data-kf=ttft]"))
+    assert "recorded no TTFT" in _text(page.select_one("section.key-figures"))
     comparison = json.loads(
         (distinct / "runs" / NO_TTFT / "comparison.json").read_text(encoding="utf-8")
     )

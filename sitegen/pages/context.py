@@ -22,7 +22,7 @@ from sitegen.codeversion import methodology_default
 from sitegen.compare import RunComparison
 from sitegen.config import Config, defaults
 from sitegen.downloads import Download
-from sitegen.groups import Group, Locator, build_groups, group_links
+from sitegen.groups import Group, Locator, build_groups
 from sitegen.jsonio import dumps
 from sitegen.layout import Layout
 from sitegen.output import Outputs
@@ -71,7 +71,6 @@ class Context:
     entries: list[dict[str, Any]]  # catalogue runs, newest first
     by_id: dict[str, dict[str, Any]]
     groups: dict[str, list[Group]]
-    links: dict[str, dict[str, str]]  # kind -> name -> group URL from the site root
     locator: Locator  # the group page of each run's cell, per kind (exact for models)
     comparisons: dict[str, RunComparison]
     thresholds: Settings
@@ -149,7 +148,6 @@ def make_context(data: SiteData, env: Environment, outputs: Outputs) -> Context:
         entries=entries,
         by_id={e["id"]: e for e in entries},
         groups=groups,
-        links=group_links(groups),
         locator=Locator(groups),
         comparisons=comparisons,
         thresholds=Settings.from_config(data.config),

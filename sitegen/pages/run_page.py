@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,7 +18,8 @@ from sitegen.groups import KINDS, Locator
 from sitegen.jsonio import dumps
 from sitegen.numfmt import readable
 from sitegen.pages.context import Context
-from sitegen.pages.markup import labelled_headers, markdown
+from sitegen.pages.markup import labelled_headers
+from sitegen.pages.notes import publisher_note
 from sitegen.reuse import digest
 from sitegen.verdicts import METRICS
 
@@ -84,12 +86,12 @@ def render_run(
     data = ctx.data
     run = data.runs[entry["id"]]
     rows = data.rows.get(run.run_id, [])
-    matrix = _headline(entry["headline"])
-    prompt_ids = sorted({p for values in matrix.values() for p in values})
-    notes = None
+    note = None
     if any(f.rel == "run.md" for f in run.source.files):
         text = (run.source.path / "run.md").read_text(encoding="utf-8", errors="replace")
-        notes = labelled_headers(markdown(text, demote=2), "../../")
+        note = publisher_note(text, run.run_id, entry["title"])
+        if note.html is not None:  # raw field names in its tables read as the site's labels
+            note = replace(note, html=labelled_headers(note.html, "../../"))
     end = run.ledger.end if run.ledger and run.ledger.end else {}
     names = published_names(run.source.path, run.source.files)
     # hrefs percent-encoded ("a?b#c d.txt" is a file name, not a query and a fragment)
@@ -116,9 +118,6 @@ def render_run(
         git=_describe_git(run),
         targets=targets_of(run) if run.metadata.get("targets") else [],
         nodes=nodes_of(run),
-        matrix=sorted(matrix.items()),
-        matrix_fallback=any(v["first_event"] for vs in matrix.values() for v in vs.values()),
-        prompt_ids=prompt_ids,
         cells=_cells(rows),
         charts=_run_charts(data.chart_cache, comparison) if with_charts else [],
         charts_omitted=bool(rows) and not with_charts,
@@ -126,7 +125,8 @@ def render_run(
         # Optional fields of result records may be absent: give every one a value.
         results=[dict.fromkeys(RESULT_FIELDS) | r for r in results],
         source_context=source_context,
-        notes=notes,
+        note=note,
+        note_href=next((f["href"] for f in published_files if f["path"] == "run.md"), None),
         published_files=published_files,
         interrupted_reason=end.get("interrupted_reason"),
         links=links,
@@ -136,23 +136,6 @@ def render_run(
         thresholds=ctx.thresholds,
         citation=citation,
     )
-
-
-def _headline(headline: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
-    """cell -> prompt -> the warm TTFT p50 (``value``), or where the run recorded no
-    ttft_ms, its warm first event p50 with ``first_event`` set: said, never silent."""
-    ttft = headline.get("warm_ttft_ms_p50", {})
-    first = headline.get("warm_first_delta_ms_p50", {})
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for cell in sorted(set(ttft) | set(first)):
-        for p in sorted(set(ttft.get(cell, {})) | set(first.get(cell, {}))):
-            value = ttft.get(cell, {}).get(p)
-            fallback = first.get(cell, {}).get(p) if value is None else None
-            out.setdefault(cell, {})[p] = {
-                "value": value if fallback is None else fallback,
-                "first_event": fallback is not None,
-            }
-    return out
 
 
 def run_links(run: Run, locator: Locator) -> dict[str, dict[str, str]]:

@@ -9,10 +9,24 @@
     var key = cell.getAttribute("data-sort");
     return key !== null ? key : cell.textContent.trim();
   }
-  function compare(a, b) {
-    var x = parseFloat(a), y = parseFloat(b);
-    if (!isNaN(x) && !isNaN(y) && String(x) === a.replace(/^0+(?=\d)/, "") && String(y) === b.replace(/^0+(?=\d)/, "")) return x - y;
-    return a.localeCompare(b);
+  // A number as the pages print it: "1,234", "-0.5", "110 [104–116]", "20 (1 failed)":
+  // its number; null for anything else, and for what was not measured ("", "–").
+  var NUMBER = /^([-+\u2212]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?)(?:\s*[\[(].*)?$/;
+  function numeric(text) {
+    var m = NUMBER.exec(text.trim());
+    return m ? parseFloat(m[1].replace(/,/g, "").replace("\u2212", "-")) : null;
+  }
+  function missing(text) {
+    var t = text.trim();
+    return t === "" || t === "\u2013" || t === "-" || t === "not recorded";
+  }
+  // Rows without a value go last whichever the direction; numbers sort as numbers.
+  function compare(a, b, ascending) {
+    var ma = missing(a), mb = missing(b);
+    if (ma || mb) return ma === mb ? 0 : (ma ? 1 : -1);
+    var x = numeric(a), y = numeric(b);
+    var c = x !== null && y !== null ? x - y : a.localeCompare(b);
+    return ascending ? c : -c;
   }
   function makeSortable(table) {
     var body = table.tBodies[0];
@@ -20,17 +34,30 @@
       var button = document.createElement("button");
       button.type = "button";
       button.className = "sort";
-      button.textContent = th.textContent;
-      th.textContent = "";
-      th.appendChild(button);
+      if (th.querySelector("a")) {
+        // Keep the header's links to definitions: the button sits beside them.
+        var label = document.createElement("span");
+        label.className = "visually-hidden";
+        label.textContent = "Sort by " + th.textContent.trim();
+        var mark = document.createElement("span");
+        mark.setAttribute("aria-hidden", "true");
+        mark.textContent = "\u21c5";
+        button.appendChild(mark);
+        button.appendChild(label);
+        th.appendChild(document.createTextNode(" "));
+        th.appendChild(button);
+      } else {
+        button.textContent = th.textContent;
+        th.textContent = "";
+        th.appendChild(button);
+      }
       button.addEventListener("click", function () {
         var ascending = th.getAttribute("aria-sort") !== "ascending";
         Array.prototype.forEach.call(table.tHead.rows[0].cells, function (other) { other.removeAttribute("aria-sort"); });
         th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
         var rows = Array.prototype.slice.call(body.rows);
         rows.sort(function (r1, r2) {
-          var c = compare(cellValue(r1, index), cellValue(r2, index));
-          return ascending ? c : -c;
+          return compare(cellValue(r1, index), cellValue(r2, index), ascending);
         });
         rows.forEach(function (r) { body.appendChild(r); });
       });
@@ -40,7 +67,7 @@
     var tools = document.querySelector(".table-tools");
     var input = document.getElementById("run-filter");
     var count = document.getElementById("run-count");
-    if (!tools || !input) return;
+    if (table.id !== "runs" || !tools || !input) return; // the filter box is the run list's
     tools.hidden = false;
     var body = table.tBodies[0];
     function apply() {
