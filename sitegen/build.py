@@ -20,7 +20,7 @@ from sitegen import reuse, state
 from sitegen.archive import Run, read_archive_sources
 from sitegen.buildstate import BuildState
 from sitegen.catalogue import build_catalogue
-from sitegen.compare import comparisons_of
+from sitegen.compare import all_comparisons, samples_by_run
 from sitegen.config import load_config, placeholders, site_path
 from sitegen.discover import LEDGER, discover
 from sitegen.domain import Loaded
@@ -44,6 +44,7 @@ from sitegen.output import Outputs, check_out, commit, discard, recover, stage
 from sitegen.read_cache import ReadCache
 from sitegen.repro import check_all
 from sitegen.sitefiles import SiteFiles
+from sitegen.verdicts import Settings
 
 Echo = Callable[[str], Any] | None
 CATALOGUE = "catalogue.json"
@@ -138,7 +139,8 @@ def load(
                 for rid in unknown
             ]
         )
-    comparisons = comparisons_of(runs, calls, config)
+    samples = samples_by_run(calls)
+    comparisons = all_comparisons(runs, samples, Settings.from_config(config))
     catalogue = build_catalogue(runs, checks, rows, config, retractions, comparisons)
     new_lock = updated_lock(runs, lock)
     return Loaded(
@@ -155,6 +157,7 @@ def load(
         gate_cache,
         build_state,
         comparisons,
+        samples,
     )
 
 
@@ -344,6 +347,7 @@ def _make_site(
         chart_cache=chart_cache,
         config=loaded.config,
         comparisons=loaded.comparisons,
+        samples=loaded.samples,
         files=tuple(data_downloads(loaded, archive / CACHE_DIR)),
         catalogue_json=dumps(loaded.catalogue).encode("utf-8"),
         progress=echo,
