@@ -20,7 +20,7 @@ from sitegen import reuse, state
 from sitegen.archive import Run, read_archive_sources
 from sitegen.buildstate import BuildState
 from sitegen.catalogue import build_catalogue
-from sitegen.compare import comparisons_of
+from sitegen.compare import all_comparisons, samples_by_run
 from sitegen.config import load_config, placeholders, site_path
 from sitegen.discover import LEDGER, discover
 from sitegen.domain import Loaded
@@ -44,6 +44,7 @@ from sitegen.output import Outputs, check_out, commit, discard, recover, stage
 from sitegen.read_cache import ReadCache
 from sitegen.repro import check_all
 from sitegen.sitefiles import SiteFiles
+from sitegen.verdicts import Settings
 
 Echo = Callable[[str], Any] | None
 # Written into the staging folder by finish_staging, which keeps them current itself.
@@ -130,7 +131,8 @@ def load(
                 for rid in unknown
             ]
         )
-    comparisons = comparisons_of(runs, calls, config)
+    samples = samples_by_run(calls)
+    comparisons = all_comparisons(runs, samples, Settings.from_config(config))
     catalogue = build_catalogue(
         runs, checks, rows, config, retractions, comparisons, figures_by_run(calls)
     )
@@ -149,6 +151,7 @@ def load(
         gate_cache,
         build_state,
         comparisons,
+        samples,
     )
 
 
@@ -337,6 +340,7 @@ def _make_site(
         chart_cache=chart_cache,
         config=loaded.config,
         comparisons=loaded.comparisons,
+        samples=loaded.samples,
         files=tuple(data_downloads(loaded, loaded.layout.cache)),
         catalogue_json=dumps(loaded.catalogue).encode("utf-8"),
         progress=echo,

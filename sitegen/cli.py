@@ -175,12 +175,28 @@ def gate(archive: Path, fingerprints: bool, out: Path | None) -> None:
     show_default=True,
     help="The archive holding both runs.",
 )
+@click.option(
+    "--cell-a",
+    default=None,
+    metavar="CELL",
+    help="Only this cell of RUN_A (with --cell-b: another cell, of RUN_B or of the same run).",
+)
+@click.option(
+    "--cell-b",
+    default=None,
+    metavar="CELL",
+    help="Only this cell of RUN_B (alone: the same cell of both runs).",
+)
 @reports_errors
-def compare(run_a: str, run_b: str, archive: Path) -> None:
-    """Compare RUN_B against RUN_A (as its baseline), per cell and prompt."""
+def compare(run_a: str, run_b: str, archive: Path, cell_a: str | None, cell_b: str | None) -> None:
+    """Compare RUN_B against RUN_A (as its baseline), per cell and prompt.
+
+    RUN_A and RUN_B may be the same run, to compare two of its cells. The compare
+    page of the built site (compare/) computes the same table in the browser.
+    """
     from sitegen.compare import compare_runs
 
-    click.echo(compare_runs(archive, run_a, run_b), nl=False)
+    click.echo(compare_runs(archive, run_a, run_b, cell_a, cell_b), nl=False)
 
 
 @main.command()

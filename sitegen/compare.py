@@ -18,6 +18,7 @@ charts of the group pages into series.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from sitegen.exceptions import BuildError, ValidationFailed
 from sitegen.repro import is_placeholder_version, prompt_hashes
 from sitegen.verdicts import (
     BY_KEY,
+    EXACT_MAX_N,
     METRICS,
     MIXED,
     REGRESSION,
@@ -186,6 +188,8 @@ class RunComparison:
     # cell -> prompt -> metric key -> p50 [IQR] and n of the run's own warm calls: the
     # spread its page shows next to every p50.
     spreads: dict[str, dict[str, dict[str, Spread | None]]] = field(default_factory=dict)
+    # Comparing two chosen cells: the prompts only one of them measured (not compared).
+    one_sided: list[str] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[RowVerdict]:
@@ -237,10 +241,18 @@ def _known(key: str, value: Any) -> Any:
     return value
 
 
-def differences(run: Facts, base: Facts, cell: str, prompt: str) -> list[str]:
-    """Why this cell x prompt is not like-for-like with the baseline (empty when it is)."""
+def differences(
+    run: Facts, base: Facts, cell: str, prompt: str, base_cell: str | None = None
+) -> list[str]:
+    """Why this cell x prompt is not like-for-like with the baseline (empty when it is).
+
+    ``base_cell``: the baseline's cell, when another cell than ``cell`` is compared
+    with it (``sitegen compare --cell-a/--cell-b``). The cells' ids (node, engine,
+    model name) are then not guarded, since they differ by choice; their recorded
+    facts (model digest, engine version) are, as are the prompt and the concurrency.
+    """
     out = []
-    t_now, t_base = run.targets.get(cell, {}), base.targets.get(cell, {})
+    t_now, t_base = run.targets.get(cell, {}), base.targets.get(base_cell or cell, {})
     for key, name in GUARDED:
         why = _describe(name, _known(key, t_base.get(key)), _known(key, t_now.get(key)))
         if why:
@@ -262,22 +274,34 @@ def differences(run: Facts, base: Facts, cell: str, prompt: str) -> list[str]:
 
 
 def compare_row(
-    run: Facts, base: Facts, cell: str, prompt: str, settings: Settings
+    run: Facts,
+    base: Facts,
+    cell: str,
+    prompt: str,
+    settings: Settings,
+    base_cell: str | None = None,
 ) -> RowVerdict | None:
-    """The verdict of one cell x prompt, or None if either run lacks it."""
-    now_sample, base_sample = run.warm.get((cell, prompt)), base.warm.get((cell, prompt))
+    """The verdict of one cell x prompt, or None if either run lacks it (``base_cell``:
+    the baseline's cell when it is another one; the row's cell then reads "A → B")."""
+    base_cell = base_cell or cell
+    now_sample, base_sample = run.warm.get((cell, prompt)), base.warm.get((base_cell, prompt))
     if now_sample is None or base_sample is None:
         return None
     return row_verdict(
-        cell,
+        cell if base_cell == cell else cell_pair(base_cell, cell),
         prompt,
         base.run_id,
         base.title,
         base_sample,
         now_sample,
-        differences(run, base, cell, prompt),
+        differences(run, base, cell, prompt, base_cell),
         settings,
     )
+
+
+def cell_pair(cell_a: str, cell_b: str) -> str:
+    """The cell column of a row comparing two different cells."""
+    return f"{cell_a} → {cell_b}"
 
 
 def compare_pair(base: Facts, run: Facts, settings: Settings) -> RunComparison:
@@ -288,6 +312,34 @@ def compare_pair(base: Facts, run: Facts, settings: Settings) -> RunComparison:
         if row is not None:
             out.rows.append(row)
     out.without_baseline = sorted(run.cells - base.cells)
+    return out
+
+
+def compare_cells(
+    base: Facts, run: Facts, settings: Settings, cell_a: str | None, cell_b: str | None
+) -> RunComparison:
+    """``run``'s cell ``cell_b`` against ``base``'s cell ``cell_a``, prompt by prompt (one
+    cell given: the same cell on both sides; none: every cell, as :func:`compare_pair`).
+    The prompts only one side measured are listed in ``one_sided``."""
+    if cell_a is None and cell_b is None:
+        return compare_pair(base, run, settings)
+    cell_a = cell_a or cell_b
+    cell_b = cell_b or cell_a
+    assert cell_a is not None and cell_b is not None
+    for facts, cell in ((base, cell_a), (run, cell_b)):
+        if cell not in facts.cells:
+            known = ", ".join(sorted(facts.cells)) or "none"
+            raise BuildError(
+                f"runs/{facts.run_id}: no warm calls of cell {cell!r} (its cells: {known})"
+            )
+    now_prompts = {p for c, p in run.warm if c == cell_b}
+    base_prompts = {p for c, p in base.warm if c == cell_a}
+    out = RunComparison(run.run_id)
+    for prompt in sorted(now_prompts & base_prompts):
+        row = compare_row(run, base, cell_b, prompt, settings, cell_a)
+        if row is not None:
+            out.rows.append(row)
+    out.one_sided = sorted(now_prompts ^ base_prompts)
     return out
 
 
@@ -352,6 +404,115 @@ def comparisons_of(
 ) -> dict[str, RunComparison]:
     """Every run's verdicts against its baselines, from the call store (one pass)."""
     return all_comparisons(runs, samples_by_run(calls), Settings.from_config(config))
+
+
+# ---------------------------------------------------------------- the compare page's data
+
+SAMPLES_FORMAT = "sitegen.samples/1"
+INDEX_FORMAT = "sitegen.compare-index/1"
+SAMPLE_LISTS = ("ttft", "first_event", "total", "decode_tps", "tokens_per_sec")
+
+
+def samples_json(facts: Facts) -> dict[str, Any]:
+    """``runs/<id>/samples.json``: everything :func:`compare_row` reads about one run.
+
+    Per measured cell and prompt, the warm calls' values exactly as the verdicts use
+    them (errored calls only counted); the facts :func:`differences` guards (a
+    placeholder engine version is written as null: it identifies no build), the
+    prompts' sha256 and the concurrency. Floats are written in full (the shortest text
+    that reads back as the same number), so the page computes the build's verdicts.
+    """
+    cells = sorted(facts.cells)
+    warm: dict[str, dict[str, dict[str, Any]]] = {}
+    for (cell, prompt), sample in sorted(facts.warm.items()):
+        warm.setdefault(cell, {})[prompt] = {
+            "calls": sample.calls,
+            "errors": sample.errors,
+            **{k: list(sample.values.get(k, ())) for k in SAMPLE_LISTS},
+            "completion_tokens": list(sample.completion_tokens),
+        }
+    targets = {
+        cell: {key: _known(key, facts.targets.get(cell, {}).get(key)) for key, _ in GUARDED}
+        for cell in cells
+    }
+    return {
+        "format": SAMPLES_FORMAT,
+        "id": facts.run_id,
+        "concurrency": facts.concurrency,
+        "prompts": dict(sorted(facts.prompts.items())),
+        "targets": targets,
+        "warm": warm,
+    }
+
+
+def facts_from_samples(
+    doc: dict[str, Any], title: str, started_at: str | None = None, baseline: bool = False
+) -> Facts:
+    """The :class:`Facts` a ``samples.json`` describes (what the compare page computes from)."""
+    warm = {
+        (cell, prompt): Sample(
+            calls=s["calls"],
+            errors=s["errors"],
+            values={k: tuple(s[k]) for k in SAMPLE_LISTS},
+            completion_tokens=tuple(s["completion_tokens"]),
+        )
+        for cell, prompts in doc["warm"].items()
+        for prompt, s in prompts.items()
+    }
+    return Facts(
+        run_id=doc["id"],
+        title=title,
+        started_at=started_at,
+        baseline=baseline,
+        targets=doc["targets"],
+        prompts=doc["prompts"],
+        warm=warm,
+        concurrency=doc["concurrency"],
+    )
+
+
+def compare_index(
+    entries: list[dict[str, Any]], facts: dict[str, Facts], settings: Settings
+) -> dict[str, Any]:
+    """``compare/index.json``: the runs that can be compared (those with warm calls), in
+    the catalogue's order, with their cells and prompts, and the archive's verdict
+    settings and metrics, so the page needs nothing else."""
+    runs = []
+    for e in entries:
+        f = facts.get(e["id"])
+        if f is None or not f.warm:
+            continue
+        cells: dict[str, list[str]] = {}
+        for cell, prompt in sorted(f.warm):
+            cells.setdefault(cell, []).append(prompt)
+        runs.append(
+            {
+                "id": e["id"],
+                "title": e["title"],
+                "started_at_utc": e.get("started_at_utc"),
+                "baseline": bool(e.get("baseline")),
+                "synthetic": bool(e.get("synthetic")),
+                "retracted": bool(e.get("retracted")),
+                "reliable": (e.get("reproducibility") or {}).get("verdict") == "reliable",
+                "cells": [{"id": c, "prompts": p} for c, p in cells.items()],
+                "samples": f"runs/{e['id']}/samples.json",
+            }
+        )
+    return {
+        "format": INDEX_FORMAT,
+        "settings": {**dataclasses.asdict(settings), "exact_max_n": EXACT_MAX_N},
+        "metrics": [
+            {
+                "key": m.key,
+                "label": m.label,
+                "unit": m.unit,
+                "lower_is_better": m.lower_is_better,
+                "threshold": m.threshold,
+            }
+            for m in METRICS
+        ],
+        "runs": runs,
+    }
 
 
 # ---------------------------------------------------------------- formatting
@@ -426,26 +587,36 @@ def _load_two(archive: Path, ids: tuple[str, str]) -> tuple[list[Facts], Config]
     config = load_config(layout)
     sources, _ = discover(layout, max_file_bytes=config.get("limits.max_file_bytes"))
     by_id = {s.run_id: s for s in sources}
-    runs = []
+    read: dict[str, Run] = {}
     for run_id in ids:
         if run_id not in by_id:
             raise BuildError(f"runs/{run_id}: no such run in {archive}")
+        if run_id in read:
+            continue  # two cells of one run: read it once
         run, problems = read_run(by_id[run_id], config)
         if run is None:
             raise ValidationFailed(problems)
-        runs.append(run)
-    ledgers = {r.run_id: r.source.path / LEDGER for r in runs if r.ledger is not None}
+        read[run_id] = run
+    runs = [read[run_id] for run_id in ids]
+    ledgers = {r.run_id: r.source.path / LEDGER for r in read.values() if r.ledger is not None}
     samples = samples_by_run(read_calls(ledgers))
     return [facts_of(r, samples.get(r.run_id, {})) for r in runs], config
 
 
-def compare_runs(archive: Path, run_a: str, run_b: str) -> str:
-    """The text table of RUN_B against RUN_A (A plays the baseline), with the verdicts."""
+def compare_runs(
+    archive: Path,
+    run_a: str,
+    run_b: str,
+    cell_a: str | None = None,
+    cell_b: str | None = None,
+) -> str:
+    """The text table of RUN_B against RUN_A (A plays the baseline), with the verdicts;
+    with ``cell_a``/``cell_b``, only those cells (of one run, or of two)."""
     archive = Path(archive)
     (base, run), config = _load_two(archive, (run_a, run_b))
     settings = Settings.from_config(config)
-    comparison = compare_pair(base, run, settings)
-    out = [f"{run.run_id} against {base.run_id}"]
+    comparison = compare_cells(base, run, settings, cell_a, cell_b)
+    out = [compared_title(run_b, run_a, cell_a, cell_b)]
     if not comparison.rows:
         out.append("no cell x prompt was measured by both runs")
         return "\n".join(out) + "\n"
@@ -461,4 +632,15 @@ def compare_runs(archive: Path, run_a: str, run_b: str) -> str:
     summary = f"\n{n_reg} regression(s), {n_win} win(s), {n_mixed} mixed, {n_nc} not like-for-like"
     if comparison.without_baseline:
         summary += f"; not in {base.run_id}: " + ", ".join(comparison.without_baseline)
+    if comparison.one_sided:
+        summary += "; measured by one side only: " + ", ".join(comparison.one_sided)
     return text + summary + "\n"
+
+
+def compared_title(run_b: str, run_a: str, cell_a: str | None, cell_b: str | None) -> str:
+    """The first line of ``sitegen compare``: what is compared against what."""
+    if cell_a is None and cell_b is None:
+        return f"{run_b} against {run_a}"
+    cell_a = cell_a or cell_b
+    cell_b = cell_b or cell_a
+    return f"{run_b} cell {cell_b} against {run_a} cell {cell_a}"

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from sitegen.gate.allowlist import Allowlist
     from sitegen.gate.findings_cache import ScanCache
     from sitegen.layout import Layout
+    from sitegen.verdicts import Sample
 
 
 @dataclass
@@ -39,6 +40,9 @@ class Loaded:
     state: BuildState  # every derived artefact, kept between builds (sitegen.buildstate)
     # run id -> its verdicts against its baselines (sitegen.compare), from the calls.
     comparisons: dict[str, RunComparison] = field(default_factory=dict)
+    # run id -> (cell, prompt) -> its warm calls' values: what the verdicts (and the
+    # compare page's samples.json) are computed from (sitegen.compare.samples_by_run).
+    samples: dict[str, dict[tuple[str, str], Sample]] = field(default_factory=dict)
 
     @property
     def archive(self) -> Path:

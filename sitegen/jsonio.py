@@ -234,3 +234,12 @@ def dumps(obj: Any) -> str:
 def dumps_line(obj: Any) -> str:
     """One compact ledger line (no trailing newline)."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def dumps_compact(obj: Any) -> str:
+    """Canonical JSON without whitespace (sorted keys, one trailing newline): for the
+    site's data files that a page fetches, where indentation would double the size."""
+    return (
+        json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        + "\n"
+    )

@@ -9,6 +9,7 @@ long digests and imported results.
 from __future__ import annotations
 
 import functools
+import json
 import threading
 import tomllib
 from collections.abc import Iterator
@@ -41,6 +42,15 @@ def page_kinds(site: Path) -> dict[str, str]:
         kinds[folder[:-1]] = f"{folder}/{first}/index.html"
     if (site / "compare" / "index.html").is_file():
         kinds["compare"] = "compare/index.html"
+        # With two runs chosen: the widest table of the site, filled in by its script.
+        # Two runs with the most cells in common: the most rows.
+        runs = json.loads((site / "compare" / "index.json").read_text())["runs"]
+        cells = {r["id"]: {c["id"] for c in r["cells"]} for r in runs}
+        a, b = max(
+            ((a, b) for i, b in enumerate(cells) for a in list(cells)[i + 1 :]),
+            key=lambda pair: len(cells[pair[0]] & cells[pair[1]]),
+        )
+        kinds["compare two runs"] = f"compare/index.html?a={a}&b={b}"
     # The run pages differ most (notes, imports, planned runs): each is its own kind here.
     for run in sorted(p.name for p in (site / "runs").iterdir() if p.is_dir()):
         kinds[f"run {run}"] = f"runs/{run}/index.html"
@@ -95,6 +105,8 @@ def visit(r: Reader, url: str, kind: str) -> None:
     """Open a page; the missing address's own 404 status is the one error expected."""
     before = len(r.errors)
     r.page.goto(url)
+    if kind == "compare two runs":
+        r.page.wait_for_selector("#compare-result", state="visible", timeout=15_000)
     if kind == "not found" and _DOC_404 in r.errors[before:]:
         r.errors.remove(_DOC_404)
 

@@ -2,7 +2,7 @@
 
 One module per page type, each a function of the one page-context object
 (:class:`~sitegen.pages.context.Context`): ``index_page``, ``run_page``,
-``group_page``, ``changes_page``, ``archive_pages``. ``theme`` finds templates
+``group_page``, ``changes_page``, ``compare_page``, ``archive_pages``. ``theme`` finds templates
 and assets (the publisher's first), ``markup`` makes untrusted Markdown safe.
 """
 
@@ -14,6 +14,7 @@ from sitegen.exceptions import BuildError
 from sitegen.output import Outputs
 from sitegen.pages.archive_pages import archive_pages
 from sitegen.pages.changes_page import changes_pages
+from sitegen.pages.compare_page import compare_pages
 from sitegen.pages.context import SiteData, make_context
 from sitegen.pages.group_page import group_pages
 from sitegen.pages.index_page import index_pages
@@ -48,5 +49,6 @@ def _render_site(data: SiteData) -> Outputs:
             data.progress(f"pages: {done}/{len(ctx.entries)} runs done ({reused} files reused)")
     group_pages(ctx)
     changes_pages(ctx)
+    compare_pages(ctx)
     archive_pages(ctx)
     return ctx.outputs

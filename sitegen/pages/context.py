@@ -28,7 +28,7 @@ from sitegen.layout import Layout
 from sitegen.output import Outputs
 from sitegen.pages.theme import code_digest
 from sitegen.reuse import Previous, digest
-from sitegen.verdicts import MIXED, REGRESSION, WIN, Settings
+from sitegen.verdicts import MIXED, REGRESSION, WIN, Sample, Settings
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ class SiteData:
     progress: Callable[[str], Any] | None = None  # told how rendering goes, on long builds
     previous: Previous | None = None  # the live build, whose unchanged files are reused
     comparisons: dict[str, RunComparison] = field(default_factory=dict)  # sitegen.compare
+    # run id -> (cell, prompt) -> warm calls (sitegen.compare.samples_by_run)
+    samples: dict[str, dict[tuple[str, str], Sample]] = field(default_factory=dict)
 
     @property
     def archive(self) -> Path:

@@ -22,6 +22,7 @@ ASSETS = (
     "assets/table.js",
     "assets/search.js",
     "assets/copy.js",
+    "assets/compare.js",
     "assets/favicon.svg",
 )
 
