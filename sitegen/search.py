@@ -1,10 +1,15 @@
 """Site search with Pagefind, run on the staging folder once every page is written.
 
-Pagefind indexes the parts of a page marked ``data-pagefind-body`` (run, model,
-node and engine pages mark what identifies them: title, facts, targets,
-hardware, notes), minus anything marked ``data-pagefind-ignore`` (numeric
-tables, charts, digests, citations). The site's own ``assets/search.js``
-drives it, so Pagefind's UI bundles are removed. Pagefind's output depends
+Every page is indexed unless it opts out: base.html marks each page's ``<main>``
+``data-pagefind-body`` (header, navigation and footer are outside it), and a
+template overrides the ``main_attrs`` block to leave a page out (the 404 page,
+the blocks of older runs) or to give it a kind (``data-pagefind-meta``: run,
+model, node, engine; "page" otherwise). Anything marked ``data-pagefind-ignore``
+is left out (numeric tables, charts, digests, citations, the front page's run
+table), and so are table headers, buttons and cells holding only a number;
+cells, terms and badges are set apart so that excerpts never glue two into one
+word. The site's own ``assets/search.js`` drives the search box in every
+page's header, so Pagefind's UI bundles are removed. Pagefind's output depends
 only on the HTML it reads (names are content hashes, no timestamps), which
 keeps builds byte-identical; the build's determinism test covers it.
 
@@ -32,9 +37,13 @@ and cached:
   ``mergeIndex``: one search over all of them. Each bundle brings its own
   copy of the WebAssembly (about 75 KB), fetched on the first search.
 
+- Pagefind's result URLs are site-relative (``/runs/x/index.html``, its
+  ``baseUrl`` set to ``/``); ``search.js`` turns them into links relative to
+  the page, so they work at any depth and under any base path.
+
 Search fetches files, so it works when the site is served over http (``sitegen
-serve`` or any static host); from file:// the page says so, and the run
-table's filter still works.
+serve`` or any static host); from file:// the box stays hidden and a note
+says how to serve the site, and the run table's filter still works.
 """
 
 from __future__ import annotations
@@ -87,6 +96,19 @@ _VOID = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
      "track", "wbr"}
 )  # fmt: skip
+# Cells, terms, badges and line breaks that a browser sets apart but Pagefind joins into one
+# word when no whitespace separates them ("<th>Cell</th><th>Node</th>" would be
+# indexed and shown in excerpts as "CellNode"): a space is put after each.
+_SEPARATE = re.compile(
+    r"</(?:th|td|dt|dd|caption|figcaption|summary|li|tr|span)\s*>|<br\s*/?>", re.IGNORECASE
+)
+# Elements left out of every search document, whatever their attributes.
+_DROPPED = re.compile(r"<(?:thead|button)(?=[\s>])", re.IGNORECASE)
+# Table cells holding nothing but a number or a dash (the statistics tables of
+# run notes): nobody searches for "552.9", and they crowd the words out of excerpts.
+_NUMBER_CELL = re.compile(
+    r"<td(?:\s[^>]*)?>\s*(?:[-+−]?\d[\d.,]*\s*%?|[-–—])\s*</td>", re.IGNORECASE
+)
 _DOC_HEAD = '<!doctype html><html lang="en"><head><meta charset="utf-8"></head><body>\n'
 _DOC_TAIL = "\n</body></html>\n"
 
@@ -141,8 +163,26 @@ def _elements(text: str, attribute: str, start: int = 0, end: int | None = None)
     return spans
 
 
+def _named(text: str, names: re.Pattern[str], start: int, end: int) -> list[range]:
+    """Spans of the elements within text[start:end] whose tag name ``names`` matches."""
+    spans: list[range] = []
+    for found in names.finditer(text, start, end):
+        if spans and found.start() < spans[-1].stop:
+            continue  # inside the previous one
+        tag = _START_TAG.match(text, found.start())
+        if tag is not None:
+            spans.append(range(found.start(), min(_element_end(text, tag), end)))
+    return spans
+
+
 def search_document(page: str) -> str | None:
     """The page's indexed elements, ignored parts cut out, as a small HTML document.
+
+    Cut out with what is marked ``data-pagefind-ignore``: table headers (the
+    same column labels on every page, noise in every excerpt) and buttons (the
+    page's controls, not its text) and table cells holding only a number.
+    Table cells, terms and badges are set apart by a space, so that no two of
+    them read as one word.
 
     None when nothing on the page is marked ``data-pagefind-body``.
     """
@@ -152,11 +192,16 @@ def search_document(page: str) -> str | None:
     parts = []
     for body in bodies:
         pos = body.start
-        for ignored in _elements(page, "data-pagefind-ignore", body.start, body.stop):
+        cut = _elements(page, "data-pagefind-ignore", body.start, body.stop)
+        cut += _named(page, _DROPPED, body.start, body.stop)
+        for ignored in sorted(cut, key=lambda span: span.start):
+            if ignored.start < pos:
+                continue  # inside a part already cut
             parts.append(page[pos : ignored.start])
             pos = ignored.stop
         parts.append(page[pos : body.stop])
-    return _DOC_HEAD + "\n".join(parts) + _DOC_TAIL
+    text = _NUMBER_CELL.sub("", "\n".join(parts))
+    return _DOC_HEAD + _SEPARATE.sub(r"\g<0> ", text) + _DOC_TAIL
 
 
 # --- the Pagefind command -------------------------------------------------------------

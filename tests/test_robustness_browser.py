@@ -104,7 +104,9 @@ def test_without_javascript_no_dead_filter_search_or_copy_button(browser: Any, h
         assert r.page.locator("table#runs tbody tr").count() == 5
         assert not r.page.locator(".table-tools").is_visible()
         assert not r.page.locator("#run-filter").is_visible()
-        assert not r.page.locator("section.search").is_visible()
+        assert r.page.locator("#search-form").count() == 1
+        assert not r.page.locator("#search-form").is_visible()
+        assert "sitegen serve" in r.page.locator(".search-note:visible").inner_text()
         r.page.goto(host + PREFIX + RUN)
         assert r.page.locator("button.copy").count() == 5
         assert r.page.locator("button.copy:visible").count() == 0
@@ -119,12 +121,12 @@ def test_from_file_search_box_is_hidden_and_the_note_says_how_to_serve(browser: 
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto((site / "index.html").as_uri())
-        note = page.locator("#search-status")
+        note = page.locator("#search-note")
         note.wait_for()
         assert not page.locator("#search-input").is_visible()
         assert not page.locator("#search-form").is_visible()
         assert "sitegen serve" in note.inner_text()
-        assert "python3 -m http.server" in note.inner_text()
+        assert "static web server" in note.inner_text()
         # The run table's filter needs no server, so it is offered.
         assert page.locator("#run-filter").is_visible()
         assert errors == []

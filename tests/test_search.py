@@ -1,16 +1,20 @@
-"""Search: Pagefind indexes the marked parts of run, model, node and engine pages
-after the HTML is written, as cached bundles; a failure keeps the previous
-site. (Searching itself, across bundles: test_browser.py.)"""
+"""Search: Pagefind indexes every page's main content (unless its template opts
+out) after the HTML is written, as cached bundles, with clean excerpts; a
+failure keeps the previous site. (Searching itself, in Chromium:
+test_search_browser.py, and across bundles: test_browser.py.)"""
 
 from __future__ import annotations
 
+import gzip
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from bs4 import BeautifulSoup
 
 from sitegen import search
 from sitegen.build import build
@@ -211,16 +215,89 @@ def test_a_site_without_searchable_pages_gets_an_empty_manifest(tmp_path):
 # --- in the build ------------------------------------------------------------------------
 
 
-def test_index_is_written_for_run_and_group_pages_only(tmp_path, write_run):
+def fragments(site: Path) -> dict[str, dict]:
+    """What Pagefind stored for each indexed page (url -> its fragment: content, meta)."""
+    out = {}
+    for path in sorted((site / "pagefind").glob("*/fragment/*.pf_fragment")):
+        data = gzip.decompress(path.read_bytes()).decode("utf-8")
+        fragment = json.loads(data[data.index("{") :])
+        out[fragment["url"]] = fragment
+    return out
+
+
+def test_every_page_is_indexed_except_page_blocks_and_the_404(tmp_path, write_run):
     write_run()
+    (tmp_path / "methodology.md").write_text(
+        "# Methodology\n\nWarm calls follow the zeppelin rule.\n", encoding="utf-8"
+    )
     build(tmp_path)
     site = tmp_path / "site"
     assert bundles(site) == ["pages/", "runs-0/"]
-    assert "data-pagefind-body" in (site / "runs" / "r1" / "index.html").read_text()
-    assert "data-pagefind-body" in (site / "models" / "m1" / "index.html").read_text()
-    assert "data-pagefind-body" not in (site / "index.html").read_text()
     assert page_count(site / "pagefind" / "runs-0") == 1
-    assert page_count(site / "pagefind" / "pages") == 3  # its model, node and engine
+    indexed = set(fragments(site))
+    assert indexed == {
+        "/index.html",
+        "/methodology/index.html",
+        "/changes/index.html",
+        "/data/index.html",
+        "/models/index.html",
+        "/nodes/index.html",
+        "/engines/index.html",
+        "/models/m1/index.html",
+        "/nodes/node-a/index.html",
+        "/engines/llamacpp/index.html",
+        "/runs/r1/index.html",
+    }, indexed
+    found = fragments(site)
+    assert "zeppelin" in found["/methodology/index.html"]["content"]
+    assert found["/methodology/index.html"]["meta"]["title"] == "Methodology"
+    assert found["/changes/index.html"]["meta"]["title"] == "Changes against baselines"
+    assert found["/data/index.html"]["meta"]["title"] == "Data downloads"
+    assert found["/runs/r1/index.html"]["meta"]["kind"] == "run"
+    assert found["/models/m1/index.html"]["meta"] == {"title": "Model m1", "kind": "model"}
+    # opted out: the 404 page (served at any address) has no body to index
+    assert "data-pagefind-body" not in (site / "404.html").read_text()
+    # every page has the search box in its header, told where the site's root is
+    for rel, root in (
+        ("index.html", ""),
+        ("methodology/index.html", "../"),
+        ("runs/r1/index.html", "../../"),
+    ):
+        page = BeautifulSoup((site / rel).read_text(), "html.parser")
+        box = page.select_one("header.site .site-search")
+        assert box is not None and box["data-root"] == root, rel
+        assert box.select_one("label[for=search-input]") and box.select_one("#search-form[hidden]")
+        assert page.select_one(f"script[src='{root}assets/search.js']"), rel
+
+
+def test_excerpts_keep_cells_terms_and_badges_apart_and_leave_out_boilerplate(tmp_path, write_run):
+    write_run()
+    build(tmp_path)
+    site = tmp_path / "site"
+    run = fragments(site)["/runs/r1/index.html"]["content"]
+    # the targets table: its cells are separate words, its column labels are left out
+    assert re.search(r"node-a:llamacpp:m1\W+node-a\W+llamacpp\W+b1234\W+m1\b", run), run
+    assert "CellNode" not in run and "Cell Node Engine" not in run
+    assert "Copy" not in run  # buttons are controls, not text
+    assert not re.search(r"(reproducible|unreliable)(baseline|retracted|interrupted)", run)
+    front = fragments(site)["/index.html"]["content"]
+    assert "Skip to content" not in front and "Atom feed" not in front
+    assert "r1" not in front  # the run table is the runs' own pages' business
+    data = fragments(site)["/data/index.html"]["content"]
+    assert not re.search(r"\b[0-9a-f]{64}\b", data)  # no sha256 digests
+
+
+def test_page_blocks_are_left_out_of_the_index(tmp_path, write_run):
+    for i in range(11):
+        write_run(f"r{i:02d}")
+    (tmp_path / "sitegen.toml").write_text("[site]\nruns_per_page = 10\n")
+    build(tmp_path)
+    site = tmp_path / "site"
+    blocks = [p for p in site.rglob("index.html") if "pages" in p.relative_to(site).parts]
+    assert blocks, "the front page should have blocks of older runs"
+    for block in blocks:
+        assert "data-pagefind-body" not in block.read_text(), block
+    assert not any("/pages/" in url for url in fragments(site))
 
 
 def test_search_can_be_switched_off(tmp_path, write_run):
@@ -228,7 +305,8 @@ def test_search_can_be_switched_off(tmp_path, write_run):
     (tmp_path / "sitegen.toml").write_text("[site]\nsearch = false\n")
     build(tmp_path)
     assert not (tmp_path / "site" / "pagefind").exists()
-    assert (tmp_path / "site" / "runs" / "r1" / "index.html").is_file()
+    run = (tmp_path / "site" / "runs" / "r1" / "index.html").read_text()
+    assert "search-input" not in run and "search.js" not in run  # no dead search box
 
 
 def test_a_failing_indexer_fails_the_build_and_keeps_the_previous_site(
@@ -256,3 +334,28 @@ def test_github_pages_example_builds_and_uploads_a_plain_folder():
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages"))
     assert upload["with"]["path"] == "_site"
     assert workflow["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}
+
+
+def test_a_new_run_leaves_the_other_runs_bundles_and_the_front_pages_text_alone(
+    tmp_path, write_run, monkeypatch
+):
+    """The front and list pages are indexed without their counts, so their text stays;
+    only the new run's bundle (and the pages bundle, for the data page) is indexed."""
+    monkeypatch.setattr(search, "SHARD_DOCS", 3)
+    for i in range(1, 6):
+        write_run(f"r{i}")
+    build(tmp_path)
+    site = tmp_path / "site"
+    keys = json.loads((site / "pagefind" / "bundles.json").read_text())["keys"]
+    before = fragments(site)
+    write_run("r6")
+    build(tmp_path)
+    after = json.loads((site / "pagefind" / "bundles.json").read_text())["keys"]
+    assert sorted(keys) == sorted(after) == ["pages", "runs-0", "runs-1"]
+    new = bundle_of("runs/r6/index.html", 2)
+    assert {name for name in keys if after[name] != keys[name]} <= {new, "pages"}
+    assert after[new] != keys[new]
+    now = fragments(site)
+    for url in ("/index.html", "/models/index.html", "/models/m1/index.html"):
+        assert now[url]["content"] == before[url]["content"], url
+    assert "/runs/r6/index.html" in now

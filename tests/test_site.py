@@ -108,9 +108,13 @@ def test_untrusted_text_is_escaped_and_notes_are_sanitised(tmp_path, write_run):
     build(tmp_path)
     html = (tmp_path / "site" / "runs" / "r1" / "index.html").read_text()
     page = BeautifulSoup(html, "html.parser")
-    # The only script is the theme's own copy-button file, none from the run's text.
+    # The only scripts are the theme's own files (copy buttons, search), none from the
+    # run's text.
     scripts = page.find_all("script")
-    assert [(s.get("src"), s.get_text()) for s in scripts] == [("../../assets/copy.js", "")]
+    assert [(s.get("src"), s.get_text()) for s in scripts] == [
+        ("../../assets/copy.js", ""),
+        ("../../assets/search.js", ""),
+    ]
     for tag in page.find_all(True):
         assert not any(attr.startswith("on") for attr in tag.attrs), tag
         for value in tag.attrs.values():

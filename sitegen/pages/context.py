@@ -138,6 +138,8 @@ def make_context(data: SiteData, env: Environment, outputs: Outputs) -> Context:
         [code_digest(data.layout.templates), archive_info, data.config.values, methodology_text]
     )
     catalogue_bytes = data.catalogue_json or dumps(data.catalogue).encode("utf-8")
+    # Whether pages offer the search box (base.html); the setting is in the salt.
+    env.globals["search"] = bool(data.config.get("site.search"))
     return Context(
         data=data,
         env=env,

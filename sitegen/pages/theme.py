@@ -43,6 +43,7 @@ def environment(own: Path) -> Environment:
     )
     env.globals["version"] = __version__
     env.globals["vocab"] = vocabulary  # headers' labels, units and anchors (_macros.stat_head)
+    env.globals["search"] = True  # the header's search box; off with site.search = false
     env.globals["column_docs"] = COLUMNS  # what each download column holds (data page)
     env.filters["readable"] = numfmt.readable  # rounded for reading; downloads keep exact values
     return env

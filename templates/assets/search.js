@@ -1,32 +1,41 @@
-// Site search through Pagefind. The build writes the index as several bundles
+// Site search through Pagefind, from the search box in every page's header
+// (templates/_search.html). The build writes the index as several bundles
 // (pagefind/bundles.json lists them, see sitegen/search.py): the first one's
 // pagefind.js is loaded and the others are merged into it, so one query
 // searches them all.
-// Progressive enhancement: the search box stays hidden without JavaScript,
-// and from file:// (where the browser refuses to fetch the index) the page
-// says so; the run table's filter works everywhere.
+// Progressive enhancement: the box ships hidden. Served over http, this script
+// shows it; from file:// (where the browser refuses to fetch the index) it
+// shows a note on how to serve the site instead; without JavaScript a
+// <noscript> note says the same.
 (function () {
   "use strict";
-  var section = document.querySelector("section.search");
-  if (!section) return;
+  var box = document.querySelector(".site-search");
+  if (!box) return;
   var form = document.getElementById("search-form");
   var input = document.getElementById("search-input");
   var status = document.getElementById("search-status");
   var list = document.getElementById("search-results");
-  var root = section.getAttribute("data-root") || "";
-  section.hidden = false;
+  var more = document.getElementById("search-more");
+  var note = document.getElementById("search-note");
+  // Relative path from this page to the site's root ("", "../", "../../"), or
+  // the base URL's path on the 404 page, which is served at any depth.
+  var root = box.getAttribute("data-root") || "";
   if (location.protocol === "file:") {
-    form.hidden = true;
-    status.textContent = "Search needs the site served over http: run `sitegen serve` in the archive, or `python3 -m http.server` in site/, and open the address it prints. The filter of the run table below works here.";
+    note.hidden = false;
     return;
   }
+  form.hidden = false;
+  var PAGE = 20; // results shown at once; "Show more results" adds as many again
   var engine = null;
   function bundleUrl(name) {
     return new URL(root + "pagefind/" + name, document.baseURI).href;
   }
+  // Result URLs are made site-relative ("/runs/x/index.html") whatever path the
+  // site is served under: Pagefind's default would prefix the bundle's own path.
+  var OPTIONS = { baseUrl: "/", excerptLength: 24 };
   function merge(pagefind, names) {
     return Promise.all(names.map(function (name) {
-      return pagefind.mergeIndex(bundleUrl(name));
+      return pagefind.mergeIndex(bundleUrl(name), { baseUrl: "/" });
     })).then(function () { return pagefind; });
   }
   function load() {
@@ -38,7 +47,7 @@
         var names = manifest.bundles || [];
         if (!names.length) return null;
         return import(bundleUrl(names[0] + "pagefind.js")).then(function (pagefind) {
-          return pagefind.options({ excerptLength: 24 }).then(function () {
+          return pagefind.options(OPTIONS).then(function () {
             return merge(pagefind, names.slice(1));
           });
         });
@@ -47,11 +56,14 @@
     }
     return engine;
   }
-  // Pagefind gives site-absolute URLs ("/runs/x/index.html"); pages link relatively.
+  // "/runs/x/index.html#a" -> root + "runs/x/index.html#a": pages link relatively,
+  // so the link works at any depth and under any base path.
   function localHref(url) {
-    var path = url.replace(/^\/+/, "");
+    var hash = url.indexOf("#");
+    var fragment = hash < 0 ? "" : url.slice(hash);
+    var path = (hash < 0 ? url : url.slice(0, hash)).replace(/^\/+/, "");
     if (path === "" || path.slice(-1) === "/") path += "index.html";
-    return root + path;
+    return root + path + fragment;
   }
   // Excerpts are text with <mark> around the hits: copy text and marks only.
   function appendExcerpt(parent, excerpt) {
@@ -66,41 +78,100 @@
       }
     });
   }
-  var latest = 0;
-  function run(query) {
-    var ticket = ++latest;
+  function item(data) {
+    var li = document.createElement("li");
+    var link = document.createElement("a");
+    link.href = localHref(data.url);
+    link.textContent = (data.meta && data.meta.title) || data.url;
+    li.appendChild(link);
+    if (data.meta && data.meta.kind && data.meta.kind !== "page") {
+      var kind = document.createElement("span");
+      kind.className = "kind";
+      kind.textContent = data.meta.kind;
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(kind);
+    }
+    var excerpt = document.createElement("p");
+    appendExcerpt(excerpt, data.excerpt || "");
+    li.appendChild(excerpt);
+    var sections = sectionsOf(data);
+    if (sections.length) {
+      var within = document.createElement("ul");
+      within.className = "search-sections";
+      within.setAttribute("aria-label", "Sections of " + link.textContent);
+      sections.forEach(function (section) {
+        var entry = document.createElement("li");
+        var to = document.createElement("a");
+        to.href = localHref(section.url);
+        to.textContent = section.title;
+        entry.appendChild(to);
+        within.appendChild(entry);
+      });
+      li.appendChild(within);
+    }
+    return li;
+  }
+  // The headed sections of a page that hold the most hits (at most 3, in page
+  // order): a long page (the methodology) is entered where the answer is.
+  function sectionsOf(data) {
+    var found = (data.sub_results || []).filter(function (sub) {
+      return sub.url && sub.url.indexOf("#") > 0 && sub.title && sub.locations && sub.locations.length;
+    });
+    var best = found.slice().sort(function (a, b) {
+      return b.locations.length - a.locations.length;
+    }).slice(0, 3);
+    return found.filter(function (sub) { return best.indexOf(sub) >= 0; });
+  }
+  var latest = 0; // the newest query: answers to older ones are dropped
+  var current = { results: [], shown: 0, query: "" };
+  function describe() {
+    var n = current.results.length, q = "“" + current.query + "”";
+    if (!n) return "No results for " + q;
+    var text = n + " result" + (n === 1 ? "" : "s") + " for " + q;
+    return current.shown < n ? text + ", showing the first " + current.shown : text;
+  }
+  function clear() {
+    ++latest;
+    current = { results: [], shown: 0, query: "" };
     list.textContent = "";
-    if (!query.trim()) { status.textContent = ""; return; }
+    list.hidden = true;
+    more.hidden = true;
+    status.textContent = "";
+  }
+  // Show the next PAGE results of the current query (their data is fetched now).
+  function showMore(ticket, focusFirst) {
+    var start = current.shown;
+    var slice = current.results.slice(start, start + PAGE);
+    more.disabled = true;
+    return Promise.all(slice.map(function (r) { return r.data(); })).then(function (pages) {
+      if (ticket !== latest) return;
+      pages.forEach(function (data) { list.appendChild(item(data)); });
+      current.shown = start + pages.length;
+      list.hidden = current.shown === 0;
+      more.hidden = current.shown >= current.results.length;
+      more.disabled = false;
+      status.textContent = describe();
+      if (focusFirst && list.children[start]) list.children[start].querySelector("a").focus();
+    });
+  }
+  function fail(ticket, error) {
+    if (ticket !== latest) return;
+    more.hidden = true;
+    status.textContent = "Search is unavailable: " + error.message;
+  }
+  function run(query) {
+    clear();
+    if (!query.trim()) return;
+    var ticket = latest;
     status.textContent = "Searching…";
     load().then(function (pagefind) {
       return pagefind ? pagefind.search(query) : { results: [] };
     }).then(function (search) {
-      return Promise.all(search.results.slice(0, 20).map(function (r) { return r.data(); }));
-    }).then(function (results) {
       if (ticket !== latest) return;
-      status.textContent = results.length ? results.length + " result" + (results.length === 1 ? "" : "s") + " for “" + query + "”" : "No results for “" + query + "”";
-      results.forEach(function (data) {
-        var item = document.createElement("li");
-        var link = document.createElement("a");
-        link.href = localHref(data.url);
-        link.textContent = (data.meta && data.meta.title) || data.url;
-        item.appendChild(link);
-        if (data.meta && data.meta.kind) {
-          var kind = document.createElement("span");
-          kind.className = "kind";
-          kind.textContent = data.meta.kind;
-          item.appendChild(document.createTextNode(" "));
-          item.appendChild(kind);
-        }
-        var excerpt = document.createElement("p");
-        appendExcerpt(excerpt, data.excerpt || "");
-        item.appendChild(excerpt);
-        list.appendChild(item);
-      });
-    }).catch(function (error) {
-      if (ticket !== latest) return;
-      status.textContent = "Search is unavailable: " + error.message;
-    });
+      current = { results: search.results, shown: 0, query: query };
+      if (!search.results.length) { status.textContent = describe(); return; }
+      return showMore(ticket, false);
+    }).catch(function (error) { fail(ticket, error); });
   }
   form.addEventListener("submit", function (event) {
     event.preventDefault();
@@ -110,6 +181,18 @@
   input.addEventListener("input", function () {
     clearTimeout(timer);
     timer = setTimeout(function () { run(input.value); }, 200);
+  });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && input.value) {
+      event.preventDefault();
+      clearTimeout(timer);
+      input.value = "";
+      clear();
+    }
+  });
+  more.addEventListener("click", function () {
+    var ticket = latest;
+    showMore(ticket, true).catch(function (error) { fail(ticket, error); });
   });
   var initial = new URLSearchParams(location.search).get("q");
   if (initial) { input.value = initial; run(initial); }
