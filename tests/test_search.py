@@ -240,6 +240,7 @@ def test_every_page_is_indexed_except_page_blocks_and_the_404(tmp_path, write_ru
         "/methodology/index.html",
         "/changes/index.html",
         "/data/index.html",
+        "/compare/index.html",  # without JavaScript it says how to run sitegen compare
         "/models/index.html",
         "/nodes/index.html",
         "/engines/index.html",
