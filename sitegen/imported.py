@@ -17,6 +17,8 @@ import math
 import re
 from typing import Any
 
+from sitegen.importers.llama_bench import CONFIG_FIELDS
+
 # Spread of a result: where a format records it, and what kind of spread it is.
 # llama-bench: stddev_ts is the standard deviation of the tokens/s over the
 # repetitions; other tools name theirs stddev/std/stderr.
@@ -224,36 +226,9 @@ def settings(metadata: dict[str, Any], results: list[dict[str, Any]]) -> list[di
     return [t for t in out if t["items"]]
 
 
-# Result tags that are configuration (the same for every repetition of a test).
-_CONFIG_TAGS = {
-    # llama-bench
-    "n_batch",
-    "n_ubatch",
-    "n_threads",
-    "cpu_mask",
-    "cpu_strict",
-    "poll",
-    "type_k",
-    "type_v",
-    "n_gpu_layers",
-    "n_cpu_moe",
-    "split_mode",
-    "main_gpu",
-    "no_kv_offload",
-    "flash_attn",
-    "devices",
-    "tensor_split",
-    "tensor_buft_overrides",
-    "use_mmap",
-    "load_mode",
-    "embeddings",
-    "no_op_offload",
-    "no_host",
-    "repack",
-    "backends",
-    # lm-eval
-    "n_shot",
-}
+# Result tags that are configuration (the same for every repetition of a test):
+# llama-bench's, as its importer copies them, and lm-eval's few-shot count.
+_CONFIG_TAGS = {*CONFIG_FIELDS, "n_shot"}
 
 
 def source_file(metadata: dict[str, Any], manifest: list[dict[str, Any]]) -> dict[str, Any] | None:

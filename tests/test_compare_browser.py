@@ -12,14 +12,10 @@ and cell ids that hold markup stay text.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import threading
 import tomllib
 from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -27,8 +23,8 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 from click.testing import CliRunner
 from conftest import ROOT, call_record, end_record, meta_record, metadata
+from static_host import static_host
 from test_browser import Reader, browser, bundled_site  # noqa: F401
-from test_page_kinds_browser import _Pages
 
 from sitegen.build import build
 from sitegen.cli import main
@@ -43,21 +39,6 @@ HOSTILE_CELL = "node-a:llamacpp:<img src=x onerror=\"document.title='owned'\">"
 HOSTILE_TITLE = "<script>document.title='owned'</script><b id=bold>bold</b> & \"quotes\""
 JITTER = (0.97, 1.0, 1.03, 0.99, 1.02, 1.01)
 PREFIX = "/deep/er/"
-
-
-@contextmanager
-def static_host(folder: Path, prefix: str) -> Iterator[str]:
-    """``folder`` served at ``prefix`` on 127.0.0.1, as a static host serves a site."""
-    handler = type("Pages", (_Pages,), {"prefix": prefix})
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}{prefix}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _run(

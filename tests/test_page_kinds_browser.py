@@ -8,18 +8,16 @@ long digests and imported results.
 
 from __future__ import annotations
 
-import functools
 import json
-import threading
 import tomllib
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from conftest import ROOT
+from static_host import static_host
 from test_browser import AXE, Reader, _axe, _require, browser, bundled_site  # noqa: F401
 
 pytestmark = pytest.mark.browser
@@ -57,45 +55,13 @@ def page_kinds(site: Path) -> dict[str, str]:
     return kinds
 
 
-class _Pages(SimpleHTTPRequestHandler):
-    """A static host as GitHub Pages is one: the site under its base URL's path, and
-    404.html's bytes (status 404) for any address that is not a file."""
-
-    prefix = "/"
-
-    def translate_path(self, path: str) -> str:
-        path = urlsplit(path).path
-        if not path.startswith(self.prefix):
-            return str(Path(self.directory) / "no such file")
-        return super().translate_path("/" + path[len(self.prefix) :])
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        body = (Path(self.directory) / "404.html").read_bytes()
-        self.send_response(404)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def served(bundled_site: Path) -> Iterator[str]:  # noqa: F811
     """The bundled site at its configured base path on 127.0.0.1."""
     config = tomllib.loads((ROOT / "sitegen.toml").read_text(encoding="utf-8"))
     prefix = urlsplit(config["archive"]["base_url"]).path or "/"
-    handler = type("Pages", (_Pages,), {"prefix": prefix})
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(bundled_site))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}{prefix}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with static_host(bundled_site, prefix) as url:
+        yield url
 
 
 _DOC_404 = "Failed to load resource: the server responded with a status of 404 (Not Found)"

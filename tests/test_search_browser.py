@@ -9,18 +9,15 @@ archive holds more runs than one screen of results.
 
 from __future__ import annotations
 
-import functools
 import re
-import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import generate_archive
+from static_host import static_host
 from test_browser import Reader, browser  # noqa: F401
-from test_page_kinds_browser import _Pages
 
 from sitegen.build import build
 
@@ -46,14 +43,8 @@ def site(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def served(site: Path) -> Iterator[str]:
-    handler = type("Pages", (_Pages,), {"prefix": PREFIX})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(site)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}{PREFIX}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with static_host(site, PREFIX) as url:
+        yield url
 
 
 @pytest.fixture

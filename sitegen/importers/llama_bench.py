@@ -35,7 +35,7 @@ SCHEMA = "llama-bench.json"
 ENGINE = "llama.cpp"
 
 # Configuration fields copied into each record's tags (when present).
-_CONFIG = (
+CONFIG_FIELDS = (
     "n_batch",
     "n_ubatch",
     "n_threads",
@@ -161,7 +161,7 @@ def convert(doc: Document) -> Mapped:
             "test_time": row["test_time"],
             "row": index,
         }
-        tags.update({key: row[key] for key in _CONFIG if key in row})
+        tags.update({key: row[key] for key in CONFIG_FIELDS if key in row})
         records.append(
             result(
                 test_name(row),
