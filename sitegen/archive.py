@@ -39,6 +39,9 @@ class Run:
     # The publisher's aliases, which sitegen.catalogue.targets_of applies when the
     # run's names are read (the files keep what they recorded).
     aliases: Aliases = field(default=NO_ALIASES, compare=False)
+    # Values derived from the fields above, computed once per build (the run is
+    # read-only once loaded): sitegen.catalogue.targets_of is asked ~18 times a run.
+    derived: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def source_format(self) -> str | None:

@@ -37,7 +37,6 @@ from sitegen.integrity import (
     updated_lock,
     verify,
 )
-from sitegen.jsonio import dumps
 from sitegen.layout import CATALOGUE, LOCK, PROTECTED, RETRACTIONS, Layout
 from sitegen.links import check_links
 from sitegen.output import Outputs, check_out, commit, discard, recover, stage
@@ -132,7 +131,9 @@ def load(
             ]
         )
     samples = samples_by_run(calls)
-    comparisons = all_comparisons(runs, samples, Settings.from_config(config))
+    comparisons = all_comparisons(
+        runs, samples, Settings.from_config(config), build_state.memo("comparisons")
+    )
     catalogue = build_catalogue(
         runs, checks, rows, config, retractions, comparisons, figures_by_run(calls)
     )
@@ -293,7 +294,7 @@ def build(
         )
         try:
             files = {
-                CATALOGUE: dumps(loaded.catalogue).encode("utf-8"),
+                CATALOGUE: loaded.catalogue_json,
                 LOCK: lock_text(loaded.lock).encode("utf-8"),
             }
             commit(staging, out, root, layout.cache, files)
@@ -342,7 +343,7 @@ def _make_site(
         comparisons=loaded.comparisons,
         samples=loaded.samples,
         files=tuple(data_downloads(loaded, loaded.layout.cache)),
-        catalogue_json=dumps(loaded.catalogue).encode("utf-8"),
+        catalogue_json=loaded.catalogue_json,
         progress=echo,
         previous=previous,
     )
@@ -454,7 +455,7 @@ def gate_report(
 def refresh_catalogue(archive: Path | Layout) -> None:
     """Rewrite only ``catalogue.json`` (after the runner or an importer adds a run)."""
     loaded = load(archive)
-    _write_if_changed(loaded.layout.catalogue, dumps(loaded.catalogue).encode("utf-8"))
+    _write_if_changed(loaded.layout.catalogue, loaded.catalogue_json)
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:

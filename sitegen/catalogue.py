@@ -40,6 +40,13 @@ def targets_of(run: Run) -> list[dict[str, Any]]:
     Node, engine and model carry their canonical names (sitegen.entities), with
     the names as recorded under ``recorded`` where they differ.
     """
+    cached = run.derived.get("targets")
+    if cached is None:
+        cached = run.derived["targets"] = _targets(run)
+    return [dict(t) for t in cached]  # callers may add keys; the cache stays as read
+
+
+def _targets(run: Run) -> list[dict[str, Any]]:
     declared = run.metadata.get("targets") or [
         {"cell_id": c} for c in sorted(set(run.meta.get("cells_planned") or []))
     ]

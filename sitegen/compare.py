@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 import polars as pl
 
 from sitegen.archive import Run
+from sitegen.buildstate import Memo
 from sitegen.catalogue import sort_key, targets_of
 from sitegen.config import Config
 from sitegen.exceptions import BuildError, ValidationFailed
@@ -42,6 +44,7 @@ from sitegen.verdicts import (
     RowVerdict,
     Sample,
     Settings,
+    Shift,
     Spread,
     fmt_ci,
     fmt_p,
@@ -391,19 +394,115 @@ def compare_to_baselines(facts: Facts, baselines: Baselines, settings: Settings)
 
 
 def all_comparisons(
-    runs: list[Run], samples: dict[str, dict[tuple[str, str], Sample]], settings: Settings
+    runs: list[Run],
+    samples: dict[str, dict[tuple[str, str], Sample]],
+    settings: Settings,
+    memo: Memo | None = None,
 ) -> dict[str, RunComparison]:
-    """run id -> its comparison with the baselines before it, for every run."""
+    """run id -> its comparison with the baselines before it, for every run.
+
+    With ``memo`` (the build state's comparisons), a run's comparison is computed
+    once and kept under a key made of exactly what it reads: the run's files, the
+    files of the baseline chosen for each of its cells, the verdict settings and
+    the publisher's aliases (the code's version salts the whole store). Adding a
+    run then compares that run only, unless it is a baseline later runs now meet.
+    """
+    by_id = {r.run_id: r for r in runs}
     facts = [facts_of(r, samples.get(r.run_id, {})) for r in sorted(runs, key=sort_key)]
     baselines = Baselines(facts)
-    return {f.run_id: compare_to_baselines(f, baselines, settings) for f in facts}
+    if memo is None:
+        return {f.run_id: compare_to_baselines(f, baselines, settings) for f in facts}
+    salt = json.dumps(dataclasses.asdict(settings), sort_keys=True)
+    out: dict[str, RunComparison] = {}
+    for f in facts:
+        run = by_id[f.run_id]
+        chosen = {cell: baselines.before(f, cell) for cell in sorted(f.cells)}
+        inputs = [
+            salt,
+            run.digest,
+            json.dumps(run.aliases.by_kind, sort_keys=True),
+            [(cell, b and b.run_id, b and by_id[b.run_id].digest) for cell, b in chosen.items()],
+        ]
+        key = hashlib.sha256(json.dumps(inputs).encode("utf-8")).hexdigest()
+        stored = memo.get(key)
+        if stored is not None:
+            out[f.run_id] = comparison_from_plain(stored)
+            continue
+        comparison = compare_to_baselines(f, baselines, settings)
+        memo.put(key, comparison_to_plain(comparison))
+        out[f.run_id] = comparison
+    return out
 
 
-def comparisons_of(
-    runs: list[Run], calls: pl.DataFrame, config: Config
-) -> dict[str, RunComparison]:
-    """Every run's verdicts against its baselines, from the call store (one pass)."""
-    return all_comparisons(runs, samples_by_run(calls), Settings.from_config(config))
+def comparison_to_plain(c: RunComparison) -> dict[str, Any]:
+    """A comparison as JSON values (metrics by key), for the build state."""
+
+    def metric(m: MetricVerdict) -> dict[str, Any]:
+        return {
+            "metric": m.metric.key,
+            "status": m.status,
+            "reason": m.reason,
+            "base": m.base and dataclasses.asdict(m.base),
+            "now": m.now and dataclasses.asdict(m.now),
+            "shift": m.shift and dataclasses.asdict(m.shift),
+            "note": m.note,
+        }
+
+    rows = [
+        {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
+        | {"metrics": [metric(m) for m in r.metrics]}
+        for r in c.rows
+    ]
+    spreads = {
+        cell: {
+            prompt: {k: s and dataclasses.asdict(s) for k, s in metrics.items()}
+            for prompt, metrics in prompts.items()
+        }
+        for cell, prompts in c.spreads.items()
+    }
+    return {
+        "run_id": c.run_id,
+        "rows": rows,
+        "without_baseline": c.without_baseline,
+        "spreads": spreads,
+        "one_sided": c.one_sided,
+    }
+
+
+def comparison_from_plain(data: dict[str, Any]) -> RunComparison:
+    """The inverse of :func:`comparison_to_plain`: equal to the comparison it was made from."""
+
+    def spread(d: dict[str, Any] | None) -> Spread | None:
+        return None if d is None else Spread(**d)
+
+    def metric(d: dict[str, Any]) -> MetricVerdict:
+        return MetricVerdict(
+            BY_KEY[d["metric"]],
+            d["status"],
+            d["reason"],
+            spread(d["base"]),
+            spread(d["now"]),
+            None if d["shift"] is None else Shift(**d["shift"]),
+            d["note"],
+        )
+
+    rows = [
+        RowVerdict(
+            **(r | {"metrics": tuple(metric(m) for m in r["metrics"])})
+            | {"differences": tuple(r["differences"])}
+        )
+        for r in data["rows"]
+    ]
+    spreads = {
+        cell: {
+            prompt: {k: spread(s) for k, s in metrics.items()}
+            for prompt, metrics in prompts.items()
+        }
+        for cell, prompts in data["spreads"].items()
+    }
+    return RunComparison(
+        data["run_id"], rows, list(data["without_baseline"]), spreads, list(data["one_sided"])
+    )
 
 
 # ---------------------------------------------------------------- the compare page's data

@@ -5,8 +5,11 @@ the renderer), so none of them imports the build to name it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from sitegen.jsonio import dumps
 
 if TYPE_CHECKING:
     import polars as pl
@@ -43,6 +46,12 @@ class Loaded:
     # run id -> (cell, prompt) -> its warm calls' values: what the verdicts (and the
     # compare page's samples.json) are computed from (sitegen.compare.samples_by_run).
     samples: dict[str, dict[tuple[str, str], Sample]] = field(default_factory=dict)
+
+    @cached_property
+    def catalogue_json(self) -> bytes:
+        """``catalogue.json``'s bytes: written to the archive and to the site, and keyed
+        by pages; one encoding per build (a few seconds at 10,000 runs)."""
+        return dumps(self.catalogue).encode("utf-8")
 
     @property
     def archive(self) -> Path:

@@ -49,6 +49,10 @@ class Aliases:
     """The publisher's aliases: per kind, a name -> the canonical name it stands for."""
 
     by_kind: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # (kind, name) -> canonical name: a build asks for the same few names ~10^5 times.
+    _names: dict[tuple[str, str], str | None] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
 
     def resolve(self, kind: str, name: str) -> str:
         table = self.by_kind.get(kind) or {}
@@ -88,7 +92,16 @@ def canonical(kind: str, name: Any, aliases: Aliases = NO_ALIASES) -> str | None
     The publisher's aliases apply to the name as recorded and to its built-in
     normal form (so ``[aliases.model] "x.gguf"`` and ``x`` both work).
     """
-    if isinstance(name, str) and name.strip() in (aliases.by_kind.get(kind) or {}):
+    if not isinstance(name, str):
+        return None
+    key = (kind, name)
+    if key not in aliases._names:
+        aliases._names[key] = _canonical(kind, name, aliases)
+    return aliases._names[key]
+
+
+def _canonical(kind: str, name: str, aliases: Aliases) -> str | None:
+    if name.strip() in (aliases.by_kind.get(kind) or {}):
         return builtin(kind, aliases.resolve(kind, name.strip()))
     base = builtin(kind, name)
     if base is None:

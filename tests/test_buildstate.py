@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import generate_archive
 
+from sitegen.build import load
 from sitegen.buildstate import STATE_FILE, BuildState
 
 STORE = Path(".sitegen-cache") / STATE_FILE
@@ -61,6 +63,7 @@ def test_one_store_holds_every_kind_of_derived_data(archive: Path):
         "gate-findings",
         "link-summary",
         "search-document",
+        "comparisons",
     ):
         assert held.get(kind, 0) > 0, held
     # the separate JSON caches these replaced are gone
@@ -119,3 +122,39 @@ def test_memo_keeps_rows_until_the_build_ends(tmp_path: Path):
     assert BuildState(tmp_path).memo("b").get("y") == [2]
     again.save()  # end of a build that used only "a": "b" was never opened, so it stays
     assert BuildState(tmp_path).memo("b").get("y") == [2]
+
+
+def test_each_comparison_is_computed_once_and_read_back_unchanged(archive: Path):
+    """Verdicts come from the store after the first build, equal to computing them again,
+    and a run added later is the only one compared again."""
+    sitegen(archive)
+    warm = load(archive)
+    memo = warm.state.memo("comparisons")
+    assert (memo.hits, memo.misses) == (len(warm.comparisons), 0)
+    cold = load(archive, use_cache=False)
+    assert any(c.rows for c in cold.comparisons.values())  # run 0 is a baseline
+    assert warm.comparisons == cold.comparisons
+    assert warm.catalogue_json == cold.catalogue_json
+
+    generate_archive.write_run(
+        archive, 4, rng=random.Random(4), warm=2, n_cells=2, n_prompts=2, kind="complete"
+    )
+    added = load(archive)
+    memo = added.state.memo("comparisons")
+    assert (memo.hits, memo.misses) == (len(warm.comparisons), 1)
+    assert added.comparisons["synthetic-00004"].rows
+    assert added.comparisons == load(archive, use_cache=False).comparisons
+
+
+def test_a_new_baseline_compares_again_only_the_runs_after_it(archive: Path):
+    sitegen(archive)
+    before = load(archive).comparisons
+    # Run 1 becomes a baseline in a corrected copy: runs 2 and 3 now meet it.
+    meta = archive / "runs" / "synthetic-00001" / "metadata.json"
+    meta.write_text(meta.read_text().replace('"baseline": false', '"baseline": true'))
+    (archive / "runs.lock").unlink()  # as if it had not been published yet
+    after = load(archive)
+    memo = after.state.memo("comparisons")
+    assert memo.misses == 3  # runs 1, 2 and 3; run 0 is unchanged
+    assert {r.baseline_id for r in after.comparisons["synthetic-00003"].rows} == {"synthetic-00001"}
+    assert after.comparisons["synthetic-00000"] == before["synthetic-00000"]
