@@ -10,16 +10,19 @@ from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 
 class Pages(SimpleHTTPRequestHandler):
     """The site under ``prefix``; 404.html's bytes (status 404) for what is not a file."""
 
     prefix = "/"
+    asked: list[str] | None = None  # when a list: every path requested, in order
 
     def translate_path(self, path: str) -> str:
         path = urlsplit(path).path
+        if self.asked is not None:
+            self.asked.append(unquote(path))
         if not path.startswith(self.prefix):
             return str(Path(self.directory) / "no such file")
         return super().translate_path("/" + path[len(self.prefix) :])
@@ -37,9 +40,10 @@ class Pages(SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def static_host(folder: Path, prefix: str) -> Iterator[str]:
-    """``folder`` served at ``prefix``; yields the site's URL."""
-    handler = type("Pages", (Pages,), {"prefix": prefix})
+def static_host(folder: Path, prefix: str, asked: list[str] | None = None) -> Iterator[str]:
+    """``folder`` served at ``prefix``; yields the site's URL. ``asked``, when given,
+    collects every path requested (what the browser fetched out of Playwright's sight)."""
+    handler = type("Pages", (Pages,), {"prefix": prefix, "asked": asked})
     server = ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
     )

@@ -7,16 +7,14 @@ with 404.html's bytes and status 404, which is what GitHub Pages and Netlify do.
 
 from __future__ import annotations
 
-import mimetypes
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import generate_archive
+from static_host import static_host
 from test_browser import ARGS, CHROMIUM, Reader
 
 from sitegen.build import build
@@ -38,51 +36,17 @@ def site(tmp_path_factory) -> Path:
     return (root / "site").resolve()
 
 
-def _static_host(site: Path) -> type[BaseHTTPRequestHandler]:
-    class Host(BaseHTTPRequestHandler):
-        """The site under PREFIX; anything else gets 404.html's bytes with status 404."""
-
-        asked: ClassVar[list[str]] = []  # every path requested, in order
-
-        def do_GET(self) -> None:
-            path = unquote(urlsplit(self.path).path)
-            self.asked.append(path)
-            status, file = 404, site / "404.html"
-            if path.startswith(PREFIX):
-                rel = path[len(PREFIX) :]
-                if rel == "" or rel.endswith("/"):
-                    rel += "index.html"
-                candidate = (site / rel).resolve()
-                if candidate.is_relative_to(site) and candidate.is_file():
-                    status, file = 200, candidate
-            body = file.read_bytes()
-            kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Host
+@pytest.fixture(scope="module")
+def asked() -> list[str]:
+    """Every path the host was asked for, in order."""
+    return []
 
 
 @pytest.fixture(scope="module")
-def handler(site: Path) -> type[BaseHTTPRequestHandler]:
-    return _static_host(site)
-
-
-@pytest.fixture(scope="module")
-def host(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def host(site: Path, asked: list[str]) -> Iterator[str]:
+    """The host's root URL; the site is under PREFIX, 404.html everywhere else."""
+    with static_host(site, PREFIX, asked) as url:
+        yield url[: -len(PREFIX)]
 
 
 @pytest.fixture(scope="module")
@@ -167,20 +131,20 @@ def test_nested_missing_address_gets_a_styled_404_whose_links_work(browser: Any,
 
 
 def test_favicon_is_linked_and_no_page_errors_on_index_and_run(
-    browser: Any, host: str, handler: Any
+    browser: Any, host: str, asked: list[str]
 ):
     # Chromium fetches the icon itself, out of Playwright's sight: the server sees it.
     r = Reader(browser)
     try:
         for path in ("index.html", RUN):
-            handler.asked.clear()
+            asked.clear()
             r.page.goto(host + PREFIX + path)
             for _ in range(50):
-                if PREFIX + "assets/favicon.svg" in handler.asked:
+                if PREFIX + "assets/favicon.svg" in asked:
                     break
                 r.page.wait_for_timeout(100)
-            assert PREFIX + "assets/favicon.svg" in handler.asked
-            assert not any(p.endswith("favicon.ico") for p in handler.asked)
+            assert PREFIX + "assets/favicon.svg" in asked
+            assert not any(p.endswith("favicon.ico") for p in asked)
     finally:
         r.close()  # asserts no console error (a missing icon is one)
 
