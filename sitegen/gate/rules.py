@@ -122,7 +122,7 @@ LIBRARY_NAMES = frozenset(
      "ubuntu", "debian", "windows", "macos", "xcode", "build", "mlx", "metal", "vulkan",
      "opencl", "sycl", "llama.cpp", "ollama", "sglang", "openmpi", "ucx", "libtorch"}
 )  # fmt: skip
-_NAME_BEFORE = re.compile(r"([A-Za-z][A-Za-z0-9.+_-]*)[ \t]*(?:[:=]|version|v)?[ \t]*[\"']?$")
+_NAME_BEFORE = re.compile(r"([A-Za-z][A-Za-z0-9.+_-]*)[ \t]*(?:[:=]|version|v)?[ \t]*[\"']?\Z")
 _IPV6 = re.compile(
     r"(?<![\w:.%])"
     r"(?:[0-9A-Fa-f]{0,4}:){2,8}"
@@ -131,10 +131,14 @@ _IPV6 = re.compile(
     r"(?![\w:])"
 )
 # Text right before a dotted quad that makes it a version, not an address:
-# "torch==2.1.0.1", "version: 2.1.0.1", '"engine_version": "2.1.0.1"'.
+# "torch==2.1.0.1", "version: 2.1.0.1", '"engine_version": "2.1.0.1"'. Blanks,
+# never a line break, and \Z, not $ (which also matches before a final newline):
+# every rule reads within one line (a private key's body aside), which is what
+# lets a large file be scanned in cached chunks.
 _VERSION_BEFORE = re.compile(
     r"(?:(?:[=!<>~]=|\^|~)[ \t]*"  # a pin: ==, >=, ~=, ^, ~
-    r"|(?:version|\bver|release|revision|\brev|section|§)s?_*[\"']?\s*[:=]?\s*[\"']?\s*)$",
+    r"|(?:version|\bver|release|revision|\brev|section|§)s?_*"
+    r"[\"']?[ \t]*[:=]?[ \t]*[\"']?[ \t]*)\Z",
     re.IGNORECASE,
 )
 _SLICE_SHAPE = re.compile(r"[0-9]*::?[0-9]*:?[0-9]*")
@@ -430,7 +434,7 @@ _WINDOWS_HOME = re.compile(
 )
 _TILDE_HOME = re.compile(r"~(?P<name>[A-Za-z_][A-Za-z0-9._-]{1,31})")  # 2+ characters: not ~n/2
 _TILDE_NOT_AFTER = re.compile(r"[\w~/\\.$-]")
-_CD_BEFORE = re.compile(r"\bcd[ \t]+$")
+_CD_BEFORE = re.compile(r"\bcd[ \t]+\Z")
 # Generic or shared accounts: a path under them names no person.
 GENERIC_HOME_NAMES = frozenset(
     {"user", "username", "runner", "yourname", "your_name", "your-name", "name", "example",

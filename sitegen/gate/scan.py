@@ -9,12 +9,15 @@ by (line, column, rule), so one leak is reported once.
 from __future__ import annotations
 
 import hashlib
+import operator
 import os
 import unicodedata
+import zlib
 from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import accumulate, compress, repeat
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sitegen.discover import MAX_WALK_DEPTH
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
@@ -44,6 +47,14 @@ _KIND_BY_SUFFIX = {
 # Version-control folders are never published.
 SKIPPED_DIRS = frozenset({".git", ".hg", ".svn"})
 _SNIFF_BYTES = 8192
+
+# A text file this large (the site's catalogue.json, data/calls.csv) is scanned
+# in chunks of whole lines, each cached by its bytes: adding a run changes the
+# chunk it falls in, not the whole file (chunk ends are chosen by content, see
+# chunk_ends). Exact because every rule reads within one line; a file with a
+# private key, whose body spans lines, is scanned whole.
+CHUNKED_MIN_BYTES = 1 << 20
+_CHUNK_BYTES = 1 << 18
 
 
 @dataclass(frozen=True, order=True)
@@ -249,7 +260,11 @@ def scan_tree(
 
 def _listed(rel: str) -> bool:
     """What the walk would scan: not in a version-control folder, not the root allowlist."""
-    return rel != ALLOWLIST and not any(p in SKIPPED_DIRS for p in rel.split("/")[:-1])
+    if rel == ALLOWLIST:
+        return False
+    if not rel.startswith(".") and "/." not in rel:
+        return True  # every skipped folder's name starts with a dot: most paths need no split
+    return not any(p in SKIPPED_DIRS for p in rel.split("/")[:-1])
 
 
 def _read(source: Path | tuple[Path, str]) -> bytes:
@@ -304,12 +319,121 @@ def _scan_cached(
     if digest is None:
         data = _read(source)
         digest = hashlib.sha256(data).hexdigest()
-    key = cache.key(kind_for(display), digest)
+    kind = kind_for(display)
+    key = cache.key(kind, digest)
     rows = cache.get(key)
     if rows is not None:
         return [Finding(display, *row) for row in rows]
-    found = _scan_file(_read(source) if data is None else data, display, suffix)
-    cache.put(key, [[f.line, f.column, f.rule, f.redacted, f.fingerprint] for f in found])
+    index_key = cache.key(f"{kind}/chunks", digest)
+    index = cache.get(index_key)
+    if index is not None:
+        found_in_chunks = _from_chunks(index, display, cache)
+        if found_in_chunks is not None:
+            return found_in_chunks
+    data = _read(source) if data is None else data
+    if len(data) >= CHUNKED_MIN_BYTES and not is_binary(data):
+        chunked = scan_chunks(data, display, kind, cache)
+        if chunked is not None:
+            found, index = chunked
+            cache.put(index_key, index)
+            return found
+    found = _scan_file(data, display, suffix)
+    cache.put(key, _rows(found))
+    return found
+
+
+def _rows(found: list[Finding]) -> list[list[Any]]:
+    return [[f.line, f.column, f.rule, f.redacted, f.fingerprint] for f in found]
+
+
+def chunk_ends(data: bytes, size: int = _CHUNK_BYTES) -> list[int]:
+    """Where each chunk of ``data`` ends: right after a newline, chosen by content.
+
+    A line is chosen with a chance proportional to its length (its CRC-32
+    against a threshold), so chunks average ``size`` bytes whatever the line
+    lengths, and the same lines give the same ends wherever they sit in the
+    file. Chosen lines closer than ``size // 8`` to the last end are passed
+    over; a stretch of ``4 * size`` with none is cut at a newline. Every step
+    over the lines runs in C: a Python loop per line would cost a second per
+    hundred megabytes.
+    """
+    lines = data.split(b"\n")
+    lengths = list(map(len, lines))
+    step = (1 << 32) // size
+    chosen = compress(
+        range(len(lines) - 1),  # the last piece has no newline after it
+        map(operator.lt, map(zlib.crc32, lines), map(operator.mul, lengths, repeat(step))),
+    )
+    before = list(accumulate(lengths))  # bytes of lines 0..i, newlines not counted
+    del lines
+    ends: list[int] = []
+    last = 0
+
+    def cut_until(stop: int) -> int:
+        """Cut the stretch from ``last`` to ``stop`` where it runs too long."""
+        nonlocal last
+        while stop - last > 4 * size:
+            newline = data.find(b"\n", last + 2 * size - 1, stop - 1)
+            if newline < 0:
+                break
+            ends.append(newline + 1)
+            last = newline + 1
+        return last
+
+    for i in chosen:
+        end = before[i] + i + 1
+        if end - cut_until(end) >= size // 8:
+            ends.append(end)
+            last = end
+    if cut_until(len(data)) < len(data):
+        ends.append(len(data))
+    return ends
+
+
+def scan_chunks(
+    data: bytes, display: str, kind: str, cache: ScanCache, size: int = _CHUNK_BYTES
+) -> tuple[list[Finding], list[list[Any]]] | None:
+    """Findings of a large text file, chunk by chunk; None when it must be scanned whole.
+
+    A chunk after the first is scanned behind a line break, which is all a rule
+    that reads within one line can see of what precedes it (and a BOM there is
+    not the file's opening one). Returns the findings and the file's index:
+    each chunk's key and line count.
+    """
+    found: list[Finding] = []
+    index: list[list[Any]] = []
+    start = 0
+    lines = 0
+    for end in chunk_ends(data, size):
+        chunk = data[start:end]
+        first = start == 0
+        key = cache.key(f"{kind}/chunk{'0' if first else ''}", hashlib.sha256(chunk).hexdigest())
+        rows = cache.get(key)
+        if rows is None:
+            text = chunk.decode("utf-8", errors="replace")
+            shift = 0 if first else 1
+            local = scan_text(text if first else "\n" + text, display, kind=kind)
+            rows = [[f.line - shift, f.column, f.rule, f.redacted, f.fingerprint] for f in local]
+            cache.put(key, rows)
+        if any(row[2] == "private-key" for row in rows):
+            return None
+        found.extend(Finding(display, lines + row[0], *row[1:]) for row in rows)
+        index.append([key, chunk.count(b"\n")])
+        lines += index[-1][1]
+        start = end
+    return found, index
+
+
+def _from_chunks(index: list[Any], display: str, cache: ScanCache) -> list[Finding] | None:
+    """A chunked file's findings from its stored chunks (None if one is gone)."""
+    found: list[Finding] = []
+    lines = 0
+    for key, count in index:
+        rows = cache.get(key)
+        if rows is None:
+            return None
+        found.extend(Finding(display, lines + row[0], *row[1:]) for row in rows)
+        lines += count
     return found
 
 

@@ -1,0 +1,105 @@
+"""The gate scans a large file in cached chunks: the same findings as a whole scan,
+and a one-line change rescans one chunk, not the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from sitegen.gate import scan_bytes, scan_tree
+from sitegen.gate.allowlist import Allowlist
+from sitegen.gate.findings_cache import ScanCache
+from sitegen.gate.scan import CHUNKED_MIN_BYTES, chunk_ends, kind_for, scan_chunks
+
+CORPUS = Path(__file__).parent / "data" / "gate"
+CORPUS_LINES = [
+    line
+    for name in ("planted.txt", "lookalikes.txt")
+    for line in (CORPUS / name).read_text(encoding="utf-8").splitlines()
+]
+# What a rule could read across a line break, were it written to: a version
+# word above a dotted quad, a BOM or an escaped one opening a line, a key.
+CROSS_LINE = [
+    "version:",
+    "torch==",
+    "torch",
+    "cd ",
+    "/home/alice/work",
+    "10.0.0.5",
+    "\ufeff10.1.2.3",
+    "\\ufeff",
+    "password",
+    "= hunter2hunter2",
+    "ssh",
+    "alice@build-box.example.com",
+    '"key": ',
+    '"sk-abcdefghijklmnopqrstuvwxyz0123456789"',
+    "",
+    "   ",
+]
+LINES = st.lists(
+    st.sampled_from(CORPUS_LINES) | st.sampled_from(CROSS_LINE), min_size=1, max_size=40
+)
+
+
+@settings(max_examples=300, deadline=None)
+@example(lines=["version:", "10.0.0.5"], size=8, name="a.json")
+@example(lines=["x", "\ufeff10.1.2.3"], size=8, name="a.csv")
+@example(lines=["torch", "10.0.0.5"], size=8, name="a.csv")
+@example(lines=["cd ", "/home/alice/work"], size=8, name="a.csv")
+@given(lines=LINES, size=st.integers(8, 400), name=st.sampled_from(["a.json", "a.csv", "a.html"]))
+def test_chunked_findings_equal_a_whole_scan(lines: list[str], size: int, name: str) -> None:
+    data = "\n".join(lines).encode("utf-8") + b"\n"
+    chunked = scan_chunks(data, name, kind_for(name), ScanCache(None), size)
+    assert chunked is not None
+    assert chunked[0] == scan_bytes(data, name)
+
+
+def test_a_private_key_sends_the_file_to_a_whole_scan() -> None:
+    """Its body spans lines, so only the whole file gives its true fingerprint."""
+    key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n"
+    data = ("filler line\n" * 50 + key + "filler line\n" * 50).encode()
+    assert scan_chunks(data, "k.txt", "text", ScanCache(None), 64) is None
+
+
+def test_chunk_ends_fall_after_newlines_and_an_insertion_moves_one_chunk() -> None:
+    rows = [f"run-{i:05d},{i * 7919 % 1000},{i * 104729 % 997}.5,c{i % 4}" for i in range(40_000)]
+    data = ("\n".join(rows) + "\n").encode()
+    ends = chunk_ends(data, 16_384)
+    assert ends[-1] == len(data)
+    assert all(data[e - 1 : e] == b"\n" for e in ends)
+    assert 10 < len(ends) < 200
+    added = data.replace(b"run-20000,", b"run-19999b,1,1.5,cell-0\nrun-20000,", 1)
+    moved = chunk_ends(added, 16_384)
+
+    def chunks(d: bytes, e: list[int]) -> set[bytes]:
+        return {d[a:b] for a, b in zip([0, *e[:-1]], e, strict=True)}
+
+    assert len(chunks(added, moved) - chunks(data, ends)) == 1
+
+
+def test_a_build_after_one_changed_line_rescans_one_chunk(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "data").mkdir(parents=True)
+    rows = [f"run-{i:06d},{i % 97}.25,{i % 13},cell-{i % 4},ok" for i in range(60_000)]
+    big = site / "data" / "calls.csv"
+    big.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert big.stat().st_size >= CHUNKED_MIN_BYTES
+    state = tmp_path / "cache"
+
+    first = ScanCache(state)
+    assert scan_tree(site, "site", Allowlist(), first) == []
+    first.save()
+    chunks_first = first.misses
+
+    rows[30_000] = "run-030000,1.25,3,cell-0,reached 10.20.30.40 from the box"
+    big.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    second = ScanCache(state)
+    found = scan_tree(site, "site", Allowlist(), second)
+    assert [(f.path, f.line, f.rule) for f in found] == [("site/data/calls.csv", 30_001, "ipv4")]
+    assert found == scan_tree(site, "site", Allowlist())  # what an uncached scan says
+    # the changed chunk and the file's index: nothing else was scanned again
+    assert chunks_first > 4
+    assert second.misses == 2
