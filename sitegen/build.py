@@ -344,6 +344,7 @@ def _make_site(
         samples=loaded.samples,
         files=tuple(data_downloads(loaded, loaded.layout.cache)),
         catalogue_json=loaded.catalogue_json,
+        entry_digests=loaded.entry_digests,
         progress=echo,
         previous=previous,
     )

@@ -8,6 +8,7 @@ for bad input.
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import signal
 import sys
@@ -80,6 +81,11 @@ def stops_on_sigterm(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.version_option(__version__, prog_name="sitegen")
 def main() -> None:
     """Build a static, citable site from an archive of LLM benchmark runs."""
+    # A build makes millions of small objects that live until it ends (rows,
+    # verdicts, page values); at the default threshold the collector walks them
+    # again every 700 allocations. Measured: a fifth of a one-run-added build at
+    # 2,000 runs, with the same peak memory at this threshold.
+    gc.set_threshold(100_000, 50, 100)
 
 
 @main.command()

@@ -17,12 +17,18 @@ so the same data always gives the same bytes.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sitegen.exceptions import Problem
+
+if TYPE_CHECKING:
+    from sitegen.buildstate import Memo
 
 MAX_DEPTH = 64
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -243,3 +249,51 @@ def dumps_compact(obj: Any) -> str:
         json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         + "\n"
     )
+
+
+_HOLE = "\x00"  # stands in for an item in the skeleton; encoded as "\u0000"
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A document in :func:`dumps` form, and the sha256 of each cached item's text."""
+
+    text: str
+    item_digests: list[str]
+
+
+def dumps_items_cached(obj: dict[str, Any], field: str, memo: Memo) -> Encoded:
+    """:func:`dumps` of ``obj``, byte for byte, with each item of the list
+    ``obj[field]`` encoded once and kept in ``memo`` (catalogue.json's run
+    entries: a build that adds one run encodes one entry).
+
+    An item's key is the sha256 of its pickle, which is exact (an equal pickle
+    is an equal value, types and all) and cheap to make: a tenth of encoding it.
+    Two equal values may pickle differently (shared objects), which costs a miss,
+    never a wrong text. Each item is encoded alone, then indented to its depth.
+    """
+    items = obj[field]
+    texts: list[str] = []
+    for item in items:
+        key = hashlib.sha256(pickle.dumps(item, protocol=5)).hexdigest()
+        text = memo.get(key)
+        if not isinstance(text, str):
+            text = dumps(item)[:-1].replace("\n", "\n    ")
+            memo.put(key, text)
+        texts.append(text)
+    pieces = dumps(obj | {field: [_HOLE] * len(items)}).split('"\\u0000"')
+    if len(pieces) != len(items) + 1 or not _at_item_depth(pieces):
+        return Encoded(dumps(obj), [_sha256(t) for t in texts])  # a NUL elsewhere in obj
+    out = [pieces[0]]
+    for text, piece in zip(texts, pieces[1:], strict=True):
+        out += (text, piece)
+    return Encoded("".join(out), [_sha256(t) for t in texts])
+
+
+def _at_item_depth(pieces: list[str]) -> bool:
+    """Every hole sits where an item of a top-level list does: four spaces in."""
+    return all(p.endswith("\n    ") for p in pieces[:-1])
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

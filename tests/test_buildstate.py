@@ -14,6 +14,7 @@ from conftest import generate_archive
 
 from sitegen.build import load
 from sitegen.buildstate import STATE_FILE, BuildState
+from sitegen.jsonio import dumps
 
 STORE = Path(".sitegen-cache") / STATE_FILE
 
@@ -158,3 +159,23 @@ def test_a_new_baseline_compares_again_only_the_runs_after_it(archive: Path):
     assert memo.misses == 3  # runs 1, 2 and 3; run 0 is unchanged
     assert {r.baseline_id for r in after.comparisons["synthetic-00003"].rows} == {"synthetic-00001"}
     assert after.comparisons["synthetic-00000"] == before["synthetic-00000"]
+
+
+def test_catalogue_entries_are_encoded_once_and_the_file_is_byte_identical(archive: Path):
+    """catalogue.json is assembled from each run's stored entry text: the same bytes as
+    encoding it whole, and adding a run encodes that run's entry only."""
+    sitegen(archive)
+    warm = load(archive)
+    assert warm.catalogue_json == (archive / "catalogue.json").read_bytes()
+    assert warm.catalogue_json == dumps(warm.catalogue).encode("utf-8")
+    memo = warm.state.memo("catalogue-entries")
+    assert (memo.hits, memo.misses) == (4, 0)
+
+    generate_archive.write_run(
+        archive, 4, rng=random.Random(4), warm=2, n_cells=2, n_prompts=2, kind="complete"
+    )
+    added = load(archive)
+    assert added.catalogue_json == dumps(added.catalogue).encode("utf-8")
+    memo = added.state.memo("catalogue-entries")
+    assert (memo.hits, memo.misses) == (4, 1)
+    assert added.catalogue_json == load(archive, use_cache=False).catalogue_json

@@ -44,6 +44,8 @@ class SiteData:
     config: Config = field(default_factory=defaults)
     files: tuple[Download, ...] = ()  # everything under data/ (sitegen.downloads)
     catalogue_json: bytes = b""  # the catalogue in its canonical form, when already made
+    # run id -> sha256 of its entry's text in catalogue_json (made with it)
+    entry_digests: dict[str, str] = field(default_factory=dict)
     progress: Callable[[str], Any] | None = None  # told how rendering goes, on long builds
     previous: Previous | None = None  # the live build, whose unchanged files are reused
     comparisons: dict[str, RunComparison] = field(default_factory=dict)  # sitegen.compare
@@ -128,7 +130,7 @@ def make_context(data: SiteData, env: Environment, outputs: Outputs) -> Context:
     entries = data.catalogue["runs"]
     groups = build_groups(entries, data.runs)
     comparisons = data.comparisons
-    entry_keys = {e["id"]: digest(e) for e in entries}
+    entry_keys = data.entry_digests or {e["id"]: digest(e) for e in entries}
     archive_info = data.catalogue["archive"]
     methodology = data.layout.methodology
     if not methodology.is_file():
