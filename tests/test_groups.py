@@ -125,6 +125,31 @@ def test_trend_chart_has_a_panel_per_cell_and_prompt_and_points_link_to_runs(dem
     assert "1 request in flight" in key and "unreliable run: retracted" in key
 
 
+def test_a_value_many_runs_recorded_names_the_newest_and_counts_the_rest(demo: Path):
+    """A fact table cell never lists hundreds of runs: every run agreeing is said in
+    words, and a value some runs recorded names the newest ten, then how many more."""
+
+    def facts(page: Path) -> dict[str, list[BeautifulSoup]]:
+        rows: dict[str, list[BeautifulSoup]] = {}
+        label = ""
+        for tr in soup(page).select("table.entity-facts tbody tr"):
+            label = tr.th.get_text() if tr.th else label
+            rows.setdefault(label, []).append(tr.select("td")[-1])
+        return rows
+
+    node = facts(demo / "nodes" / "synth-a" / "index.html")
+    assert node["CPU"][0].get_text() == "all 24 runs" and not node["CPU"][0].select("a")
+    digest = facts(demo / "models" / "demo-1.5b-q8_0" / "index.html")["Digest"]
+    named = [a.get_text() for a in digest[0].select("a code")]
+    assert named[:2] == ["synthetic-00022", "synthetic-00021"] and len(named) == 10
+    assert "and 12 older" in digest[0].get_text()
+    assert digest[0].select_one("a[href='#runs-heading']")
+    assert [a.get_text() for a in digest[1].select("a code")] == [
+        "synthetic-00023",
+        "synthetic-00003",
+    ]
+
+
 def test_long_lists_are_paginated_and_the_table_stays_complete_without_js(demo: Path):
     index = soup(demo / "index.html")
     assert len(index.select("table#runs tbody tr")) == 10

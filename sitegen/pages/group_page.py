@@ -14,6 +14,10 @@ from sitegen.groups import KINDS, Group, Page, paginate, trend_panels, trend_svg
 from sitegen.pages.context import Context
 from sitegen.reuse import digest
 
+# A recorded value names at most this many runs (the newest), then how many more:
+# a node's CPU recorded by 1,000 runs would otherwise list all 1,000 (a megabyte).
+FACTS_RUNS_SHOWN = 10
+
 
 def group_pages(ctx: Context) -> None:
     group_template = ctx.env.get_template("group.html")
@@ -91,11 +95,15 @@ def _group_front(ctx: Context, template: Template, group: Group, page: Page) -> 
         "total": len(runs),
         "page": page,
         "series": series,
-        # the runs the recorded facts name: their addresses, and which only planned cells
+        # the runs the recorded facts name (the newest few per value): their addresses,
+        # and which only planned cells
         "by_id": {
             rid: {"url": ctx.by_id[rid]["url"], "status": ctx.by_id[rid]["status"]}
-            for rid in group.run_ids
+            for f in group.facts
+            for v in f["values"]
+            for rid in v["runs"][:FACTS_RUNS_SHOWN]
         },
+        "facts_runs_shown": FACTS_RUNS_SHOWN,
     }
 
     def render() -> str:
