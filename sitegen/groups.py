@@ -52,7 +52,9 @@ _CLEAN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 RESERVED_SLUGS = {"index.html", "pages"}
 MAX_SLUG = 80
 TREND_RUNS = 60  # at most this many recent runs are drawn per group; the tables list all
-TREND_LINKS = 240  # linked points per chart (~250 bytes with their lines), to keep pages light
+# Linked points per chart: each costs about 600 bytes with its interval line and
+# its share of the axes (measured), so 120 keep a group page's charts near 75 KB.
+TREND_LINKS = 120
 TREND_PANELS = 18  # cell x prompt panels per chart (~4 KB each, both metrics)
 
 
