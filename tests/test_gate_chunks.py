@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sitegen.gate import scan_bytes, scan_tree
+from sitegen.gate import scan, scan_bytes, scan_tree
 from sitegen.gate.allowlist import Allowlist
 from sitegen.gate.findings_cache import ScanCache
 from sitegen.gate.scan import CHUNKED_MIN_BYTES, chunk_ends, kind_for, scan_chunks
@@ -78,6 +78,17 @@ def test_chunk_ends_fall_after_newlines_and_an_insertion_moves_one_chunk() -> No
         return {d[a:b] for a, b in zip([0, *e[:-1]], e, strict=True)}
 
     assert len(chunks(added, moved) - chunks(data, ends)) == 1
+
+
+def test_chunk_ends_do_not_depend_on_the_block_lines_are_judged_in(monkeypatch) -> None:
+    """A large file's lines are judged a block at a time (to bound memory): where
+    the blocks fall never moves a chunk end."""
+    rows = [f"{i},{i * 31 % 977},row {i % 13}" * (1 + i % 5) for i in range(20_000)]
+    data = ("\n".join(rows)).encode()  # no newline at the end: the last piece is no line
+    whole = chunk_ends(data, 8_192)
+    monkeypatch.setattr(scan, "_BLOCK_BYTES", 1_000)
+    assert chunk_ends(data, 8_192) == whole
+    assert whole[-1] == len(data) and len(whole) > 20
 
 
 def test_a_build_after_one_changed_line_rescans_one_chunk(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import os
 import unicodedata
 import zlib
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import accumulate, compress, repeat
 from pathlib import Path, PurePosixPath
@@ -346,26 +347,42 @@ def _rows(found: list[Finding]) -> list[list[Any]]:
     return [[f.line, f.column, f.rule, f.redacted, f.fingerprint] for f in found]
 
 
+_BLOCK_BYTES = 1 << 22  # lines are judged a block at a time, to bound the memory of a large file
+
+
+def _chosen(data: bytes, size: int) -> Iterator[int]:
+    """The end offsets (after the newline) of the lines chosen as chunk ends, in order.
+
+    A line is chosen with a chance proportional to its length: its CRC-32
+    against a threshold. Every step over the lines runs in C (a Python loop per
+    line would cost a second per hundred megabytes), a block of whole lines at
+    a time.
+    """
+    step = (1 << 32) // size
+    start, n = 0, len(data)
+    while start < n:
+        stop = data.find(b"\n", min(start + _BLOCK_BYTES, n) - 1)
+        stop = n if stop < 0 else stop + 1
+        lines = data[start:stop].split(b"\n")
+        lengths = list(map(len, lines))
+        chosen = compress(
+            range(len(lines) - 1),  # the last piece has no newline after it
+            map(operator.lt, map(zlib.crc32, lines), map(operator.mul, lengths, repeat(step))),
+        )
+        before = list(accumulate(lengths))  # bytes of lines 0..i, newlines not counted
+        for i in chosen:
+            yield start + before[i] + i + 1
+        start = stop
+
+
 def chunk_ends(data: bytes, size: int = _CHUNK_BYTES) -> list[int]:
     """Where each chunk of ``data`` ends: right after a newline, chosen by content.
 
-    A line is chosen with a chance proportional to its length (its CRC-32
-    against a threshold), so chunks average ``size`` bytes whatever the line
-    lengths, and the same lines give the same ends wherever they sit in the
-    file. Chosen lines closer than ``size // 8`` to the last end are passed
-    over; a stretch of ``4 * size`` with none is cut at a newline. Every step
-    over the lines runs in C: a Python loop per line would cost a second per
-    hundred megabytes.
+    Chunks average ``size`` bytes whatever the line lengths, and the same lines
+    give the same ends wherever they sit in the file (see :func:`_chosen`).
+    Chosen lines closer than ``size // 8`` to the last end are passed over; a
+    stretch of ``4 * size`` with none is cut at a newline.
     """
-    lines = data.split(b"\n")
-    lengths = list(map(len, lines))
-    step = (1 << 32) // size
-    chosen = compress(
-        range(len(lines) - 1),  # the last piece has no newline after it
-        map(operator.lt, map(zlib.crc32, lines), map(operator.mul, lengths, repeat(step))),
-    )
-    before = list(accumulate(lengths))  # bytes of lines 0..i, newlines not counted
-    del lines
     ends: list[int] = []
     last = 0
 
@@ -380,8 +397,7 @@ def chunk_ends(data: bytes, size: int = _CHUNK_BYTES) -> list[int]:
             last = newline + 1
         return last
 
-    for i in chosen:
-        end = before[i] + i + 1
+    for end in _chosen(data, size):
         if end - cut_until(end) >= size // 8:
             ends.append(end)
             last = end
