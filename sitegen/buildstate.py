@@ -33,8 +33,12 @@ CREATE TABLE IF NOT EXISTS artefacts (
 
 
 class Memo:
-    """One kind of artefact: key -> JSON value, read whole on first use.
+    """One kind of artefact: key -> JSON value.
 
+    The stored rows are read on first use as JSON text, and a value is decoded
+    only when asked for and never kept decoded: at 10,000 runs the comparisons
+    alone are a quarter of a gigabyte of text, and a build that held every row
+    decoded (besides the objects made from them) ran out of its memory budget.
     ``get`` and ``put`` mark a key as used by this build; ``save`` writes the
     new values and drops the rows of this kind that were not used.
     """
@@ -42,40 +46,48 @@ class Memo:
     def __init__(self, state: BuildState, kind: str):
         self._state = state
         self.kind = kind
-        self._known: dict[str, Any] | None = None
-        self.used: dict[str, Any] = {}
-        self._new: set[str] = set()
+        self._known: dict[str, str] | None = None
+        self.used: set[str] = set()
+        self._new: dict[str, Any] = {}
         self.hits = 0
         self.misses = 0
 
     @property
-    def known(self) -> dict[str, Any]:
+    def known(self) -> dict[str, str]:
+        """key -> the stored value's JSON text."""
         if self._known is None:
             self._known = self._state.read(self.kind)
         return self._known
 
     def peek(self, key: str) -> Any | None:
         """The stored value, without marking the key used (nor counting a hit)."""
-        found = self.used.get(key)
-        return found if found is not None else self.known.get(key)
+        if key in self._new:
+            return self._new[key]
+        text = self.known.get(key)
+        if text is None:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            return None  # a damaged row only costs computing the value again
 
     def get(self, key: str) -> Any | None:
         found = self.peek(key)
         if found is not None:
             self.hits += 1
-            self.used[key] = found
+            self.used.add(key)
         return found
 
     def keep(self, key: str, value: Any) -> None:
         """Mark a value as used without counting a hit (it was computed from known rows)."""
-        self.used[key] = value
-        if self.known.get(key) != value:
-            self._new.add(key)
+        self.used.add(key)
+        if self.known.get(key) != _text(value):
+            self._new[key] = value
 
     def put(self, key: str, value: Any) -> None:
         self.misses += 1
-        self.used[key] = value
-        self._new.add(key)
+        self.used.add(key)
+        self._new[key] = value
 
     def flush(self) -> None:
         """Write what was computed so far; keep every row (later steps may use them)."""
@@ -94,10 +106,14 @@ class Memo:
     def _write(self, stale: list[str]) -> None:
         if not self._new and not stale:
             return
-        rows = [(self.kind, k, json.dumps(self.used[k], sort_keys=True)) for k in sorted(self._new)]
-        self._state.write(self.kind, rows, stale)
-        self.known.update((k, self.used[k]) for k in self._new)
+        texts = {k: _text(self._new[k]) for k in sorted(self._new)}
+        self._state.write(self.kind, [(self.kind, k, t) for k, t in texts.items()], stale)
+        self.known.update(texts)
         self._new.clear()
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
 
 
 class BuildState:
@@ -158,7 +174,8 @@ class BuildState:
             raise
         return db
 
-    def read(self, kind: str) -> dict[str, Any]:
+    def read(self, kind: str) -> dict[str, str]:
+        """key -> JSON text of every row of ``kind``."""
         if self.path is None:
             return {}
         try:
@@ -167,8 +184,8 @@ class BuildState:
             return {}
         try:
             rows = db.execute("SELECT key, value FROM artefacts WHERE kind = ?", (kind,))
-            return {key: json.loads(value) for key, value in rows}
-        except (sqlite3.DatabaseError, ValueError):
+            return dict(rows.fetchall())
+        except sqlite3.DatabaseError:
             return {}
         finally:
             db.close()

@@ -179,3 +179,21 @@ def test_catalogue_entries_are_encoded_once_and_the_file_is_byte_identical(archi
     memo = added.state.memo("catalogue-entries")
     assert (memo.hits, memo.misses) == (4, 1)
     assert added.catalogue_json == load(archive, use_cache=False).catalogue_json
+
+
+def test_a_damaged_row_is_computed_again(archive: Path):
+    """A row whose text is not JSON any more (a disk error, a hand edit) is a miss."""
+    sitegen(archive)
+    site = tree(archive / "site")
+    with sqlite3.connect(archive / STORE) as db:
+        db.execute("UPDATE artefacts SET value = '{not json' WHERE kind = 'comparisons'")
+    db.close()
+    out = sitegen(archive, "--force")
+    assert "Traceback" not in out
+    assert tree(archive / "site") == site
+    assert kinds(archive)["comparisons"] == 4
+    with sqlite3.connect(archive / STORE) as db:
+        rows = db.execute("SELECT value FROM artefacts WHERE kind = 'comparisons'").fetchall()
+    values = [v for (v,) in rows]
+    db.close()
+    assert all(v.startswith("{") and v != "{not json" for v in values)
