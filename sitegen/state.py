@@ -27,17 +27,45 @@ def _walk(top: Path, digest: hashlib._Hash) -> None:
         digest.update(f"absent {top}\n".encode())
         return
     if top.is_dir() and not top.is_symlink():
-        base = str(top).count(os.sep)
-        for dirpath, dirnames, filenames in os.walk(top):
-            dirnames.sort()
-            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
-            if dirpath.count(os.sep) - base >= MAX_WALK_DEPTH:
-                dirnames.clear()  # os.walk recurses; discovery refuses such trees
-            digest.update(f"dir {dirpath}\n".encode())
-            for name in sorted(filenames):
-                _stamp(Path(dirpath) / name, digest)
+        lines: list[str] = []
+        _walk_dir(str(top), 0, lines)
+        # one update for the whole tree: 30,000 run files cost a tenth of a second
+        digest.update("".join(lines).encode("utf-8", "surrogateescape"))
     else:
         _stamp(top, digest)
+
+
+def _walk_dir(path: str, depth: int, lines: list[str]) -> None:
+    """What ``os.walk`` (top-down, sorted) would stamp, with one ``scandir`` a folder
+    and no Path objects: a link to a folder is neither followed nor stamped, a folder
+    that cannot be listed is passed over, and one ``MAX_WALK_DEPTH`` down is not
+    entered (discovery refuses such trees)."""
+    lines.append(f"dir {path}\n")
+    try:
+        with os.scandir(path) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return
+    folders = []
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            if entry.name != "__pycache__" and not entry.is_symlink():
+                folders.append(entry.path)
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            lines.append(f"gone {entry.path}\n")  # removed while we looked: not current
+            continue
+        lines.append(f"{entry.path} {st.st_mode} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}\n")
+    if depth >= MAX_WALK_DEPTH:
+        return
+    for folder in folders:
+        _walk_dir(folder, depth + 1, lines)
 
 
 def _stamp(path: Path, digest: hashlib._Hash) -> None:
