@@ -131,9 +131,7 @@ def load(
             ]
         )
     samples = samples_by_run(calls)
-    comparisons = all_comparisons(
-        runs, samples, Settings.from_config(config), build_state.memo("comparisons")
-    )
+    comparisons = all_comparisons(runs, samples, Settings.from_config(config), build_state)
     catalogue = build_catalogue(
         runs, checks, rows, config, retractions, comparisons, figures_by_run(calls)
     )
@@ -352,6 +350,7 @@ def _make_site(
         outputs = render_site(data)
     fresh = len(outputs.fresh())
     _say(echo, f"pages: {fresh} rendered, {previous.reused} unchanged and reused")
+    _say(echo, loaded.comparisons.summary())
     charts_started = time.perf_counter()
     chart_batch.render_pending(progress=echo)
     outputs.transform(lambda html: _finish_page(html, chart_batch.fill, compact_page), ".html")

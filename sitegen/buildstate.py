@@ -78,6 +78,15 @@ class Memo:
             self.used.add(key)
         return found
 
+    def hold(self, key: str) -> bool:
+        """Mark a stored value used, and count a hit, without decoding it (a page may
+        ``peek`` at it later); False when none is stored."""
+        if key not in self._new and key not in self.known:
+            return False
+        self.hits += 1
+        self.used.add(key)
+        return True
+
     def keep(self, key: str, value: Any) -> None:
         """Mark a value as used without counting a hit (it was computed from known rows)."""
         self.used.add(key)

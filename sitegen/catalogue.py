@@ -16,7 +16,7 @@ from sitegen.figures import Key, key_figures
 from sitegen.verdicts import row_json
 
 if TYPE_CHECKING:
-    from sitegen.compare import RunComparison
+    from sitegen.compare import Comparisons, Outline, RunComparison
 
 SCHEMA_VERSION = "1.0"
 
@@ -103,7 +103,7 @@ def entry(
     rows: list[dict[str, Any]],
     superseded_by: list[str],
     retraction: dict[str, str] | None,
-    comparison: RunComparison | None = None,
+    comparison: Outline | None = None,
     figures: dict[Key, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     md = run.metadata
@@ -173,19 +173,16 @@ def comparison_url(run_id: str) -> str:
     return run_url(run_id) + "comparison.json"
 
 
-def comparison_summary(run_id: str, comparison: RunComparison | None) -> dict[str, Any] | None:
+def comparison_summary(run_id: str, outline: Outline | None) -> dict[str, Any] | None:
     """What the catalogue says of a run's comparison: how many rows got each verdict,
     against which baselines, and where the rows are. The rows themselves (tens of
     kilobytes a run) live in their own file, so the catalogue stays an index."""
-    if comparison is None or not (comparison.rows or comparison.without_baseline):
+    if outline is None or not (outline.rows or outline.without_baseline):
         return None
-    verdicts: dict[str, int] = {}
-    for r in comparison.rows:
-        verdicts[r.verdict] = verdicts.get(r.verdict, 0) + 1
     return {
-        "verdicts": dict(sorted(verdicts.items())),
-        "baselines": sorted({r.baseline_id for r in comparison.rows}),
-        "without_baseline": list(comparison.without_baseline),
+        "verdicts": dict(outline.verdicts),
+        "baselines": list(outline.baselines),
+        "without_baseline": list(outline.without_baseline),
         "url": comparison_url(run_id),
     }
 
@@ -196,13 +193,12 @@ def build_catalogue(
     rows: dict[str, list[dict[str, Any]]],
     config: Config,
     retractions: dict[str, dict[str, str]] | None = None,
-    comparisons: dict[str, RunComparison] | None = None,
+    comparisons: Comparisons | None = None,
     figures: dict[str, dict[Key, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """The whole catalogue as plain data; runs newest first, ties by id.
 
     ``figures``: each run's key figures per cell and prompt (sitegen.figures)."""
-    comparisons = comparisons or {}
     figures = figures or {}
     ordered = sorted(runs, key=sort_key, reverse=True)
     retractions = retractions or {}
@@ -226,7 +222,7 @@ def build_catalogue(
                 rows.get(r.run_id, []),
                 successors.get(r.run_id, []),
                 retractions.get(r.run_id),
-                comparisons.get(r.run_id),
+                comparisons.outline(r.run_id) if comparisons is not None else None,
                 figures.get(r.run_id),
             )
             for r in ordered

@@ -125,6 +125,11 @@ _BATCH: contextvars.ContextVar[ChartBatch | None] = contextvars.ContextVar(
 )
 
 
+def current_batch() -> ChartBatch | None:
+    """The batch charts are being collected in, if any."""
+    return _BATCH.get()
+
+
 @contextmanager
 def batch(cache: Path) -> Iterator[ChartBatch]:
     """Collect uncached charts requested inside this block (see ChartBatch)."""

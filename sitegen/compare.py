@@ -21,6 +21,7 @@ import bisect
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +29,7 @@ from typing import Any, TypeVar
 import polars as pl
 
 from sitegen.archive import Run
-from sitegen.buildstate import Memo
+from sitegen.buildstate import BuildState
 from sitegen.catalogue import sort_key, targets_of
 from sitegen.config import Config
 from sitegen.exceptions import BuildError, ValidationFailed
@@ -393,27 +394,138 @@ def compare_to_baselines(facts: Facts, baselines: Baselines, settings: Settings)
     return out
 
 
+@dataclass(frozen=True)
+class Outline:
+    """What the catalogue and the listing pages read of a run's comparison: its verdict
+    counts, baselines and spreads, without its rows.
+
+    Kept in the build state beside the comparison, so that a build decodes a run's
+    rows only for a page that shows them (at 10,000 runs, decoding every comparison
+    on every build was 5 s of adding one run).
+    """
+
+    run_id: str
+    verdicts: dict[str, int]  # verdict -> how many rows got it
+    baselines: list[str]  # the baselines its rows were compared with
+    without_baseline: list[str]
+    rows: int
+    regressions: int  # rows with a regression in them (a mixed row may have one)
+    changes: int  # rows the changes page lists (flagged, or past a threshold)
+    unflagged: int  # comparable rows past a threshold but not flagged
+    not_comparable: int
+    spreads: dict[str, dict[str, dict[str, Spread | None]]]
+
+
+def outline_of(c: RunComparison) -> Outline:
+    verdicts: dict[str, int] = {}
+    for r in c.rows:
+        verdicts[r.verdict] = verdicts.get(r.verdict, 0) + 1
+    return Outline(
+        run_id=c.run_id,
+        verdicts=dict(sorted(verdicts.items())),
+        baselines=sorted({r.baseline_id for r in c.rows}),
+        without_baseline=list(c.without_baseline),
+        rows=len(c.rows),
+        regressions=len(c.regressions),
+        changes=len(c.changes),
+        unflagged=sum(1 for r in c.rows if r.comparable and r.beyond_threshold and not r.flagged),
+        not_comparable=len(c.not_comparable),
+        spreads=c.spreads,
+    )
+
+
+class Comparisons(Mapping[str, RunComparison]):
+    """run id -> its comparison with the baselines before it, for every run.
+
+    Each run's :class:`Outline` is at hand; its rows are decoded from the build state
+    (or computed, if the stored row is damaged) each time they are asked for, and not
+    kept: a page that shows them asks once, and a build that renders every page does
+    not hold every comparison at once.
+    """
+
+    def __init__(
+        self,
+        outlines: dict[str, Outline],
+        made: dict[str, RunComparison],
+        fetch: Callable[[str], RunComparison] | None = None,
+    ):
+        self._outlines = outlines
+        self._made = made
+        self._fetch = fetch
+        self.decoded = 0  # comparisons read in full from the build state, for the pages made
+
+    @classmethod
+    def of(cls, comparisons: dict[str, RunComparison]) -> Comparisons:
+        """Comparisons computed here and now (no build state)."""
+        return cls({rid: outline_of(c) for rid, c in comparisons.items()}, comparisons)
+
+    def __getitem__(self, run_id: str) -> RunComparison:
+        made = self._made.get(run_id)
+        if made is not None:
+            return made
+        if run_id not in self._outlines or self._fetch is None:
+            raise KeyError(run_id)
+        self.decoded += 1
+        return self._fetch(run_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._outlines)
+
+    def __len__(self) -> int:
+        return len(self._outlines)
+
+    def __contains__(self, run_id: object) -> bool:
+        return run_id in self._outlines
+
+    @property
+    def computed(self) -> int:
+        """Runs compared by this build (not found in the build state)."""
+        return len(self._made)
+
+    def summary(self) -> str:
+        """What this build did for the verdicts, for its report."""
+        return (
+            f"comparisons: {self.computed} computed, {len(self) - self.computed} from the "
+            f"build state ({self.decoded} read in full for the pages made)"
+        )
+
+    def outline(self, run_id: str) -> Outline | None:
+        return self._outlines.get(run_id)
+
+    def outlines(self) -> Iterable[Outline]:
+        return self._outlines.values()
+
+
+OUTLINES = "comparison-outlines"  # the build state's kind for outlines (comparisons: "comparisons")
+
+
 def all_comparisons(
     runs: list[Run],
     samples: dict[str, dict[tuple[str, str], Sample]],
     settings: Settings,
-    memo: Memo | None = None,
-) -> dict[str, RunComparison]:
+    state: BuildState | None = None,
+) -> Comparisons:
     """run id -> its comparison with the baselines before it, for every run.
 
-    With ``memo`` (the build state's comparisons), a run's comparison is computed
-    once and kept under a key made of exactly what it reads: the run's files, the
-    files of the baseline chosen for each of its cells, the verdict settings and
-    the publisher's aliases (the code's version salts the whole store). Adding a
-    run then compares that run only, unless it is a baseline later runs now meet.
+    With ``state``, a run's comparison (and its outline) is computed once and kept
+    under a key made of exactly what it reads: the run's files, the files of the
+    baseline chosen for each of its cells, the verdict settings and the
+    publisher's aliases (the code's version salts the whole store). Adding a run
+    then compares that run only, unless it is a baseline later runs now meet.
     """
     by_id = {r.run_id: r for r in runs}
     facts = [facts_of(r, samples.get(r.run_id, {})) for r in sorted(runs, key=sort_key)]
     baselines = Baselines(facts)
-    if memo is None:
-        return {f.run_id: compare_to_baselines(f, baselines, settings) for f in facts}
+    if state is None:
+        return Comparisons.of(
+            {f.run_id: compare_to_baselines(f, baselines, settings) for f in facts}
+        )
+    memo, outline_memo = state.memo("comparisons"), state.memo(OUTLINES)
     salt = json.dumps(dataclasses.asdict(settings), sort_keys=True)
-    out: dict[str, RunComparison] = {}
+    outlines: dict[str, Outline] = {}
+    made: dict[str, RunComparison] = {}
+    keys: dict[str, str] = {}
+    facts_by_id = {f.run_id: f for f in facts}
     for f in facts:
         run = by_id[f.run_id]
         chosen = {cell: baselines.before(f, cell) for cell in sorted(f.cells)}
@@ -423,15 +535,58 @@ def all_comparisons(
             json.dumps(run.aliases.by_kind, sort_keys=True),
             [(cell, b and b.run_id, b and by_id[b.run_id].digest) for cell, b in chosen.items()],
         ]
-        key = hashlib.sha256(json.dumps(inputs).encode("utf-8")).hexdigest()
-        stored = memo.get(key)
-        if stored is not None:
-            out[f.run_id] = comparison_from_plain(stored)
+        key = keys[f.run_id] = hashlib.sha256(json.dumps(inputs).encode("utf-8")).hexdigest()
+        stored = outline_memo.get(key)
+        if stored is not None and memo.hold(key):
+            outlines[f.run_id] = outline_from_plain(stored)
             continue
-        comparison = compare_to_baselines(f, baselines, settings)
+        comparison = made[f.run_id] = compare_to_baselines(f, baselines, settings)
+        outlines[f.run_id] = outline_of(comparison)
         memo.put(key, comparison_to_plain(comparison))
-        out[f.run_id] = comparison
-    return out
+        outline_memo.put(key, outline_to_plain(outlines[f.run_id]))
+
+    def fetch(run_id: str) -> RunComparison:
+        stored = memo.peek(keys[run_id])
+        if stored is not None:
+            return comparison_from_plain(stored)
+        # a damaged row: compute it again, and store it for the next build
+        comparison = compare_to_baselines(facts_by_id[run_id], baselines, settings)
+        memo.put(keys[run_id], comparison_to_plain(comparison))
+        return comparison
+
+    return Comparisons(outlines, made, fetch)
+
+
+def _spreads_to_plain(
+    spreads: dict[str, dict[str, dict[str, Spread | None]]],
+) -> dict[str, Any]:
+    return {
+        cell: {
+            prompt: {k: s and dataclasses.asdict(s) for k, s in metrics.items()}
+            for prompt, metrics in prompts.items()
+        }
+        for cell, prompts in spreads.items()
+    }
+
+
+def _spreads_from_plain(data: dict[str, Any]) -> dict[str, dict[str, dict[str, Spread | None]]]:
+    return {
+        cell: {
+            prompt: {k: None if s is None else _restore(Spread, s) for k, s in metrics.items()}
+            for prompt, metrics in prompts.items()
+        }
+        for cell, prompts in data.items()
+    }
+
+
+def outline_to_plain(o: Outline) -> dict[str, Any]:
+    return {f.name: getattr(o, f.name) for f in dataclasses.fields(o) if f.name != "spreads"} | {
+        "spreads": _spreads_to_plain(o.spreads)
+    }
+
+
+def outline_from_plain(data: dict[str, Any]) -> Outline:
+    return _restore(Outline, data | {"spreads": _spreads_from_plain(data["spreads"])})
 
 
 def comparison_to_plain(c: RunComparison) -> dict[str, Any]:
@@ -453,18 +608,11 @@ def comparison_to_plain(c: RunComparison) -> dict[str, Any]:
         | {"metrics": [metric(m) for m in r.metrics]}
         for r in c.rows
     ]
-    spreads = {
-        cell: {
-            prompt: {k: s and dataclasses.asdict(s) for k, s in metrics.items()}
-            for prompt, metrics in prompts.items()
-        }
-        for cell, prompts in c.spreads.items()
-    }
     return {
         "run_id": c.run_id,
         "rows": rows,
         "without_baseline": c.without_baseline,
-        "spreads": spreads,
+        "spreads": _spreads_to_plain(c.spreads),
         "one_sided": c.one_sided,
     }
 
@@ -506,15 +654,12 @@ def comparison_from_plain(data: dict[str, Any]) -> RunComparison:
         )
         for r in data["rows"]
     ]
-    spreads = {
-        cell: {
-            prompt: {k: spread(s) for k, s in metrics.items()}
-            for prompt, metrics in prompts.items()
-        }
-        for cell, prompts in data["spreads"].items()
-    }
     return RunComparison(
-        data["run_id"], rows, list(data["without_baseline"]), spreads, list(data["one_sided"])
+        data["run_id"],
+        rows,
+        list(data["without_baseline"]),
+        _spreads_from_plain(data["spreads"]),
+        list(data["one_sided"]),
     )
 
 

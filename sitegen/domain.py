@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from sitegen.archive import Run
     from sitegen.buildstate import BuildState
-    from sitegen.compare import RunComparison
+    from sitegen.compare import Comparisons
     from sitegen.config import Config
     from sitegen.exceptions import Problem
     from sitegen.gate.allowlist import Allowlist
@@ -42,7 +42,7 @@ class Loaded:
     gate_cache: ScanCache
     state: BuildState  # every derived artefact, kept between builds (sitegen.buildstate)
     # run id -> its verdicts against its baselines (sitegen.compare), from the calls.
-    comparisons: dict[str, RunComparison] = field(default_factory=dict)
+    comparisons: Comparisons
     # run id -> (cell, prompt) -> its warm calls' values: what the verdicts (and the
     # compare page's samples.json) are computed from (sitegen.compare.samples_by_run).
     samples: dict[str, dict[tuple[str, str], Sample]] = field(default_factory=dict)

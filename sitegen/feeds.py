@@ -16,7 +16,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from sitegen import __version__
-from sitegen.compare import RunComparison
+from sitegen.compare import Comparisons
 from sitegen.groups import slugify
 from sitegen.verdicts import MIXED, REGRESSION, fmt_ci, fmt_p, fmt_pct
 
@@ -142,12 +142,10 @@ def runs_feed(archive: dict[str, Any], entries: list[dict[str, Any]]) -> str:
 def regressions_feed(
     archive: dict[str, Any],
     entries: list[dict[str, Any]],
-    comparisons: dict[str, RunComparison],
+    comparisons: Comparisons,
 ) -> str:
     """One entry per run with at least one regression against its baseline, newest first."""
-    flagged = [
-        e for e in _newest(entries) if comparisons.get(e["id"]) and comparisons[e["id"]].regressions
-    ]
+    flagged = [e for e in _newest(entries) if (o := comparisons.outline(e["id"])) and o.regressions]
     items = []
     for e in flagged[:FEED_ENTRIES]:
         rows = sorted(comparisons[e["id"]].regressions, key=lambda r: r.evidence_key())

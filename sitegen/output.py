@@ -69,9 +69,16 @@ class Outputs:
 
     def cached(self, rel: str, key: str, produce: Callable[[], bytes | str]) -> bool:
         """Reuse the live file made from ``key``, else call ``produce``; True when reused."""
+        if self.reuse(rel, key):
+            return True
+        self.add(rel, produce(), key)
+        return False
+
+    def reuse(self, rel: str, key: str) -> bool:
+        """Take the live file made from ``key`` as this output; False when there is none
+        (the caller adds the output, perhaps later)."""
         kept = self._find(rel, key)
         if kept is None:
-            self.add(rel, produce(), key)
             return False
         self._claim(rel)
         self.data[rel] = kept

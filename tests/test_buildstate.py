@@ -147,6 +147,22 @@ def test_each_comparison_is_computed_once_and_read_back_unchanged(archive: Path)
     assert added.comparisons == load(archive, use_cache=False).comparisons
 
 
+def test_adding_a_run_reads_in_full_only_the_comparisons_its_pages_show(archive: Path):
+    """The others are known by their outlines (verdict counts, baselines, spreads): the
+    build says how many it computed, took from the store, and decoded whole."""
+    sitegen(archive)
+    generate_archive.write_run(
+        archive, 4, rng=random.Random(4), warm=2, n_cells=2, n_prompts=2, kind="complete"
+    )
+    out = sitegen(archive)
+    line = next(x for x in out.splitlines() if x.startswith("comparisons: "))
+    assert line.startswith("comparisons: 1 computed, 4 from the build state ("), line
+    decoded = int(line.split("(")[1].split()[0])
+    assert decoded < 4, line  # the front page's latest changes and the feed, at most
+    again = sitegen(archive, "--force")
+    assert "comparisons: 0 computed, 5 from the build state" in again
+
+
 def test_a_new_baseline_compares_again_only_the_runs_after_it(archive: Path):
     sitegen(archive)
     before = load(archive).comparisons
@@ -181,19 +197,36 @@ def test_catalogue_entries_are_encoded_once_and_the_file_is_byte_identical(archi
     assert added.catalogue_json == load(archive, use_cache=False).catalogue_json
 
 
-def test_a_damaged_row_is_computed_again(archive: Path):
-    """A row whose text is not JSON any more (a disk error, a hand edit) is a miss."""
+def test_a_damaged_row_is_computed_again(archive: Path, tmp_path: Path):
+    """A row whose text is not JSON any more (a disk error, a hand edit) is a miss:
+    an outline at once, a comparison's rows when a page that shows them is made."""
     sitegen(archive)
     site = tree(archive / "site")
-    with sqlite3.connect(archive / STORE) as db:
-        db.execute("UPDATE artefacts SET value = '{not json' WHERE kind = 'comparisons'")
-    db.close()
+
+    def damage(kind: str) -> None:
+        with sqlite3.connect(archive / STORE) as db:
+            db.execute("UPDATE artefacts SET value = '{not json' WHERE kind = ?", (kind,))
+        db.close()
+
+    def sound(kind: str) -> bool:
+        with sqlite3.connect(archive / STORE) as db:
+            rows = db.execute("SELECT value FROM artefacts WHERE kind = ?", (kind,)).fetchall()
+        db.close()
+        return len(rows) == 4 and all(v.startswith("{") and v != "{not json" for (v,) in rows)
+
+    damage("comparisons")
     out = sitegen(archive, "--force")
     assert "Traceback" not in out
     assert tree(archive / "site") == site
-    assert kinds(archive)["comparisons"] == 4
-    with sqlite3.connect(archive / STORE) as db:
-        rows = db.execute("SELECT value FROM artefacts WHERE kind = 'comparisons'").fetchall()
-    values = [v for (v,) in rows]
-    db.close()
-    assert all(v.startswith("{") and v != "{not json" for v in values)
+    # every page made anew: each comparison's rows are read, and the damaged ones redone
+    fresh = tmp_path / "fresh"
+    out = sitegen(archive, "--out", str(fresh))
+    assert "Traceback" not in out
+    assert tree(fresh) == site
+    assert sound("comparisons")
+
+    damage("comparison-outlines")
+    out = sitegen(archive, "--force")
+    assert "Traceback" not in out
+    assert tree(archive / "site") == site
+    assert sound("comparison-outlines")

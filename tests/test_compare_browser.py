@@ -378,7 +378,13 @@ def test_hostile_titles_and_cell_ids_stay_text(
         page.wait_for_selector("#compare-form", state="visible")
         labels = page.locator("#compare-b option").all_text_contents()
         assert any(label.startswith(HOSTILE_TITLE) for label in labels)
-        assert page.locator("#compare-runs").text_content().endswith("B: " + HOSTILE_TITLE)
+        runs = page.locator("#compare-runs")
+        # filled in once the runs' samples have arrived: wait for it, then read it whole
+        page.wait_for_function(
+            "t => (document.querySelector('#compare-runs').textContent || '').endsWith(t)",
+            arg="B: " + HOSTILE_TITLE,
+        )
+        assert (runs.text_content() or "").endswith("B: " + HOSTILE_TITLE)
         page.goto(known_host + "compare/index.html?" + urlencode({"a": "odd", "b": "odd"}))
         shown = page_result(page)
         assert shown["rows"][0]["text"][0] == HOSTILE_CELL

@@ -114,3 +114,38 @@ def test_a_build_after_one_changed_line_rescans_one_chunk(tmp_path: Path) -> Non
     # the changed chunk and the file's index: nothing else was scanned again
     assert chunks_first > 4
     assert second.misses == 2
+
+
+NAME_PARTS = [
+    *CROSS_LINE,
+    "runs/x/",
+    "files/",
+    "index.html",
+    "10.0.0.5.log",
+    "alice@build-box.txt",
+    "\u200b",
+    "\ufeff",
+    "a\rb",
+    "a\u2028b",
+    "-",
+    ".",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@example(names=["\ufeff10.1.2.3", "version:", "10.0.0.5"])
+@example(names=["cd ", "/home/alice/work", "a\u2028/home/alice/x"])
+@given(
+    names=st.lists(
+        st.lists(st.sampled_from(NAME_PARTS) | st.sampled_from(CORPUS_LINES), max_size=4).map(
+            "".join
+        ),
+        max_size=30,
+    )
+)
+def test_file_names_scanned_together_find_what_each_name_alone_finds(names: list[str]) -> None:
+    """Site file names are scanned in one text, one per line: every finding, and no
+    other, is the one scanning that name on its own gives."""
+    pairs = [(name, f"site/{i}") for i, name in enumerate(names)]
+    alone = [f for rel, display in pairs for f in scan._name_findings(rel, display)]
+    assert sorted(scan.names_findings(pairs)) == sorted(alone)

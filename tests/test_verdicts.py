@@ -145,10 +145,11 @@ def test_at_five_calls_a_slowdown_is_too_few_to_tell_or_a_correct_flag():
 
 
 def _script(first_ms: float):
-    """A llama.cpp stream whose first token arrives after ``first_ms``, then 4 more, 40 ms
-    apart: gaps long enough that a loaded machine's timer jitter (a few ms) cannot make the
-    per-token metrics of two runs differ by the 30% threshold (at 4 ms apart it did, in CI)."""
-    return openai_stream([(first_ms + 40 * i, f"t{i} ") for i in range(5)])
+    """A llama.cpp stream whose first token arrives after ``first_ms``, then 4 more, 100 ms
+    apart: gaps long enough that a loaded machine's timer jitter cannot make the per-token
+    metrics of two runs differ by the 30% threshold (at 4 ms apart it did in CI, and at
+    40 ms on a machine busy with a 10,000-run build besides the suite)."""
+    return openai_stream([(first_ms + 100 * i, f"t{i} ") for i in range(5)])
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import operator
 import os
+import re
 import unicodedata
 import zlib
 from bisect import bisect_right
@@ -246,16 +247,17 @@ def scan_tree(
         listing = [(rel, root) for rel in files.sorted() if _listed(rel)]
     prefix = display_prefix.strip("/")
     findings: list[Finding] = []
+    names: list[tuple[str, str]] = []
     for rel, path in listing:
         suffix = _suffix(rel)
         display = f"{prefix}/{rel}" if prefix else rel
-        # the name is published too (in the URL and the file list)
-        findings.extend(_name_findings(rel, display))
+        names.append((rel, display))  # the name is published too (in the URL, the file list)
         # with a shared listing, ``path`` is the root: the file's Path is made
         # only when it is read (tens of thousands of Path objects cost seconds)
         source = path if files is None else (path, rel)
         digest = files.digest(rel) if files is not None and cache is not None else None
         findings.extend(_scan_cached(source, display, suffix, cache, digest))
+    findings.extend(names_findings(names))
     return sorted(allowlist.filter(findings))
 
 
@@ -301,6 +303,28 @@ def _name_findings(rel: str, display: str) -> list[Finding]:
         Finding(display, 1, 1, f.rule, f"file name: {f.redacted}", f.fingerprint)
         for f in scan_text(rel, display)
     ]
+
+
+# What may end a line for the rules or the locator: a name holding one is scanned alone.
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def names_findings(names: list[tuple[str, str]]) -> list[Finding]:
+    """:func:`_name_findings` of every (relative path, display) pair, in one scan.
+
+    A site at 10,000 runs has 78,000 file names; scanned one by one, they took a
+    second of every build. The rules read within one line (what the chunked scan
+    of large files rests on), so the names are scanned one per line in a single
+    text, and only a name whose line has a hit is scanned again alone, for the
+    exact findings: the same as scanning each name alone, at a fraction of the cost.
+    """
+    single = [(rel, display) for rel, display in names if _LINE_BREAKS.search(rel)]
+    batched = [(rel, display) for rel, display in names if not _LINE_BREAKS.search(rel)]
+    hit_lines = {f.line for f in scan_text("\n".join(rel for rel, _ in batched), "")}
+    out: list[Finding] = []
+    for rel, display in single + [batched[line - 1] for line in sorted(hit_lines)]:
+        out.extend(_name_findings(rel, display))
+    return out
 
 
 def _scan_cached(

@@ -15,10 +15,11 @@ from sitegen.output import Outputs
 from sitegen.pages.archive_pages import archive_pages
 from sitegen.pages.changes_page import changes_pages
 from sitegen.pages.compare_page import compare_pages
-from sitegen.pages.context import SiteData, make_context
+from sitegen.pages.context import Context, SiteData, make_context
 from sitegen.pages.group_page import group_pages
 from sitegen.pages.index_page import index_pages
-from sitegen.pages.run_page import run_outputs
+from sitegen.pages.pool import render_all
+from sitegen.pages.run_page import RunPage, render_run_page, run_outputs
 from sitegen.pages.theme import environment, template_display
 
 __all__ = ["SiteData", "render_site"]
@@ -40,15 +41,31 @@ def render_site(data: SiteData) -> Outputs:
 def _render_site(data: SiteData) -> Outputs:
     ctx = make_context(data, environment(data.layout.templates), Outputs(previous=data.previous))
     index_pages(ctx)
-    step = max(PROGRESS_EVERY, len(ctx.entries) // 10)
-    for done, entry in enumerate(ctx.entries, start=1):
-        run_outputs(ctx, entry)
-        if data.progress is not None and done % step == 0:
-            previous = ctx.outputs.previous
-            reused = previous.reused if previous is not None else 0
-            data.progress(f"pages: {done}/{len(ctx.entries)} runs done ({reused} files reused)")
+    pages: list[RunPage] = []
+    for entry in ctx.entries:
+        run_outputs(ctx, entry, pages)
+    _render_run_pages(ctx, pages)
     group_pages(ctx)
     changes_pages(ctx)
     compare_pages(ctx)
     archive_pages(ctx)
     return ctx.outputs
+
+
+def _render_run_pages(ctx: Context, pages: list[RunPage]) -> None:
+    """The run pages whose keys are new, rendered many at a time, added in order."""
+    progress = ctx.data.progress
+    step = max(PROGRESS_EVERY, len(pages) // 10)
+    comparisons = ctx.comparisons
+
+    def count(n: int) -> None:
+        comparisons.decoded += n
+
+    made = render_all(
+        pages, lambda page: render_run_page(ctx, page), lambda: comparisons.decoded, count
+    )
+    for done, (page, texts) in enumerate(made, start=1):
+        for (rel, key), text in zip(page.files, texts, strict=True):
+            ctx.outputs.add(rel, text, key)
+        if progress is not None and done % step == 0:
+            progress(f"pages: {done}/{len(pages)} run pages rendered")

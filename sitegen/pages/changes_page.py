@@ -13,23 +13,24 @@ CHANGES_PER_PAGE = 25  # runs with a regression or a win, per page of changes/
 
 
 def changes_pages(ctx: Context) -> None:
-    changed = [(ctx.by_id[rid], c) for rid, c in ctx.newest_first() if c.changes]
+    changed = [ctx.by_id[rid] for rid, o in ctx.newest_first() if o.changes]
     counts = ctx.change_counts()
     template = ctx.env.get_template("changes.html")
     for page in paginate("changes/", changed, CHANGES_PER_PAGE):
         values = {
             "root": page.root,
             "archive": ctx.archive_info,
-            "comparisons": page.items,
+            "comparisons": page.items,  # entries here; with their comparisons to render
             "page": page,
             "counts": counts if page.number == 0 else None,
             "thresholds": ctx.thresholds,
             "metrics": METRICS,
         }
-        ids = [e["id"] for e, _c in page.items]
+        ids = [e["id"] for e in page.items]
         key = ctx.whole if page.number == 0 else ctx.block_key(values, "comparisons", ids)
 
         def render(values: dict[str, Any] = values) -> str:
-            return template.render(**values)
+            shown = [(e, ctx.comparisons[e["id"]]) for e in values["comparisons"]]
+            return template.render(**(values | {"comparisons": shown}))
 
         ctx.outputs.cached(page.rel, digest([key, page.rel]), render)

@@ -19,7 +19,7 @@ from jinja2 import Environment
 
 from sitegen.archive import Run
 from sitegen.codeversion import methodology_default
-from sitegen.compare import RunComparison
+from sitegen.compare import Comparisons, Outline
 from sitegen.config import Config, defaults
 from sitegen.downloads import Download
 from sitegen.groups import Group, Locator, build_groups
@@ -48,7 +48,7 @@ class SiteData:
     entry_digests: dict[str, str] = field(default_factory=dict)
     progress: Callable[[str], Any] | None = None  # told how rendering goes, on long builds
     previous: Previous | None = None  # the live build, whose unchanged files are reused
-    comparisons: dict[str, RunComparison] = field(default_factory=dict)  # sitegen.compare
+    comparisons: Comparisons = field(default_factory=lambda: Comparisons.of({}))
     # run id -> (cell, prompt) -> warm calls (sitegen.compare.samples_by_run)
     samples: dict[str, dict[tuple[str, str], Sample]] = field(default_factory=dict)
 
@@ -76,7 +76,7 @@ class Context:
     by_id: dict[str, dict[str, Any]]
     groups: dict[str, list[Group]]
     locator: Locator  # the group page of each run's cell, per kind (exact for models)
-    comparisons: dict[str, RunComparison]
+    comparisons: Comparisons  # sitegen.compare: outlines at hand, rows decoded when asked
     thresholds: Settings
     per_page: int
     charted: set[str]  # runs whose pages get charts (the newest site.run_charts)
@@ -105,24 +105,22 @@ class Context:
         page = dataclasses.replace(values["page"], items=ids)  # the page, less its items
         return digest([self.salt, rest, page, runs])
 
-    def newest_first(self) -> list[tuple[str, RunComparison]]:
-        """The runs that have a comparison, newest first."""
-        have = self.comparisons
-        return [(e["id"], have[e["id"]]) for e in self.entries if e["id"] in have]
+    def newest_first(self) -> list[tuple[str, Outline]]:
+        """The runs that have a comparison, newest first, with its outline."""
+        outline = self.comparisons.outline
+        return [(e["id"], o) for e in self.entries if (o := outline(e["id"])) is not None]
 
     def change_counts(self) -> dict[str, int]:
         """The verdict counts the front page and the changes page both show."""
-        rows = [r for c in self.comparisons.values() for r in c.rows]
+        outlines = list(self.comparisons.outlines())
         return {
-            "compared": len(rows),
-            "regressions": sum(1 for r in rows if r.verdict == REGRESSION),
-            "wins": sum(1 for r in rows if r.verdict == WIN),
-            "mixed": sum(1 for r in rows if r.verdict == MIXED),
-            "unflagged": sum(
-                1 for r in rows if r.comparable and r.beyond_threshold and not r.flagged
-            ),
-            "not_comparable": sum(1 for r in rows if not r.comparable),
-            "runs": sum(1 for c in self.comparisons.values() if c.rows),
+            "compared": sum(o.rows for o in outlines),
+            "regressions": sum(o.verdicts.get(REGRESSION, 0) for o in outlines),
+            "wins": sum(o.verdicts.get(WIN, 0) for o in outlines),
+            "mixed": sum(o.verdicts.get(MIXED, 0) for o in outlines),
+            "unflagged": sum(o.unflagged for o in outlines),
+            "not_comparable": sum(o.not_comparable for o in outlines),
+            "runs": sum(1 for o in outlines if o.rows),
         }
 
 
@@ -160,21 +158,20 @@ def make_context(data: SiteData, env: Environment, outputs: Outputs) -> Context:
         per_page=int(data.config.get("site.runs_per_page")),
         charted={e["id"] for e in entries[: int(data.config.get("site.run_charts"))]},
         entry_keys=entry_keys,
-        comparison_keys={rid: comparison_key(c, entry_keys) for rid, c in comparisons.items()},
+        comparison_keys={o.run_id: comparison_key(o, entry_keys) for o in comparisons.outlines()},
         warm_by_cell=_index_rows(data.rows),
     )
 
 
-def comparison_key(comparison: RunComparison, entry_keys: dict[str, str]) -> str:
+def comparison_key(comparison: Outline, entry_keys: dict[str, str]) -> str:
     """What a comparison is computed from: its run's entry (whose digest covers the run's
     files, so its calls), the entries of the baselines it chose, and the cells without
     one; the settings and code are in every page's salt. Hashing these instead of the
     comparison's rows saves encoding every row of every run on every build."""
-    baselines = sorted({r.baseline_id for r in comparison.rows})
     return digest(
         [
             entry_keys.get(comparison.run_id),
-            [[b, entry_keys.get(b)] for b in baselines],
+            [[b, entry_keys.get(b)] for b in comparison.baselines],
             comparison.without_baseline,
         ]
     )

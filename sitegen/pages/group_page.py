@@ -8,7 +8,8 @@ from jinja2 import Template
 from markupsafe import Markup
 
 from sitegen import scores
-from sitegen.compare import facts_of
+from sitegen.archive import Run
+from sitegen.compare import Facts, facts_of
 from sitegen.entities import cell_name
 from sitegen.groups import KINDS, Group, Page, paginate, trend_panels, trend_svgs
 from sitegen.pages.context import Context
@@ -72,6 +73,19 @@ def group_pages(ctx: Context) -> None:
                 )
 
 
+class _RunFacts(dict[str, Facts]):
+    """run id -> its facts, made when first looked up: a trend chart draws the newest
+    few runs of a group that may hold thousands."""
+
+    def __init__(self, runs: dict[str, Run]):
+        super().__init__()
+        self._runs = runs
+
+    def __missing__(self, run_id: str) -> Facts:
+        made = self[run_id] = facts_of(self._runs[run_id], {})
+        return made
+
+
 def _group_front(ctx: Context, template: Template, group: Group, page: Page) -> None:
     """A group's own page: its cells, trend chart, scores and newest runs.
 
@@ -80,9 +94,9 @@ def _group_front(ctx: Context, template: Template, group: Group, page: Page) -> 
     """
     data = ctx.data
     runs = [ctx.by_id[rid] for rid in group.run_ids]
-    spreads = {rid: c.spreads for rid in group.run_ids if (c := ctx.comparisons.get(rid))}
-    facts = {rid: facts_of(data.runs[rid], {}) for rid in spreads}
-    trend = trend_panels(group, ctx.by_id, spreads, facts, page.root)
+    outline = ctx.comparisons.outline
+    spreads = {rid: o.spreads for rid in group.run_ids if (o := outline(rid)) is not None}
+    trend = trend_panels(group, ctx.by_id, spreads, _RunFacts(data.runs), page.root)
     group_runs = [data.runs[rid] for rid in group.run_ids]
     series = scores.model_series(group.name, group_runs, ctx.by_id) if group.kind == "model" else []
     values = {
@@ -136,7 +150,7 @@ def _group_cells(group: Group, runs: list[dict[str, Any]], ctx: Context) -> list
                 pages[kind] = {"url": url, "title": titles[url]}
         measured = [(e, cells[cell_id]) for e, cells in indexed if cell_id in cells]
         latest, warm = measured[0] if measured else (None, {})
-        comparison = ctx.comparisons.get(latest["id"]) if latest else None
+        comparison = ctx.comparisons.outline(latest["id"]) if latest else None
         out.append(
             {
                 "cell_id": cell_id,

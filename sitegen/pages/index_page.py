@@ -79,17 +79,21 @@ def latest_changes(ctx: Context, limit: int = LATEST_CHANGES) -> dict[str, Any]:
     """The newest flagged rows (regression, win, mixed) of runs whose numbers stand (not
     retracted or superseded), newest run first, strongest evidence first within a run."""
     rows: list[dict[str, Any]] = []
-    left_out = 0
-    for rid, comparison in ctx.newest_first():
+    left_out = total = 0
+    for rid, outline in ctx.newest_first():
         entry = ctx.by_id[rid]
-        flagged = sorted((r for r in comparison.rows if r.verdict in FLAGGED), key=_evidence)
+        count = sum(outline.verdicts.get(v, 0) for v in FLAGGED)
         if entry.get("retracted") or entry.get("superseded_by"):
-            left_out += len(flagged)
+            left_out += count
             continue
-        for row in flagged:
-            shown = [m for m in row.metrics if m.status in (REGRESSION, WIN, SMALL)]
-            rows.append({"entry": entry, "row": row, "metrics": shown})
-    return {"rows": rows[:limit], "total": len(rows), "left_out": left_out}
+        total += count
+        if count and len(rows) < limit:  # the rows of the few runs shown are decoded
+            rows_of = ctx.comparisons[rid].rows
+            flagged = sorted((r for r in rows_of if r.verdict in FLAGGED), key=_evidence)
+            for row in flagged:
+                shown = [m for m in row.metrics if m.status in (REGRESSION, WIN, SMALL)]
+                rows.append({"entry": entry, "row": row, "metrics": shown})
+    return {"rows": rows[:limit], "total": total, "left_out": left_out}
 
 
 def _evidence(row: Any) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,11 +23,31 @@ from sitegen.pages.notes import publisher_note
 from sitegen.reuse import digest
 from sitegen.verdicts import METRICS
 
+# What a run page job makes, in runs/<id>/ (see RunPage).
+PAGE_FILE, BIB_FILE, CFF_FILE, COMPARISON_FILE = (
+    "index.html",
+    "cite.bib",
+    "CITATION.cff",
+    "comparison.json",
+)
 RESULT_FIELDS = ("name", "metric", "value", "unit", "stderr", "higher_is_better", "model")
 
 
-def run_outputs(ctx: Context, entry: dict[str, Any]) -> None:
-    """A run's page, its citation files and its published files.
+@dataclass(frozen=True)
+class RunPage:
+    """Those of a run's page, citation files and ``comparison.json`` to make (``files``:
+    path and key), for ``render_run_page``; made by the build or a worker. The page
+    shows the citation and the comparison, so each is made once for all of them."""
+
+    files: tuple[tuple[str, str], ...]
+    entry: dict[str, Any]
+    links: dict[str, dict[str, str]]
+    with_charts: bool
+
+
+def run_outputs(ctx: Context, entry: dict[str, Any], pages: list[RunPage]) -> None:
+    """A run's citation files and published files, and its page and comparison: reused,
+    or added to ``pages`` for the caller to render (many at once: ``sitegen.pages.pool``).
 
     Keyed by the run's catalogue entry (which carries the digest of all its
     files), its checks, the group URLs and the comparison it shows: a new run
@@ -49,31 +69,43 @@ def run_outputs(ctx: Context, entry: dict[str, Any]) -> None:
             with_charts,
         ]
     )
-    made: list[cite.Citation] = []
-
-    def citation() -> cite.Citation:
-        if not made:
-            made.append(cite.run_citation(entry, ctx.archive_info))
-        return made[0]
-
-    outputs.cached(
-        base + "index.html",
-        key,
-        lambda: render_run(ctx, entry, citation(), links, with_charts),
-    )
     entry_key = ctx.entry_keys[rid]
-    comparison = ctx.comparisons.get(rid)
-    if entry.get("comparison") and comparison is not None:
-        outputs.cached(
-            base + "comparison.json",
-            digest([salt, "comparison", ctx.comparison_keys.get(rid)]),
-            lambda: dumps(comparison_json(comparison)),
+    wanted = [
+        (base + PAGE_FILE, key),
+        (base + BIB_FILE, digest([salt, "bib", entry_key])),
+        (base + CFF_FILE, digest([salt, "cff", entry_key])),
+    ]
+    if entry.get("comparison") and rid in ctx.comparisons:
+        wanted.append(
+            (base + COMPARISON_FILE, digest([salt, "comparison", ctx.comparison_keys.get(rid)]))
         )
-    outputs.cached(base + "cite.bib", digest([salt, "bib", entry_key]), lambda: citation().bibtex)
-    outputs.cached(base + "CITATION.cff", digest([salt, "cff", entry_key]), lambda: citation().cff)
+    files = tuple((rel, k) for rel, k in wanted if not outputs.reuse(rel, k))
+    if files:
+        pages.append(RunPage(files, entry, links, with_charts))
     shas = {m["path"]: m["sha256"] for m in run.manifest}
     for rel, name in published_names(run.source.path, run.source.files).items():
         outputs.copy(base + "files/" + name, run.source.path / rel, shas.get(rel))
+
+
+def render_run_page(ctx: Context, page: RunPage) -> tuple[str, ...]:
+    """The texts of ``page.files``, in their order: the citation (its CFF is validated)
+    and the comparison (read from the build state) made once for all of them."""
+    entry = page.entry
+    names = [rel.rsplit("/", 1)[1] for rel, _key in page.files]
+    comparison = None
+    if PAGE_FILE in names or COMPARISON_FILE in names:
+        comparison = ctx.comparisons.get(entry["id"])
+    texts: dict[str, str] = {}
+    if COMPARISON_FILE in names:
+        texts[COMPARISON_FILE] = dumps(comparison_json(comparison))
+    if set(names) - {COMPARISON_FILE}:
+        citation = cite.run_citation(entry, ctx.archive_info)
+        texts[BIB_FILE], texts[CFF_FILE] = citation.bibtex, citation.cff
+        if PAGE_FILE in names:
+            texts[PAGE_FILE] = render_run(
+                ctx, entry, citation, page.links, comparison, page.with_charts
+            )
+    return tuple(texts[name] for name in names)
 
 
 def render_run(
@@ -81,6 +113,7 @@ def render_run(
     entry: dict[str, Any],
     citation: cite.Citation,
     links: dict[str, dict[str, str]],
+    comparison: RunComparison | None,
     with_charts: bool = True,
 ) -> str:
     data = ctx.data
@@ -103,7 +136,6 @@ def render_run(
         )
         for m in entry["files"]
     ]
-    comparison = ctx.comparisons.get(run.run_id)
     results = run.ledger.results if run.ledger else []
     source_context = imported.context(run.metadata, results, entry["files"], ctx.archive_info)
     if source_context and source_context["file"]:

@@ -1,0 +1,165 @@
+"""Run pages rendered by worker processes: the same site, byte for byte, as rendered
+by the build alone, whatever a worker does (asks for an undrawn chart, fails)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import cli_in, generate_archive
+
+from sitegen.pages import pool
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def archive(folder: Path) -> Path:
+    generate_archive.generate(folder, 13, warm=2, cells=2, prompts=2, seed=3)
+    return folder
+
+
+def report(output: str) -> list[str]:
+    """The build's summary lines that must not depend on who rendered the pages."""
+    keep = ("pages: ", "comparisons: ", "charts: ", "search: ")
+    lines = [line for line in output.splitlines() if line.startswith(keep) and "/" not in line]
+    return [re.sub(r" in [0-9.]+ s$", "", line) for line in lines]  # not the time taken
+
+
+@pytest.fixture
+def alone(tmp_path: Path) -> tuple[Path, list[str]]:
+    """The archive built with every page rendered by the build itself (too few for a pool)."""
+    root = archive(tmp_path / "alone")
+    result = cli_in(root, "build")
+    assert result.exit_code == 0, result.output
+    return root, report(result.output)
+
+
+def forced_pool(monkeypatch: pytest.MonkeyPatch, record: Path) -> None:
+    """A pool for any number of pages, small slices, and each worker noting its pid."""
+    monkeypatch.setattr(pool, "POOL_ABOVE", 1)
+    monkeypatch.setattr(pool, "SLICE", 3)
+    real = pool._render_slice
+
+    def noted(bounds: tuple[int, int]) -> pool.Rendered:
+        with record.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(bounds)
+
+    monkeypatch.setattr(pool, "_render_slice", noted)
+
+
+def test_pages_rendered_by_workers_equal_pages_rendered_alone(
+    tmp_path: Path, alone: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first build: every run page with charts asks for charts not drawn yet, so the
+    workers hand those back; the rest they render. Same bytes, same report."""
+    record = tmp_path / "workers.txt"
+    forced_pool(monkeypatch, record)
+    root = archive(tmp_path / "pooled")
+    result = cli_in(root, "build")
+    assert result.exit_code == 0, result.output
+    pids = set(record.read_text().split())
+    assert pids and str(os.getpid()) not in pids  # rendered in other processes
+    assert tree(root / "site") == tree(alone[0] / "site")
+    assert (root / "catalogue.json").read_bytes() == (alone[0] / "catalogue.json").read_bytes()
+    assert report(result.output) == alone[1]
+
+    # every page again into a new folder, the charts drawn: all from the workers
+    record.unlink()
+    again = cli_in(root, "build", "--out", "again")
+    assert again.exit_code == 0, again.output
+    assert len(set(record.read_text().split())) >= 1
+    assert tree(root / "again") == tree(alone[0] / "site")
+
+
+def test_a_failing_worker_leaves_its_pages_to_the_build(
+    tmp_path: Path, alone: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool, "POOL_ABOVE", 1)
+    monkeypatch.setattr(pool, "SLICE", 3)
+
+    def broken(bounds: tuple[int, int]) -> pool.Rendered:
+        raise MemoryError("a worker ran out of memory")
+
+    monkeypatch.setattr(pool, "_render_slice", broken)
+    root = archive(tmp_path / "pooled")
+    result = cli_in(root, "build")
+    assert result.exit_code == 0, result.output
+    assert tree(root / "site") == tree(alone[0] / "site")
+
+
+def test_a_broken_template_is_reported_by_file_and_line_from_a_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The template is first compiled in a worker; the error reaches the publisher as
+    the build alone reports it, and the previous site stays."""
+    forced_pool(monkeypatch, tmp_path / "workers.txt")
+    root = archive(tmp_path / "pooled")
+    assert cli_in(root, "build").exit_code == 0
+    before = tree(root / "site")
+    (root / "templates").mkdir()
+    (root / "templates" / "run.html").write_text(
+        '{% extends "base.html" %}\n{% block main %}\n{{ run.title | no_such_filter }}\n'
+        "{% endblock %}\n",
+        encoding="utf-8",
+    )
+    result = cli_in(root, "build", "--force")
+    assert result.exit_code != 0
+    assert "templates/run.html:3: template error" in result.output, result.output
+    assert "Traceback" not in result.output
+    assert tree(root / "site") == before
+
+
+@pytest.mark.parametrize(("sig", "status"), [("INT", 130), ("TERM", 143)])
+def test_ctrl_c_while_workers_render_stops_them_all_and_keeps_the_site(
+    tmp_path: Path, sig: str, status: int
+) -> None:
+    """Ctrl-C (or SIGTERM) halfway through the run pages: the build stops with no
+    traceback, no worker is left running, and the previous site is as it was."""
+    root = archive(tmp_path / "archive")
+    assert cli_in(root, "build").exit_code == 0
+    before = tree(root / "site")
+    marker = f"sitegen-pool-test-{tmp_path.name}-{sig}"
+    code = (
+        f"# {marker}\n"
+        "import sitegen.pages.pool as pool\n"
+        "pool.POOL_ABOVE, pool.SLICE = 1, 2\n"
+        "from sitegen.cli import main\n"
+        "main()\n"
+    )
+    env = os.environ | {"SITEGEN_FAULT": f"rendering:{sig}", "SITEGEN_WORKERS": "2"}
+    died = subprocess.run(
+        [sys.executable, "-c", code, "build", "--out", "fresh"],  # every page to render
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert died.returncode == status, died.stderr
+    assert "Traceback" not in died.stderr, died.stderr
+    assert tree(root / "site") == before
+    assert not (root / "fresh").exists()
+    staged = root / ".fresh.builds"
+    assert not staged.exists() or list(staged.iterdir()) == []  # the staging folder is gone
+    left = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker.encode() in cmdline.read_bytes():
+                left.append(cmdline.parent.name)
+        except OSError:
+            continue
+    assert left == []
+    # and the same build, run again, makes the whole site
+    assert cli_in(root, "build", "--out", "fresh").exit_code == 0
+    assert tree(root / "fresh") == before
