@@ -144,12 +144,16 @@ def test_at_five_calls_a_slowdown_is_too_few_to_tell_or_a_correct_flag():
 # ---------------------------------------------------------------- the whole path
 
 
-def _script(first_ms: float):
-    """A llama.cpp stream whose first token arrives after ``first_ms``, then 4 more, 100 ms
-    apart: gaps long enough that a loaded machine's timer jitter cannot make the per-token
-    metrics of two runs differ by the 30% threshold (at 4 ms apart it did in CI, and at
-    40 ms on a machine busy with a 10,000-run build besides the suite)."""
-    return openai_stream([(first_ms + 100 * i, f"t{i} ") for i in range(5)])
+def _script(first_ms: float, gaps: list[float]):
+    """A llama.cpp stream whose first token arrives after ``first_ms``, then one more after
+    each of ``gaps``. The gaps of every run are drawn from one distribution, as a real
+    engine's are: the runs' decode rates then differ by chance only, which the verdicts must
+    not flag. (Fixed gaps made any timer overhead a significant change of a fraction of a
+    percent, which turned the slow run's regression into "mixed" on a loaded machine.)"""
+    times = [first_ms]
+    for gap in gaps:
+        times.append(times[-1] + gap)
+    return openai_stream([(t, f"t{i} ") for i, t in enumerate(times)])
 
 
 @pytest.fixture
@@ -172,7 +176,8 @@ def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             ("same", 150.0, []),
             ("slow", 450.0, []),
         ):
-            eng.queue(*(_script(d) for d in delays(rng, 7, median)))  # 1 cold + 6 warm
+            firsts = delays(rng, 7, median)  # 1 cold + 6 warm
+            eng.queue(*(_script(d, delays(rng, 4, 60.0)) for d in firsts))
             args = ["run", "--cells", "cells.yaml", "--warm", "6", "--prompt", "P-EASY"]
             args += ["--force-load", "--allow-dirty", "-q", "--title", title, *extra]
             result = CliRunner().invoke(cli, args)
