@@ -281,19 +281,16 @@ def dumps_items_cached(obj: dict[str, Any], field: str, memo: Memo) -> Encoded:
             text = dumps(item)[:-1].replace("\n", "\n    ")
             memo.put(key, text)
         texts.append(text)
+    digests = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
     pieces = dumps(obj | {field: [_HOLE] * len(items)}).split('"\\u0000"')
     if len(pieces) != len(items) + 1 or not _at_item_depth(pieces):
-        return Encoded(dumps(obj), [_sha256(t) for t in texts])  # a NUL elsewhere in obj
+        return Encoded(dumps(obj), digests)  # a NUL elsewhere in obj
     out = [pieces[0]]
     for text, piece in zip(texts, pieces[1:], strict=True):
         out += (text, piece)
-    return Encoded("".join(out), [_sha256(t) for t in texts])
+    return Encoded("".join(out), digests)
 
 
 def _at_item_depth(pieces: list[str]) -> bool:
     """Every hole sits where an item of a top-level list does: four spaces in."""
     return all(p.endswith("\n    ") for p in pieces[:-1])
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

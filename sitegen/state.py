@@ -61,7 +61,7 @@ def _walk_dir(path: str, depth: int, lines: list[str]) -> None:
         except OSError:
             lines.append(f"gone {entry.path}\n")  # removed while we looked: not current
             continue
-        lines.append(f"{entry.path} {st.st_mode} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}\n")
+        lines.append(_stamp_line(entry.path, st))
     if depth >= MAX_WALK_DEPTH:
         return
     for folder in folders:
@@ -69,13 +69,13 @@ def _walk_dir(path: str, depth: int, lines: list[str]) -> None:
 
 
 def _stamp(path: Path, digest: hashlib._Hash) -> None:
-    st = path.lstat()
-    digest.update(
-        f"{path} {st.st_mode} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}\n".encode(
-            "utf-8",
-            "surrogateescape",  # a file name that is not UTF-8 is reported later
-        )
-    )
+    # surrogateescape: a file name that is not UTF-8 is reported later, not here
+    digest.update(_stamp_line(str(path), path.lstat()).encode("utf-8", "surrogateescape"))
+
+
+def _stamp_line(path: str, st: os.stat_result) -> str:
+    """What the fingerprint holds of one file: its type, size and times (not its bytes)."""
+    return f"{path} {st.st_mode} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}\n"
 
 
 def fingerprint(layout: Layout, options: Mapping[str, object]) -> str:

@@ -80,8 +80,8 @@ def _worker_start() -> None:
 
 
 def _task(bounds: tuple[int, int]) -> Rendered:
-    # What a worker is sent is this function's name; it looks the renderer up in its
-    # own (inherited) module, so nothing but the bounds is pickled.
+    # A worker is sent this function's name and the bounds; it finds _render_slice in
+    # its own (inherited) module, so a replacement set before the fork is the one run.
     return _render_slice(bounds)
 
 
