@@ -66,6 +66,8 @@ class Memo:
         text = self.known.get(key)
         if text is None:
             return None
+        if text == "[]":  # most rows of some kinds (a file without gate findings)
+            return []
         try:
             return json.loads(text)
         except ValueError:

@@ -51,7 +51,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "site.runs_per_page",
         int,
-        100,
+        50,
         "Runs listed per page on the index and on model, node and engine pages. The front "
         "page lists the newest; all runs are also in fixed blocks counted from the oldest "
         "(pages/1/ holds the oldest), which keep their content as the archive grows.",

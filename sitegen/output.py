@@ -16,7 +16,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,17 +262,7 @@ def _update(
 ) -> None:
     wanted = outputs.data
     emptied: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
-        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        if keep and prefix.startswith(keep):
-            dirnames.clear()
-            continue
-        for name in filenames:
-            rel = prefix + name
-            if rel not in wanted:
-                (Path(dirpath) / name).unlink()
-                emptied.add(dirpath)
+    _remove_unwanted(str(root), "", wanted, keep, emptied)
     made: set[Path] = set()
     for rel in sorted(wanted):
         if _unchanged(root, rel, recorded.get(rel), outputs.sha256(rel)):
@@ -287,6 +277,24 @@ def _update(
         while path != root and path.is_dir() and not any(path.iterdir()):
             path.rmdir()
             path = path.parent
+
+
+def _remove_unwanted(
+    folder: str, prefix: str, wanted: Mapping[str, Any], keep: tuple[str, ...], emptied: set[str]
+) -> None:
+    """Unlink every file under ``folder`` (output path ``prefix``...) that is not an
+    output, noting the folders emptied; ``keep`` prefixes are not entered. One
+    ``scandir`` a folder and no path objects: the spare holds every page of the site.
+    A link is removed like a file, never followed."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if not (keep and (rel + "/").startswith(keep)):
+                    _remove_unwanted(entry.path, rel + "/", wanted, keep, emptied)
+            elif rel not in wanted:
+                os.unlink(entry.path)  # noqa: PTH108 (a Path per file costs, see above)
+                emptied.add(folder)
 
 
 def _ident(path: Path) -> tuple[int, int] | None:

@@ -157,8 +157,9 @@ def save(records: Path, build: Path, files: dict[str, tuple[str, str]]) -> None:
     Records of build folders that no longer exist are dropped.
     """
     entries = {}
+    root = str(build)
     for rel, (key, sha) in sorted(files.items()):
-        st = (build / rel).lstat()
+        st = os.lstat(f"{root}/{rel}")  # a string, not a Path: called for every file of the site
         entries[rel] = [key, sha, st.st_size, st.st_mtime_ns, st.st_ino]
     data = {"version": VERSION, "build": str(build.resolve()), "files": entries}
     text = json.dumps(data, separators=(",", ":"))

@@ -168,3 +168,28 @@ def test_long_lists_are_paginated_and_the_table_stays_complete_without_js(demo: 
     assert len(newest.select("table#runs tbody tr")) == 4
     group_block = demo / "engines" / "llamacpp" / "pages" / "1" / "index.html"
     assert len(soup(group_block).select("table#runs tbody tr")) == 10
+
+
+def test_pages_stay_within_the_weight_budget(tmp_path: Path):
+    # The archive shape of the speed targets (4 cells x 3 prompts, 8 warm calls), with
+    # more runs than a front page lists (50) and than a trend chart draws (60), each run
+    # carrying its full reasons: the heaviest index, group and changes pages it makes.
+    generate_archive.generate(tmp_path, 70, warm=8, cells=4, prompts=3, seed=3)
+    (tmp_path / "sitegen.toml").write_text("[site]\nrun_charts = 2\nsearch = false\n")
+    build(tmp_path)
+    site = tmp_path / "site"
+    index = soup(site / "index.html")
+    assert len(index.select("table#runs tbody tr")) == 50  # the default runs_per_page
+    model = soup(site / "models" / "demo-0.5b-q4_k_m" / "index.html")
+    assert len(model.select("table#runs tbody tr")) == 50 and model.select("figure.trend svg")
+    heavy = {
+        p.relative_to(site).as_posix(): p.stat().st_size
+        for p in site.rglob("*.html")
+        if p.stat().st_size > PAGE_BUDGET
+    }
+    assert not heavy
+    first_paint = sum(
+        (site / rel).stat().st_size
+        for rel in ("index.html", "assets/style.css", "assets/table.js", "assets/search.js")
+    )
+    assert first_paint <= FIRST_PAINT_BUDGET

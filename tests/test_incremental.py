@@ -85,6 +85,24 @@ def test_incremental_result_equals_a_cold_build(archive: Path):
     assert contents(archive / "site") == contents(archive / "cold")
 
 
+def test_what_is_not_an_output_leaves_the_spare_a_build_updates(archive: Path):
+    build(archive)
+    build(archive)  # two builds: the older one is the spare the next build updates
+    live = (archive / "site").resolve()
+    spare = next(p for p in live.parent.iterdir() if p.is_dir() and p != live)
+    (spare / "runs" / "stray.html").write_text("left by hand")
+    (spare / "junk" / "deep").mkdir(parents=True)
+    (spare / "junk" / "deep" / "x.txt").write_text("x")
+    (spare / "linked").symlink_to(archive / "runs")  # a link is removed, never followed
+    add_run(archive, 24)
+    build(archive)
+    assert (archive / "site").resolve() == spare  # it was updated in place
+    assert not (spare / "runs" / "stray.html").exists() and not (spare / "junk").exists()
+    assert not (spare / "linked").is_symlink() and (archive / "runs" / "synthetic-00001").is_dir()
+    build(archive, out=archive / "cold")
+    assert contents(archive / "site") == contents(archive / "cold")
+
+
 def test_a_live_file_edited_in_place_is_not_reused(archive: Path):
     build(archive)
     page = archive / "site" / "runs" / "synthetic-00001" / "index.html"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +165,67 @@ def test_ctrl_c_while_workers_render_stops_them_all_and_keeps_the_site(
     # and the same build, run again, makes the whole site
     assert cli_in(root, "build", "--out", "fresh").exit_code == 0
     assert tree(root / "fresh") == before
+
+
+def pooled_build(root: Path, slice_code: str, **popen: object) -> subprocess.CompletedProcess[str]:
+    """``sitegen build --out fresh`` in a new session, every run page in a pool of two
+    workers (slices of 2, given up after 5 s), each slice first running ``slice_code``
+    in its worker."""
+    code = (
+        "import os, signal\n"
+        "import sitegen.pages.pool as pool\n"
+        "pool.POOL_ABOVE, pool.SLICE, pool.TASK_TIMEOUT = 1, 2, 5.0\n"
+        "real = pool._render_slice\n"
+        "def first(bounds):\n"
+        + "".join(f"    {line}\n" for line in slice_code.splitlines())
+        + "    return real(bounds)\n"
+        "pool._render_slice = first\n"
+        "from sitegen.cli import main\n"
+        "main()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, "build", "--out", "fresh"],
+        cwd=root,
+        env=os.environ | {"SITEGEN_WORKERS": "2"},
+        capture_output=True,
+        text=True,
+        timeout=100,  # a closed pool waiting for a dead worker's slice would hang
+        start_new_session=True,
+        **popen,  # type: ignore[call-overload]
+    )
+
+
+def test_a_worker_killed_outright_leaves_its_pages_to_the_build(
+    tmp_path: Path, alone: tuple[Path, list[str]]
+) -> None:
+    """The kernel's out-of-memory killer, or a publisher's kill: the worker leaves no
+    answer. The build gives its slice up, renders it itself, and ends (it used to
+    wait for ever for the dead worker's task)."""
+    root = archive(tmp_path / "pooled")
+    done = cli_in(root, "build", "--out", "fresh")  # the charts drawn, then a fresh folder
+    assert done.exit_code == 0, done.output
+    (root / "fresh").unlink()
+    shutil.rmtree(root / ".fresh.builds")
+    killed = pooled_build(root, "if bounds[0] == 2:\n    os.kill(os.getpid(), signal.SIGKILL)")
+    assert killed.returncode == 0, killed.stderr
+    assert tree(root / "fresh") == tree(alone[0] / "site")
+
+
+def test_a_build_that_ignores_ctrl_c_keeps_its_workers_through_it(
+    tmp_path: Path, alone: tuple[Path, list[str]]
+) -> None:
+    """Started in the background (or under nohup), a build ignores Ctrl-C at the
+    terminal; so do its workers, which finish their pages."""
+    root = archive(tmp_path / "pooled")
+    record = tmp_path / "survived.txt"
+    slice_code = (
+        "if bounds[0] == 0:\n"
+        "    os.killpg(0, signal.SIGINT)  # Ctrl-C reaches the whole process group\n"
+        f"    open({str(record)!r}, 'a').write('finished its slice')\n"
+    )
+    ran = pooled_build(
+        root, slice_code, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert record.read_text() == "finished its slice"
+    assert tree(root / "fresh") == tree(alone[0] / "site")

@@ -10,7 +10,8 @@ without the pool.
 Forked, not spawned: a spawned worker would need the whole page context
 pickled to it. Forking a process whose Polars thread pool is running can
 deadlock a child that calls Polars, and rendering never does; a worker that
-does not answer in time is given up, and its pages are rendered here.
+does not answer in time, fails or dies is given up, and its pages are rendered
+here (a dead worker's slice after the timeout).
 
 A page that asks for a chart not yet drawn gets a placeholder in the build's
 chart batch; a worker's copy of the batch is not the build's, so such a page is
@@ -74,9 +75,11 @@ def _render_slice(bounds: tuple[int, int]) -> Rendered:
 
 def _worker_start() -> None:
     # The build's own handlers turn SIGTERM into an exception with a traceback; a
-    # worker stopped by the build (or by Ctrl-C with it) just ends.
+    # worker stopped by the build (or by Ctrl-C with it) just ends. A build that
+    # ignores Ctrl-C (started in the background, under nohup) keeps its workers too.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _task(bounds: tuple[int, int]) -> Rendered:
@@ -95,7 +98,8 @@ def render_all(
     """(job, its output) for every job, in order; in worker processes when there are many.
 
     ``decoded_count`` reads, and ``on_decoded`` adds to, the build's count of
-    comparisons read in full, which the workers' reads belong to.
+    comparisons read in full, which the workers' reads belong to. A slice whose
+    worker fails, is late or dies (killed, out of memory) is rendered here.
     """
     global _WORK
     workers = workers or int(os.environ.get(WORKERS_VARIABLE) or 0) or os.cpu_count() or 1
@@ -114,14 +118,16 @@ def render_all(
         pool = mp.get_context("fork").Pool(workers, initializer=_worker_start)
     finally:
         gc.unfreeze()
-    finished = False
+    answered = False
     try:
         results = [pool.apply_async(_task, (b,)) for b in bounds]
+        given_up = 0
         for (start, end), result in zip(bounds, results, strict=True):
             try:
                 done: Rendered | None = result.get(TASK_TIMEOUT)
-            except Exception:  # late, or failed: rendered here, where an error is reported
+            except Exception:  # failed, or late (its worker hangs or died): rendered here
                 done = None
+                given_up += 1
             if done is not None:
                 if batch is not None:
                     batch.hits += done.chart_hits
@@ -130,11 +136,13 @@ def render_all(
             for i in range(start, end):
                 made = done.pages[i - start] if done is not None else None
                 yield jobs[i], made if made is not None else render(jobs[i])
-        finished = True
+        answered = given_up == 0
     finally:
-        if finished:
+        if answered:
             pool.close()  # every slice answered: the workers end on their own
         else:
-            pool.terminate()  # a failed or stopped build, or a worker that hangs
+            # A failed or stopped build, or a slice given up: a dead worker's task
+            # would keep a closed pool waiting for ever, so end the workers now.
+            pool.terminate()
         pool.join()
         _WORK = None
