@@ -122,6 +122,42 @@ def test_a_broken_template_is_reported_by_file_and_line_from_a_worker(
     assert tree(root / "site") == before
 
 
+def pooled_build(
+    root: Path,
+    slice_code: str = "",
+    *,
+    marker: str = "",
+    env: dict[str, str] | None = None,
+    **popen: object,
+) -> subprocess.CompletedProcess[str]:
+    """``sitegen build --out fresh`` (every page to render) in a new session, every run
+    page in a pool of two workers (slices of 2, given up after 5 s), each slice first
+    running ``slice_code`` in its worker; ``marker`` is put in its command line."""
+    code = (
+        f"# {marker}\n"
+        "import os, signal\n"
+        "import sitegen.pages.pool as pool\n"
+        "pool.POOL_ABOVE, pool.SLICE, pool.TASK_TIMEOUT = 1, 2, 5.0\n"
+        "real = pool._render_slice\n"
+        "def first(bounds):\n"
+        + "".join(f"    {line}\n" for line in slice_code.splitlines())
+        + "    return real(bounds)\n"
+        "pool._render_slice = first\n"
+        "from sitegen.cli import main\n"
+        "main()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, "build", "--out", "fresh"],
+        cwd=root,
+        env=os.environ | {"SITEGEN_WORKERS": "2"} | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=100,  # a closed pool waiting for a dead worker's slice would hang
+        start_new_session=True,
+        **popen,  # type: ignore[call-overload]
+    )
+
+
 @pytest.mark.parametrize(("sig", "status"), [("INT", 130), ("TERM", 143)])
 def test_ctrl_c_while_workers_render_stops_them_all_and_keeps_the_site(
     tmp_path: Path, sig: str, status: int
@@ -132,21 +168,11 @@ def test_ctrl_c_while_workers_render_stops_them_all_and_keeps_the_site(
     assert cli_in(root, "build").exit_code == 0
     before = tree(root / "site")
     marker = f"sitegen-pool-test-{tmp_path.name}-{sig}"
-    code = (
-        f"# {marker}\n"
-        "import sitegen.pages.pool as pool\n"
-        "pool.POOL_ABOVE, pool.SLICE = 1, 2\n"
-        "from sitegen.cli import main\n"
-        "main()\n"
-    )
-    env = os.environ | {"SITEGEN_FAULT": f"rendering:{sig}", "SITEGEN_WORKERS": "2"}
-    died = subprocess.run(
-        [sys.executable, "-c", code, "build", "--out", "fresh"],  # every page to render
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    died = pooled_build(  # Ctrl-C as at a terminal, even if these tests run in the background
+        root,
+        marker=marker,
+        env={"SITEGEN_FAULT": f"rendering:{sig}"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert died.returncode == status, died.stderr
     assert "Traceback" not in died.stderr, died.stderr
@@ -165,34 +191,6 @@ def test_ctrl_c_while_workers_render_stops_them_all_and_keeps_the_site(
     # and the same build, run again, makes the whole site
     assert cli_in(root, "build", "--out", "fresh").exit_code == 0
     assert tree(root / "fresh") == before
-
-
-def pooled_build(root: Path, slice_code: str, **popen: object) -> subprocess.CompletedProcess[str]:
-    """``sitegen build --out fresh`` in a new session, every run page in a pool of two
-    workers (slices of 2, given up after 5 s), each slice first running ``slice_code``
-    in its worker."""
-    code = (
-        "import os, signal\n"
-        "import sitegen.pages.pool as pool\n"
-        "pool.POOL_ABOVE, pool.SLICE, pool.TASK_TIMEOUT = 1, 2, 5.0\n"
-        "real = pool._render_slice\n"
-        "def first(bounds):\n"
-        + "".join(f"    {line}\n" for line in slice_code.splitlines())
-        + "    return real(bounds)\n"
-        "pool._render_slice = first\n"
-        "from sitegen.cli import main\n"
-        "main()\n"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", code, "build", "--out", "fresh"],
-        cwd=root,
-        env=os.environ | {"SITEGEN_WORKERS": "2"},
-        capture_output=True,
-        text=True,
-        timeout=100,  # a closed pool waiting for a dead worker's slice would hang
-        start_new_session=True,
-        **popen,  # type: ignore[call-overload]
-    )
 
 
 def test_a_worker_killed_outright_leaves_its_pages_to_the_build(
