@@ -299,7 +299,7 @@ def build(
         except BaseException:
             discard(staging, out)
             raise
-        reuse.save(records, staging, outputs.reuse_record())
+        reuse.save(records, staging, outputs.reuse_record(), outputs.stamps)
         loaded.state.save()
         state.record(layout, options, inputs)
     elapsed = time.perf_counter() - started

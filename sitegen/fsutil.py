@@ -6,7 +6,7 @@ import hashlib
 import os
 import signal
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from sitegen.exceptions import BuildError
 
@@ -37,10 +37,15 @@ def write_atomic(path: Path, data: bytes | str, *, durable: bool = True) -> None
 
 def safe_join(root: Path, rel: str) -> Path:
     """``root / rel``, refusing any ``rel`` that would land outside ``root``."""
-    pure = PurePosixPath(rel)
-    if pure.is_absolute() or ".." in pure.parts or "\\" in rel or not rel or rel.startswith("~"):
+    return Path(safe_path(str(root), rel))
+
+
+def safe_path(root: str, rel: str) -> str:
+    """``safe_join`` on strings: staging a site joins one path per output, and at
+    tens of thousands of outputs a ``Path`` per file costs seconds."""
+    if not rel or rel[0] in "/~" or "\\" in rel or ".." in rel.split("/") or "\0" in rel:
         raise BuildError(f"refusing output path {rel!r}: it would escape the output folder")
-    return root.joinpath(*pure.parts)
+    return f"{root}/{rel}"
 
 
 def sha256_file(path: Path) -> str:

@@ -9,11 +9,13 @@ a kill at any moment leaves the previous site as it was.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sitegen.exceptions import BuildError
-from sitegen.fsutil import fault, out_key, safe_join, same_file, write_atomic
+from sitegen.fsutil import fault, out_key, safe_path, same_file, write_atomic
 from sitegen.reuse import Kept, Previous, Spare
 
 
@@ -39,6 +41,9 @@ class Outputs:
     data: dict[str, bytes | Path | Kept] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     previous: Previous | None = None
+    # rel -> (size, mtime_ns, inode) of a staged file the build did not write itself
+    # (linked, or unchanged in the spare): its record needs no second look (reuse.save)
+    stamps: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     # rel -> (the bytes hashed, their sha256): transform() may replace the bytes.
     _hashed: dict[str, tuple[bytes, str]] = field(default_factory=dict, repr=False)
 
@@ -112,34 +117,51 @@ class Outputs:
         return self.keys.get(rel)  # copies are keyed by their source's sha256
 
     def reuse_record(self) -> dict[str, tuple[str, str]]:
-        """rel -> (key, sha256) of every keyed output, for the next build."""
-        return {rel: (key, self.sha256(rel) or key) for rel, key in self.keys.items()}
+        """rel -> (key, sha256) of every output, for the next build; an output without
+        a key is recorded with an empty one (never reused, but known to be there)."""
+        return {
+            rel: (key, self.sha256(rel) or key)
+            for rel in self.data
+            for key in [self.keys.get(rel, "")]
+        }
 
-    def write_file(self, root: Path, rel: str) -> None:
+    def write_file(self, root: Path | str, rel: str, *, fresh: bool = False) -> None:
         """Create ``rel`` under ``root`` as a new file (never writing into an existing inode,
-        which may be shared with the live site through a hardlink)."""
-        target = safe_join(root, rel)
-        target.unlink(missing_ok=True)
+        which may be shared with the live site through a hardlink). ``fresh``: the
+        folder was made by this build, so there is nothing to remove first."""
+        target = safe_path(str(root), rel)
+        if not fresh:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)  # noqa: PTH108 (string paths: see safe_path)
         content = self.data[rel]
         if isinstance(content, Kept):
             try:
                 os.link(content.source, target)
             except OSError:  # another file system, or links not allowed
                 shutil.copyfile(content.source, target)
+            else:
+                self.stamps[rel] = content.stamp
             return
         if isinstance(content, Path):
             shutil.copyfile(content, target)
         else:
-            target.write_bytes(content)
+            with open(target, "wb") as fh:
+                fh.write(content)
 
     def write_to(self, root: Path) -> None:
-        made: set[Path] = set()
-        for rel in sorted(self.data):
-            parent = safe_join(root, rel).parent
-            if parent not in made:
-                parent.mkdir(parents=True, exist_ok=True)
-                made.add(parent)
-            self.write_file(root, rel)
+        """Fill a new, empty folder."""
+        _write_all(str(root), sorted(self.data), self, fresh=True)
+
+
+def _write_all(root: str, rels: Iterable[str], outputs: Outputs, *, fresh: bool) -> None:
+    """Write ``rels`` under ``root``, making each parent folder once."""
+    made: set[str] = set()
+    for rel in rels:
+        parent = os.path.dirname(safe_path(root, rel))  # noqa: PTH120 (see safe_path)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)  # noqa: PTH103
+            made.add(parent)
+        outputs.write_file(root, rel, fresh=fresh)
 
 
 MARKER = ".sitegen-site"
@@ -232,7 +254,7 @@ def stage(
     if spare is not None and spare.folder.is_dir() and not same_file(spare.folder, out):
         staging = spare.folder
         try:
-            _update(staging, outputs, spare.files, keep)
+            _update(staging, outputs, spare, keep)
         except BaseException:
             discard(staging, out)
             raise
@@ -257,26 +279,67 @@ def _unchanged(root: Path, rel: str, recorded: list[Any] | None, sha: str | None
     return [st.st_size, st.st_mtime_ns, st.st_ino] == recorded[2:5]
 
 
-def _update(
-    root: Path, outputs: Outputs, recorded: dict[str, list[Any]], keep: tuple[str, ...]
-) -> None:
+def _update(root: Path, outputs: Outputs, spare: Spare, keep: tuple[str, ...]) -> None:
+    recorded = spare.files
     wanted = outputs.data
     emptied: set[str] = set()
-    _remove_unwanted(str(root), "", wanted, keep, emptied)
-    made: set[Path] = set()
+    if spare.folders:
+        _remove_unwanted_recorded(str(root), spare, wanted, keep, emptied)
+    else:
+        _remove_unwanted(str(root), "", wanted, keep, emptied)
+    changed = []
     for rel in sorted(wanted):
-        if _unchanged(root, rel, recorded.get(rel), outputs.sha256(rel)):
-            continue
-        parent = safe_join(root, rel).parent
-        if parent not in made:
-            parent.mkdir(parents=True, exist_ok=True)
-            made.add(parent)
-        outputs.write_file(root, rel)
+        entry = recorded.get(rel)
+        if entry is not None and _unchanged(root, rel, entry, outputs.sha256(rel)):
+            outputs.stamps[rel] = (entry[2], entry[3], entry[4])
+        else:
+            changed.append(rel)
+    _write_all(str(root), changed, outputs, fresh=False)
     for folder in sorted(emptied, key=len, reverse=True):
         path = Path(folder)
         while path != root and path.is_dir() and not any(path.iterdir()):
             path.rmdir()
             path = path.parent
+
+
+def _remove_unwanted_recorded(
+    root: str, spare: Spare, wanted: Mapping[str, Any], keep: tuple[str, ...], emptied: set[str]
+) -> None:
+    """``_remove_unwanted`` without listing every folder of the site: a folder whose
+    mtime and inode are as recorded (``reuse.save``) holds exactly its recorded
+    files, so only those not wanted are unlinked; any other folder is listed. A
+    recorded folder that is now a file or link was an entry change in its parent,
+    which is therefore listed and removes it, never following it."""
+    in_folder: dict[str, list[str]] = {}
+    for rel in spare.files:
+        in_folder.setdefault(rel.rpartition("/")[0], []).append(rel)
+    for name, stamp in sorted(spare.folders.items()):
+        prefix = f"{name}/" if name else ""
+        if keep and prefix.startswith(keep):
+            continue
+        path = f"{root}/{name}" if name else root
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue  # gone with its parent, or by hand: nothing in it to remove
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        if [st.st_mtime_ns, st.st_ino] == stamp:
+            for rel in in_folder.get(name, ()):
+                if rel not in wanted:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f"{root}/{rel}")  # noqa: PTH108 (see _remove_unwanted)
+                    emptied.add(path)
+            continue
+        with os.scandir(path) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if rel not in spare.folders and not (keep and (rel + "/").startswith(keep)):
+                        _remove_unwanted(entry.path, rel + "/", wanted, keep, emptied)
+                elif rel not in wanted:
+                    os.unlink(entry.path)  # noqa: PTH108
+                    emptied.add(path)
 
 
 def _remove_unwanted(

@@ -25,7 +25,7 @@ from typing import Any
 
 from sitegen.fsutil import out_key, same_file, write_atomic
 
-VERSION = 1
+VERSION = 2
 
 
 def _plain(value: Any) -> Any:
@@ -68,6 +68,8 @@ class Spare:
 
     folder: Path
     files: dict[str, list[Any]]  # rel -> [key, sha256, size, mtime_ns, inode], as recorded
+    # rel of each folder holding a recorded file ("" the top) -> [mtime_ns, inode]
+    folders: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,11 @@ class Kept:
 
     source: str  # path of the live file
     sha256: str
+    stamp: tuple[int, int, int]  # its size, mtime_ns, inode, which a link to it shares
 
 
-def _read(record: Path, folder: Path) -> dict[str, list[Any]] | None:
+def _read(record: Path, folder: Path) -> dict[str, Any] | None:
+    """The record of the build in ``folder``: its ``files`` and ``folders``."""
     try:
         data = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -88,9 +92,9 @@ def _read(record: Path, folder: Path) -> dict[str, list[Any]] | None:
         and data.get("version") == VERSION
         and data.get("build") == str(folder.resolve())
         and isinstance(data.get("files"), dict)
+        and isinstance(data.get("folders"), dict)
     ):
-        files: dict[str, list[Any]] = data["files"]  # as this version writes it
-        return files
+        return data
     return None
 
 
@@ -104,9 +108,9 @@ class Previous:
         if not out.is_symlink():
             return  # not a build of ours (or none yet): nothing to reuse
         live = out.resolve()
-        entries = _read(records / f"{live.name}.json", live)
-        if entries is not None:
-            self.folder, self.entries = live, entries
+        data = _read(records / f"{live.name}.json", live)
+        if data is not None:
+            self.folder, self.entries = live, data["files"]
 
     def find(self, rel: str, key: str) -> Kept | None:
         """The live file for ``rel`` when it was made from the same key and is untouched."""
@@ -118,10 +122,11 @@ class Previous:
             st = os.lstat(path)
         except OSError:
             return None
-        if [st.st_size, st.st_mtime_ns, st.st_ino] != entry[2:5]:
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+        if list(stamp) != entry[2:5]:
             return None
         self.reused += 1
-        return Kept(path, entry[1])
+        return Kept(path, entry[1], stamp)
 
 
 def take_spare(records: Path, out: Path) -> Spare | None:
@@ -142,26 +147,50 @@ def take_spare(records: Path, out: Path) -> Spare | None:
         if not folder.name.startswith("build-") or not folder.is_dir() or same_file(folder, out):
             continue
         record = records / f"{folder.name}.json"
-        entries = _read(record, folder) if spare is None else None
-        if entries is not None:
+        data = _read(record, folder) if spare is None else None
+        if data is not None:
             record.unlink()
-            spare = Spare(folder, entries)
+            spare = Spare(folder, data["files"], data["folders"])
         elif not record.exists():
             shutil.rmtree(folder, ignore_errors=True)
     return spare
 
 
-def save(records: Path, build: Path, files: dict[str, tuple[str, str]]) -> None:
-    """Remember key, sha256 (``files``: rel -> (key, sha256)) and stat of each file.
+def save(
+    records: Path,
+    build: Path,
+    files: dict[str, tuple[str, str]],
+    stamps: dict[str, tuple[int, int, int]] | None = None,
+) -> None:
+    """Remember key, sha256 (``files``: rel -> (key, sha256)) and stat of each file, and
+    the mtime and inode of each folder holding one.
 
-    Records of build folders that no longer exist are dropped.
+    ``stamps`` holds the (size, mtime_ns, inode) of files the build already knows
+    (linked from the live build, or left unchanged in the spare), so only the
+    files it wrote are looked up again. A folder's mtime changes whenever an
+    entry is added to it, removed or renamed, so when this build is the spare
+    again, folders that kept theirs hold exactly the files recorded here, and
+    only the others need listing (``output._update``). Records of build folders
+    that no longer exist are dropped.
     """
+    stamps = stamps or {}
     entries = {}
+    folders: dict[str, list[int]] = {}
     root = str(build)
     for rel, (key, sha) in sorted(files.items()):
-        st = os.lstat(f"{root}/{rel}")  # a string, not a Path: called for every file of the site
-        entries[rel] = [key, sha, st.st_size, st.st_mtime_ns, st.st_ino]
-    data = {"version": VERSION, "build": str(build.resolve()), "files": entries}
+        stamp = stamps.get(rel)
+        if stamp is None:
+            st = os.lstat(f"{root}/{rel}")  # a string, not a Path: called for many files
+            stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+        entries[rel] = [key, sha, *stamp]
+        parent = rel.rpartition("/")[0]
+        while parent not in folders:
+            st = os.lstat(f"{root}/{parent}" if parent else root)
+            folders[parent] = [st.st_mtime_ns, st.st_ino]
+            if not parent:
+                break
+            parent = parent.rpartition("/")[0]
+    data = {"version": VERSION, "build": str(build.resolve()), "files": entries, "folders": folders}
     text = json.dumps(data, separators=(",", ":"))
     write_atomic(records / f"{build.name}.json", text, durable=False)
     for old in records.glob("build-*.json"):

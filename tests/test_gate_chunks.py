@@ -149,3 +149,8 @@ def test_file_names_scanned_together_find_what_each_name_alone_finds(names: list
     pairs = [(name, f"site/{i}") for i, name in enumerate(names)]
     alone = [f for rel, display in pairs for f in scan._name_findings(rel, display)]
     assert sorted(scan.names_findings(pairs)) == sorted(alone)
+    # in chunks kept in the build state (small ones here, so there are several),
+    # as a build scans them: scanned, then answered from the store
+    cache = ScanCache()
+    assert sorted(scan.names_findings(pairs, cache, size=64)) == sorted(alone)
+    assert sorted(scan.names_findings(pairs, cache, size=64)) == sorted(alone)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -94,11 +95,18 @@ def test_what_is_not_an_output_leaves_the_spare_a_build_updates(archive: Path):
     (spare / "junk" / "deep").mkdir(parents=True)
     (spare / "junk" / "deep" / "x.txt").write_text("x")
     (spare / "linked").symlink_to(archive / "runs")  # a link is removed, never followed
+    # deep in a folder of the site, and a folder of the site swapped for a link
+    (spare / "runs" / "synthetic-00002" / "stray.txt").write_text("x")
+    shutil.rmtree(spare / "runs" / "synthetic-00003")
+    (spare / "runs" / "synthetic-00003").symlink_to(archive / "runs" / "synthetic-00003")
     add_run(archive, 24)
     build(archive)
     assert (archive / "site").resolve() == spare  # it was updated in place
     assert not (spare / "runs" / "stray.html").exists() and not (spare / "junk").exists()
     assert not (spare / "linked").is_symlink() and (archive / "runs" / "synthetic-00001").is_dir()
+    assert not (spare / "runs" / "synthetic-00002" / "stray.txt").exists()
+    assert not (spare / "runs" / "synthetic-00003").is_symlink()
+    assert (archive / "runs" / "synthetic-00003" / "metadata.json").is_file()
     build(archive, out=archive / "cold")
     assert contents(archive / "site") == contents(archive / "cold")
 

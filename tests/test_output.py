@@ -10,7 +10,18 @@ from sitegen.output import Outputs, stage
 
 
 @pytest.mark.parametrize(
-    "rel", ["../x.html", "a/../../x", "/etc/passwd", "~/x", "a\\..\\x", "", "runs/../../x"]
+    "rel",
+    [
+        "../x.html",
+        "a/../../x",
+        "/etc/passwd",
+        "~/x",
+        "a\\..\\x",
+        "",
+        "runs/../../x",
+        "..",
+        "runs/..",
+    ],
 )
 def test_paths_that_would_escape_are_refused(tmp_path, rel):
     with pytest.raises(BuildError, match="would escape the output folder"):

@@ -7,7 +7,6 @@ rescans.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ class ScanCache:
         Keyed by the digest, not the bytes, so a caller that knows a file's
         digest (see sitegen.sitefiles) finds its entry without reading it.
         """
-        return hashlib.sha256(f"{kind}\0{sha256}".encode()).hexdigest()
+        return f"{kind}:{sha256}"  # no hash of it: one is computed for every file of the site
 
     @property
     def hits(self) -> int:

@@ -257,7 +257,7 @@ def scan_tree(
         source = path if files is None else (path, rel)
         digest = files.digest(rel) if files is not None and cache is not None else None
         findings.extend(_scan_cached(source, display, suffix, cache, digest))
-    findings.extend(names_findings(names))
+    findings.extend(names_findings(names, cache))
     return sorted(allowlist.filter(findings))
 
 
@@ -309,7 +309,9 @@ def _name_findings(rel: str, display: str) -> list[Finding]:
 _LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 
-def names_findings(names: list[tuple[str, str]]) -> list[Finding]:
+def names_findings(
+    names: list[tuple[str, str]], cache: ScanCache | None = None, size: int = _CHUNK_BYTES
+) -> list[Finding]:
     """:func:`_name_findings` of every (relative path, display) pair, in one scan.
 
     A site at 10,000 runs has 78,000 file names; scanned one by one, they took a
@@ -317,14 +319,33 @@ def names_findings(names: list[tuple[str, str]]) -> list[Finding]:
     of large files rests on), so the names are scanned one per line in a single
     text, and only a name whose line has a hit is scanned again alone, for the
     exact findings: the same as scanning each name alone, at a fraction of the cost.
+    With ``cache``, that text is scanned in chunks like a large file, so a build
+    that adds a run scans the chunks its new names fall in.
     """
-    single = [(rel, display) for rel, display in names if _LINE_BREAKS.search(rel)]
-    batched = [(rel, display) for rel, display in names if not _LINE_BREAKS.search(rel)]
-    hit_lines = {f.line for f in scan_text("\n".join(rel for rel, _ in batched), "")}
+    single: list[tuple[str, str]] = []
+    batched: list[tuple[str, str]] = []
+    for rel, display in names:
+        alone = _LINE_BREAKS.search(rel) or (not rel.isascii() and not _utf8(rel))
+        (single if alone else batched).append((rel, display))
+    text = "\n".join(rel for rel, _ in batched)
+    chunked = None
+    if cache is not None:
+        chunked = scan_chunks(text.encode("utf-8"), "", "text", cache, size)
+    found = chunked[0] if chunked is not None else scan_text(text, "")
+    hit_lines = {f.line for f in found}
     out: list[Finding] = []
     for rel, display in single + [batched[line - 1] for line in sorted(hit_lines)]:
         out.extend(_name_findings(rel, display))
     return out
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (a name undecodable on disk holds surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _scan_cached(
@@ -344,7 +365,7 @@ def _scan_cached(
     if digest is None:
         data = _read(source)
         digest = hashlib.sha256(data).hexdigest()
-    kind = kind_for(display)
+    kind = _KIND_BY_SUFFIX.get(suffix, "text")  # kind_for(display), its suffix known
     key = cache.key(kind, digest)
     rows = cache.get(key)
     if rows is not None:
