@@ -1,3 +1,3 @@
-from sitegen.cli import main
+from sitegen.cli import program
 
-main()
+program()

@@ -7,6 +7,7 @@ for bad input.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import os
@@ -15,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -77,6 +78,45 @@ def stops_on_sigterm(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class _Exit:
+    """What a finished command leaves to the end of the ``sitegen`` program instead of
+    freeing (see ``program``); nothing is kept when the commands are called otherwise
+    (tests call ``main`` many times in one process)."""
+
+    on: ClassVar[bool] = False
+    kept: ClassVar[list[Any]] = []
+
+    @classmethod
+    def leave(cls, value: Any) -> None:
+        if cls.on:
+            cls.kept.append(value)
+
+
+def program() -> None:
+    """The ``sitegen`` program: ``main``, then, when a command left its values for the
+    end (a build), an exit that does not free them one by one. At 10,000 runs that
+    is millions of objects and about a second; the operating system reclaims the
+    memory at once. Output is flushed first, and every file the build wrote is
+    closed (it writes through context managers, and its pools are joined)."""
+    _Exit.on = True
+    try:
+        main()
+        code: Any = 0
+    except SystemExit as exc:
+        code = exc.code
+    if not _Exit.kept:
+        sys.exit(code)
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="sitegen")
 def main() -> None:
@@ -122,13 +162,14 @@ def build(
         return
     from sitegen.build import build as do_build
 
-    do_build(
+    loaded = do_build(
         layout,
         strict=strict,
         skip_invalid=skip_invalid,
         echo=None if quiet else click.echo,
         inputs=inputs,
     )
+    _Exit.leave(loaded)
 
 
 @main.command()

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
-from conftest import ROOT, call_record, end_record, meta_record, metadata
+from conftest import (
+    ROOT,
+    call_record,
+    end_record,
+    generate_archive,
+    meta_record,
+    metadata,
+    sitegen_process,
+)
 
 from sitegen.build import build
 from sitegen.exceptions import BuildError
@@ -201,6 +209,21 @@ def test_missing_archive_is_a_clean_error(tmp_path):
     )
     assert result.returncode == 1
     assert "archive folder does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_program_ends_a_build_with_everything_written_and_said(tmp_path):
+    # `python -m sitegen` ends a build without freeing its objects one by one: its exit
+    # status, what it printed and what it wrote are as a normal exit leaves them.
+    generate_archive.generate(tmp_path, 3, warm=2, cells=1, prompts=1, seed=5)
+    done = sitegen_process(tmp_path, "build")
+    assert done.returncode == 0, done.stderr
+    assert "3 run(s)" in done.stdout and "wrote " in done.stdout.splitlines()[-1]
+    assert json.loads((tmp_path / "catalogue.json").read_text())["runs"]
+    assert sitegen_process(tmp_path, "build").stdout.startswith("nothing changed")
+    ledger = next((tmp_path / "runs").glob("*/run.jsonl"))
+    ledger.write_text(ledger.read_text() + "{broken\n")
+    failed = sitegen_process(tmp_path, "build")
+    assert failed.returncode == 1 and "error: runs/" in failed.stderr
 
 
 @pytest.mark.slow
