@@ -35,14 +35,10 @@ def write_atomic(path: Path, data: bytes | str, *, durable: bool = True) -> None
         raise
 
 
-def safe_join(root: Path, rel: str) -> Path:
-    """``root / rel``, refusing any ``rel`` that would land outside ``root``."""
-    return Path(safe_path(str(root), rel))
-
-
 def safe_path(root: str, rel: str) -> str:
-    """``safe_join`` on strings: staging a site joins one path per output, and at
-    tens of thousands of outputs a ``Path`` per file costs seconds."""
+    """``root/rel``, refusing any ``rel`` that would land outside ``root``. Strings,
+    not ``Path``s: staging a site joins one per output, and at tens of thousands of
+    outputs a ``Path`` per file costs seconds."""
     if not rel or rel[0] in "/~" or "\\" in rel or ".." in rel.split("/") or "\0" in rel:
         raise BuildError(f"refusing output path {rel!r}: it would escape the output folder")
     return f"{root}/{rel}"

@@ -18,7 +18,7 @@ import signal
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,17 +119,17 @@ class Outputs:
     def reuse_record(self) -> dict[str, tuple[str, str]]:
         """rel -> (key, sha256) of every output, for the next build; an output without
         a key is recorded with an empty one (never reused, but known to be there)."""
-        return {
-            rel: (key, self.sha256(rel) or key)
-            for rel in self.data
-            for key in [self.keys.get(rel, "")]
-        }
+        record = {}
+        for rel in self.data:
+            key = self.keys.get(rel, "")
+            record[rel] = (key, self.sha256(rel) or key)
+        return record
 
-    def write_file(self, root: Path | str, rel: str, *, fresh: bool = False) -> None:
+    def write_file(self, root: str, rel: str, *, fresh: bool = False) -> None:
         """Create ``rel`` under ``root`` as a new file (never writing into an existing inode,
         which may be shared with the live site through a hardlink). ``fresh``: the
         folder was made by this build, so there is nothing to remove first."""
-        target = safe_path(str(root), rel)
+        target = safe_path(root, rel)
         if not fresh:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(target)  # noqa: PTH108 (string paths: see safe_path)
@@ -331,30 +331,28 @@ def _remove_unwanted_recorded(
                         os.unlink(f"{root}/{rel}")  # noqa: PTH108 (see _remove_unwanted)
                     emptied.add(path)
             continue
-        with os.scandir(path) as entries:
-            for entry in entries:
-                rel = prefix + entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    if rel not in spare.folders and not (keep and (rel + "/").startswith(keep)):
-                        _remove_unwanted(entry.path, rel + "/", wanted, keep, emptied)
-                elif rel not in wanted:
-                    os.unlink(entry.path)  # noqa: PTH108
-                    emptied.add(path)
+        _remove_unwanted(path, prefix, wanted, keep, emptied, spare.folders)
 
 
 def _remove_unwanted(
-    folder: str, prefix: str, wanted: Mapping[str, Any], keep: tuple[str, ...], emptied: set[str]
+    folder: str,
+    prefix: str,
+    wanted: Mapping[str, Any],
+    keep: tuple[str, ...],
+    emptied: set[str],
+    recorded: Collection[str] = (),
 ) -> None:
     """Unlink every file under ``folder`` (output path ``prefix``...) that is not an
-    output, noting the folders emptied; ``keep`` prefixes are not entered. One
-    ``scandir`` a folder and no path objects: the spare holds every page of the site.
-    A link is removed like a file, never followed."""
+    output, noting the folders emptied; ``keep`` prefixes are not entered, nor the
+    ``recorded`` folders (each is looked at on its own). One ``scandir`` a folder
+    and no path objects: the spare holds every page of the site. A link is removed
+    like a file, never followed."""
     with os.scandir(folder) as entries:
         for entry in entries:
             rel = prefix + entry.name
             if entry.is_dir(follow_symlinks=False):
-                if not (keep and (rel + "/").startswith(keep)):
-                    _remove_unwanted(entry.path, rel + "/", wanted, keep, emptied)
+                if rel not in recorded and not (keep and (rel + "/").startswith(keep)):
+                    _remove_unwanted(entry.path, rel + "/", wanted, keep, emptied, recorded)
             elif rel not in wanted:
                 os.unlink(entry.path)  # noqa: PTH108 (a Path per file costs, see above)
                 emptied.add(folder)

@@ -183,7 +183,11 @@ def _suffix(name: str) -> str:
 
 def kind_for(name: str) -> str:
     """The scan kind for a file name (by its last suffix; ``text`` when unknown)."""
-    return _KIND_BY_SUFFIX.get(_suffix(name), "text")
+    return _kind_of_suffix(_suffix(name))
+
+
+def _kind_of_suffix(suffix: str) -> str:
+    return _KIND_BY_SUFFIX.get(suffix, "text")
 
 
 def scan_bytes(data: bytes, path: str) -> list[Finding]:
@@ -365,7 +369,7 @@ def _scan_cached(
     if digest is None:
         data = _read(source)
         digest = hashlib.sha256(data).hexdigest()
-    kind = _KIND_BY_SUFFIX.get(suffix, "text")  # kind_for(display), its suffix known
+    kind = _kind_of_suffix(suffix)  # kind_for(display), its suffix already known
     key = cache.key(kind, digest)
     rows = cache.get(key)
     if rows is not None:
