@@ -20,12 +20,12 @@ from sitegen import reuse, state
 from sitegen.archive import Run, read_archive_sources
 from sitegen.buildstate import BuildState
 from sitegen.catalogue import build_catalogue
-from sitegen.compare import all_comparisons, samples_by_run
+from sitegen.compare import all_comparisons, samples_of, warm_frame
 from sitegen.config import load_config, placeholders, site_path
 from sitegen.discover import LEDGER, discover
 from sitegen.domain import Loaded
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
-from sitegen.figures import figures_by_run
+from sitegen.figures import cold_figures, figures_of, warm_figures
 from sitegen.fsutil import fault, out_key, write_atomic
 from sitegen.gate import format_report, load_allowlist, scan_tree
 from sitegen.gate.findings_cache import ScanCache
@@ -120,7 +120,7 @@ def load(
         {r.run_id: (r.source.path / LEDGER, r.ledger_sha256 or "") for r in with_ledger}
     )
     build_state.flush()  # what was read stays known, whatever happens to the rest
-    rows = agg.rows_by_run(agg.aggregate(calls))
+    rows = agg.rows_by_run(cache.per_run("aggregates", agg.aggregate, calls))
     retractions = read_retractions(layout)
     unknown = sorted(set(retractions) - {r.run_id for r in runs} - invalid)
     if unknown:
@@ -130,11 +130,13 @@ def load(
                 for rid in unknown
             ]
         )
-    samples = samples_by_run(calls)
+    samples = samples_of(cache.per_run("warm-samples", warm_frame, calls))
     comparisons = all_comparisons(runs, samples, Settings.from_config(config), build_state)
-    catalogue = build_catalogue(
-        runs, checks, rows, config, retractions, comparisons, figures_by_run(calls)
+    figures = figures_of(
+        cache.per_run("figures-warm", warm_figures, calls),
+        cache.per_run("figures-cold", cold_figures, calls),
     )
+    catalogue = build_catalogue(runs, checks, rows, config, retractions, comparisons, figures)
     new_lock = updated_lock(runs, lock)
     return Loaded(
         layout,

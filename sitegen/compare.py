@@ -53,6 +53,8 @@ from sitegen.verdicts import (
     row_verdict,
 )
 
+# The value lists of a Sample, in the order samples_by_run makes them.
+SAMPLE_VALUES = ("ttft", "first_event", "total", "decode_tps", "tokens_per_sec")
 GUARDED = (("model_digest", "model digest"), ("engine_version", "engine version"))
 
 
@@ -66,7 +68,7 @@ class Facts:
     baseline: bool
     targets: dict[str, dict[str, Any]]  # cell id -> target
     prompts: dict[str, str]  # prompt id -> sha256
-    warm: dict[tuple[str, str], Sample]  # (cell, prompt) -> its warm calls
+    warm: Mapping[tuple[str, str], Sample]  # (cell, prompt) -> its warm calls
     concurrency: int = 1  # requests in flight; sequential when not recorded
     max_tokens: dict[str, int] = field(default_factory=dict)  # prompt id -> max tokens asked
 
@@ -79,7 +81,7 @@ class Facts:
         return {cell for cell, _ in self.warm}
 
 
-def facts_of(run: Run, samples: dict[tuple[str, str], Sample]) -> Facts:
+def facts_of(run: Run, samples: Mapping[tuple[str, str], Sample]) -> Facts:
     return Facts(
         run_id=run.run_id,
         title=run.metadata.get("title") or run.run_id,
@@ -132,7 +134,60 @@ def shown(value: Any) -> str:
     return text[:40] + "…" if len(text) > 40 else text
 
 
-def samples_by_run(calls: pl.DataFrame) -> dict[str, dict[tuple[str, str], Sample]]:
+_SAMPLE_COLUMNS = ("n", "errors", *SAMPLE_VALUES, "tokens")
+
+
+class RunSamples(Mapping[tuple[str, str], Sample]):
+    """One run's warm samples: keys at once, values made on first use.
+
+    Adding a run compares that run only; the other runs' comparisons come from
+    the build state, so their values are never read. Making every run's
+    samples as Python tuples cost about 1.5 s and 200 MB at 10,000 runs;
+    the values stay in the (columnar) frame until a page or a comparison asks.
+    """
+
+    __slots__ = ("_frame", "_keys", "_made", "_start")
+
+    def __init__(self, frame: pl.DataFrame, start: int, keys: list[tuple[str, str]]):
+        self._frame = frame
+        self._start = start
+        self._keys = keys
+        self._made: dict[tuple[str, str], Sample] | None = None
+
+    def _samples(self) -> dict[tuple[str, str], Sample]:
+        if self._made is None:
+            part = self._frame.slice(self._start, len(self._keys))
+            columns = [part[name].to_list() for name in _SAMPLE_COLUMNS]
+            self._made = {
+                key: Sample(
+                    calls=n,
+                    errors=errors,
+                    values=dict(zip(SAMPLE_VALUES, map(tuple, lists), strict=True)),
+                    completion_tokens=tuple(tokens),
+                )
+                for key, (n, errors, *lists, tokens) in zip(
+                    self._keys, zip(*columns, strict=True), strict=True
+                )
+            }
+        return self._made
+
+    def __getitem__(self, key: tuple[str, str]) -> Sample:
+        return self._samples()[key]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __repr__(self) -> str:
+        return f"RunSamples({self._samples()!r})"
+
+
+def samples_by_run(calls: pl.DataFrame) -> dict[str, RunSamples]:
     """run id -> (cell, prompt) -> the per-call values of its warm calls.
 
     Errored calls are counted (for the success rate) but give no values. TTFT is
@@ -143,14 +198,21 @@ def samples_by_run(calls: pl.DataFrame) -> dict[str, dict[tuple[str, str], Sampl
     ``tokens_per_sec``; a comparison uses ``decode_tps`` only when both sides
     have it for every call (see ``decode_values``).
     """
-    if calls.is_empty():
-        return {}
+    return samples_of(warm_frame(calls))
+
+
+def warm_frame(calls: pl.DataFrame) -> pl.DataFrame:
+    """Per run, cell and prompt: warm calls, errors, and each value list (see samples_by_run).
+
+    Each run's rows depend on its own calls only (sitegen.read_cache.ReadCache.per_run
+    keeps them between builds).
+    """
     ok = pl.col("error").is_null()
 
     def good(column: str) -> pl.Expr:
         return pl.col(column).filter(ok & pl.col(column).is_not_null())
 
-    frame = (
+    return (
         calls.lazy()
         .filter(pl.col("phase") == "warm")
         .group_by(["run_id", "cell_id", "prompt_id"])
@@ -167,21 +229,18 @@ def samples_by_run(calls: pl.DataFrame) -> dict[str, dict[tuple[str, str], Sampl
         .sort(["run_id", "cell_id", "prompt_id"])
         .collect()
     )
-    out: dict[str, dict[tuple[str, str], Sample]] = {}
-    for row in frame.iter_rows(named=True):
-        out.setdefault(row["run_id"], {})[(row["cell_id"], row["prompt_id"])] = Sample(
-            calls=row["n"],
-            errors=row["errors"],
-            values={
-                "ttft": tuple(row["ttft"]),
-                "first_event": tuple(row["first_event"]),
-                "total": tuple(row["total"]),
-                "decode_tps": tuple(row["decode_tps"]),
-                "tokens_per_sec": tuple(row["tokens_per_sec"]),
-            },
-            completion_tokens=tuple(row["tokens"]),
-        )
-    return out
+
+
+def samples_of(frame: pl.DataFrame) -> dict[str, RunSamples]:
+    """The samples of every run in a :func:`warm_frame`."""
+    keys: dict[str, list[tuple[str, str]]] = {}
+    starts: dict[str, int] = {}
+    ids = [frame[name].to_list() for name in ("run_id", "cell_id", "prompt_id")]
+    for i, (run_id, cell, prompt) in enumerate(zip(*ids, strict=True)):
+        if run_id not in keys:
+            keys[run_id], starts[run_id] = [], i
+        keys[run_id].append((cell, prompt))
+    return {rid: RunSamples(frame, starts[rid], k) for rid, k in keys.items()}
 
 
 @dataclass
@@ -501,7 +560,7 @@ OUTLINES = "comparison-outlines"  # the build state's kind for outlines (compari
 
 def all_comparisons(
     runs: list[Run],
-    samples: dict[str, dict[tuple[str, str], Sample]],
+    samples: Mapping[str, Mapping[tuple[str, str], Sample]],
     settings: Settings,
     state: BuildState | None = None,
 ) -> Comparisons:
@@ -680,7 +739,6 @@ def _restore(cls: type[_Restored], fields: dict[str, Any]) -> _Restored:
 
 SAMPLES_FORMAT = "sitegen.samples/1"
 INDEX_FORMAT = "sitegen.compare-index/1"
-SAMPLE_LISTS = ("ttft", "first_event", "total", "decode_tps", "tokens_per_sec")
 
 
 def samples_json(facts: Facts) -> dict[str, Any]:
@@ -698,7 +756,7 @@ def samples_json(facts: Facts) -> dict[str, Any]:
         warm.setdefault(cell, {})[prompt] = {
             "calls": sample.calls,
             "errors": sample.errors,
-            **{k: list(sample.values.get(k, ())) for k in SAMPLE_LISTS},
+            **{k: list(sample.values.get(k, ())) for k in SAMPLE_VALUES},
             "completion_tokens": list(sample.completion_tokens),
         }
     targets = {
@@ -723,7 +781,7 @@ def facts_from_samples(
         (cell, prompt): Sample(
             calls=s["calls"],
             errors=s["errors"],
-            values={k: tuple(s[k]) for k in SAMPLE_LISTS},
+            values={k: tuple(s[k]) for k in SAMPLE_VALUES},
             completion_tokens=tuple(s["completion_tokens"]),
         )
         for cell, prompts in doc["warm"].items()

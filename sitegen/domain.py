@@ -4,6 +4,7 @@ the renderer), so none of them imports the build to name it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -45,7 +46,7 @@ class Loaded:
     comparisons: Comparisons
     # run id -> (cell, prompt) -> its warm calls' values: what the verdicts (and the
     # compare page's samples.json) are computed from (sitegen.compare.samples_by_run).
-    samples: dict[str, dict[tuple[str, str], Sample]] = field(default_factory=dict)
+    samples: Mapping[str, Mapping[tuple[str, str], Sample]] = field(default_factory=dict)
 
     @cached_property
     def _catalogue_encoded(self) -> Encoded:

@@ -230,3 +230,64 @@ def test_a_damaged_row_is_computed_again(archive: Path, tmp_path: Path):
     assert "Traceback" not in out
     assert tree(archive / "site") == site
     assert sound("comparison-outlines")
+
+
+def test_per_run_frames_kept_between_builds_equal_a_fresh_computation(archive: Path):
+    """Aggregates and warm samples are kept per ledger version; after runs are
+    added and removed, what a build reads back is what computing everything
+    again gives (rows, every sample value, and the order of both)."""
+
+    def derived(use_cache: bool) -> tuple[object, object, object]:
+        loaded = load(archive, use_cache=use_cache)
+        samples = {rid: list(s.items()) for rid, s in loaded.samples.items()}
+        figures = {e["id"]: e.get("key_figures") for e in loaded.catalogue["runs"]}
+        return loaded.rows, samples, figures
+
+    first = derived(True)
+    assert derived(True) == first == derived(False)  # read back whole, unchanged
+    frames = sorted(p.name for p in (archive / ".sitegen-cache" / "calls").rglob("*.parquet"))
+    assert frames == [
+        "aggregates.parquet",
+        "calls.parquet",
+        "figures-cold.parquet",
+        "figures-warm.parquet",
+        "warm-samples.parquet",
+    ]
+    victim = sorted((archive / "runs").iterdir())[1]
+    for path in sorted(victim.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    victim.rmdir()
+    (archive / "runs.lock").unlink(missing_ok=True)  # load() alone writes no lock
+    rows, samples, figures = derived(True)
+    assert (rows, samples, figures) == derived(False)
+    assert victim.name not in rows and victim.name not in samples
+    # the same run id again with other calls (between kept runs), and a new run
+    for index, seed in ((1, 99), (7, 7)):
+        generate_archive.write_run(
+            archive,
+            index,
+            rng=random.Random(seed),
+            warm=2,
+            n_cells=2,
+            n_prompts=2,
+            kind="complete",
+        )
+    rows, samples, figures = derived(True)
+    assert (rows, samples, figures) == derived(False)
+    assert list(rows) == sorted(rows) and len(rows) == len(first[0]) + 1
+    assert rows[victim.name] != first[0][victim.name]
+
+
+def test_the_call_stores_of_other_sitegen_versions_are_removed(archive: Path):
+    """Each sitegen version keeps its own call store; after an upgrade the old one is
+    never read again, so the first build that writes the new one removes it."""
+    sitegen(archive)
+    calls = archive / ".sitegen-cache" / "calls"
+    (current,) = list(calls.iterdir())
+    old = calls / "0123abcd-1048576"
+    old.mkdir()
+    (old / "calls.parquet").write_bytes(b"rows of an older sitegen")
+    (current / "index.json").unlink()  # as after an upgrade: the store must be written
+    sitegen(archive, "--force")
+    assert sorted(p.name for p in calls.iterdir()) == [current.name]
+    assert (current / "index.json").is_file()

@@ -12,6 +12,8 @@ import pytest
 import yaml
 from bs4 import BeautifulSoup
 from conftest import metadata
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from sitegen.build import build
 from sitegen.cite import cff_errors
@@ -124,3 +126,74 @@ def test_unknown_license_is_left_out_of_cff_not_made_invalid(tmp_path, write_run
     build(tmp_path)
     cff = yaml.safe_load((tmp_path / "site/runs/r1/CITATION.cff").read_text())
     assert cff_errors(cff) == [] and "license" not in cff
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_VALUES = _JSON | st.sampled_from(
+    ["2026-02-30", "2026-01-01", "not a date", "https://x.org/", "CC-BY-4.0", "MIT", "", "1.2.0"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@example(changes=[("", "date-released", "2026-02-30")])  # a format only jsonschema checks
+@example(changes=[("authors.0", "email", 3)])
+@given(
+    changes=st.lists(
+        st.tuples(
+            st.sampled_from(["", "authors.0", "identifiers.1", "references.0"]),
+            st.text(max_size=12)
+            | st.sampled_from(
+                [
+                    "title",
+                    "date-released",
+                    "url",
+                    "license",
+                    "type",
+                    "name",
+                    "value",
+                    "cff-version",
+                    "version",
+                    "doi",
+                    "repository-code",
+                    "authors",
+                    "email",
+                ]
+            ),
+            _VALUES,
+        ),
+        max_size=4,
+    )
+)
+def test_the_quick_cff_check_agrees_with_the_schema_on_any_document(changes):
+    """cff_errors answers "valid" from a check compiled to Python and asks jsonschema
+    only on failure: for any document, it must be valid exactly when jsonschema
+    says so, or a citation the schema rejects would be published."""
+    from sitegen.cite import _cff_validator, run_cff
+
+    entry = {
+        "id": "r1",
+        "title": "A run",
+        "url": "runs/r1/",
+        "digest": "sha256:" + "0" * 64,
+        "started_at_utc": "2026-01-01T00:00:00Z",
+        "authors": ["Ann Example"],
+    }
+    archive = {"title": "Archive", "base_url": BASE, "license": "CC-BY-4.0", "authors": ["X"]}
+    doc = run_cff(entry, archive, BASE + "runs/r1/")
+    doc["references"] = [{"type": "software", "title": "t", "authors": [{"name": "n"}]}]
+    for where, key, value in changes:
+        target = doc
+        for step in [p for p in where.split(".") if p]:
+            target = target[int(step)] if isinstance(target, list) else target.get(step)
+            if not isinstance(target, dict | list):
+                break
+        if isinstance(target, dict):
+            target[key] = value
+    expected = not list(_cff_validator().iter_errors(doc))
+    assert (cff_errors(doc) == []) == expected

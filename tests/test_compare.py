@@ -219,3 +219,53 @@ def test_compare_command_reports_an_unknown_run_cleanly(archive):
     result = CliRunner().invoke(main, ["compare", "base-new", "nope", "--archive", str(archive)])
     assert result.exit_code == 1
     assert "runs/nope: no such run" in result.output and "Traceback" not in result.output
+
+
+def test_each_runs_samples_are_its_own_calls_whichever_runs_are_read_with_it():
+    """The verdicts read each run's warm calls from one frame of every run: a run's
+    samples must hold exactly its own calls, in any company, errored calls counted
+    but giving no values, and cold calls left out."""
+    import polars as pl
+
+    from sitegen.compare import samples_by_run
+    from sitegen.ledger import CALL_SCHEMA
+
+    def call(run, cell, prompt, idx, ttft, *, phase="warm", error=None):
+        return {
+            "run_id": run,
+            "type": "call",
+            "cell_id": cell,
+            "prompt_id": prompt,
+            "phase": phase,
+            "run_idx": idx,
+            "first_delta_ms": ttft - 1,
+            "ttft_ms": None if error else ttft,
+            "total_duration_ms": None if error else ttft * 10,
+            "completion_tokens": None if error else 64,
+            "tokens_per_sec": None if error else 50.0 + idx,
+            "decode_tps": None,
+            "error": error,
+        }
+
+    calls = [
+        call("b", "c1", "p1", 0, 900.0, phase="cold"),
+        *(call("b", "c1", "p1", i, 100.0 + i) for i in range(1, 4)),
+        call("b", "c1", "p1", 4, 0.0, error="timeout"),
+        *(call("a", "c2", "p2", i, 200.0 + i) for i in range(3)),
+        *(call("b", "c2", "p1", i, 300.0 + i) for i in range(2)),
+        call("c", "c1", "p1", 0, 0.0, error="refused"),
+    ]
+    schema = {"run_id": pl.String(), **CALL_SCHEMA}
+    frame = pl.DataFrame(calls, schema=schema)
+    together = samples_by_run(frame)
+    assert sorted(together) == ["a", "b", "c"]
+    assert list(together["b"]) == [("c1", "p1"), ("c2", "p1")]
+    b = together["b"][("c1", "p1")]
+    assert (b.calls, b.errors) == (4, 1)
+    assert b.values["ttft"] == (101.0, 102.0, 103.0)  # the cold call is not a warm value
+    assert b.completion_tokens == (64.0, 64.0, 64.0)
+    assert together["c"][("c1", "p1")].values["ttft"] == ()
+    for run in ("a", "b", "c"):
+        alone = samples_by_run(frame.filter(pl.col("run_id") == run))
+        assert dict(together[run]) == dict(alone[run])
+    assert ("c2", "p2") in together["a"] and ("c1", "p1") not in together["a"]

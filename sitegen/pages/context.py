@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ class SiteData:
     previous: Previous | None = None  # the live build, whose unchanged files are reused
     comparisons: Comparisons = field(default_factory=lambda: Comparisons.of({}))
     # run id -> (cell, prompt) -> warm calls (sitegen.compare.samples_by_run)
-    samples: dict[str, dict[tuple[str, str], Sample]] = field(default_factory=dict)
+    samples: Mapping[str, Mapping[tuple[str, str], Sample]] = field(default_factory=dict)
 
     @property
     def archive(self) -> Path:
