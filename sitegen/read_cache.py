@@ -39,13 +39,8 @@ class ReadCache:
         self.hashes = self.state.memo("file-sha256")
         self.summaries = self.state.memo("ledger-summary")
         self.metadata_files = self.state.memo("metadata")
-        self.calls_reused = 0
         # The store folder and the (run id, ledger sha256) pairs of the last calls()
         self._held: tuple[Path, list[tuple[str, str]]] | None = None
-
-    @property
-    def summary_hits(self) -> int:
-        return self.summaries.hits
 
     def sha256(self, path: Path) -> str:
         """sha256 of a file, reusing the last result while its stat is unchanged.
@@ -101,22 +96,14 @@ class ReadCache:
         if self.root is None:
             return read_calls({rid: path for rid, (path, _sha) in ledgers.items()})
         folder = self.root / "calls" / self.version
-        index_path, store_path = folder / "index.json", folder / "calls.parquet"
         self._held = (folder, wanted)
-        held = self._store_index(index_path, store_path)
-        if held == wanted:
-            self.calls_reused = len(wanted)
-            return pl.read_parquet(store_path)
-        held_pairs = set(held or ())
-        keep = {rid for rid, sha in wanted if (rid, sha) in held_pairs}
-        parts = []
-        if keep:
-            parts.append(pl.scan_parquet(store_path).filter(pl.col("run_id").is_in(keep)).collect())
-        parts.append(read_calls({rid: p for rid, (p, _s) in ledgers.items() if rid not in keep}))
-        frame = sort_calls(pl.concat(parts, how="vertical"))
-        self.calls_reused = len(keep)
-        folder.mkdir(parents=True, exist_ok=True)
-        _write_store(frame, store_path, index_path, wanted)
+        frame = _merged(
+            folder / "calls.parquet",
+            folder / "index.json",
+            wanted,
+            lambda keep: read_calls({r: p for r, (p, _s) in ledgers.items() if r not in keep}),
+            sort_calls,
+        )
         # the stores of other sitegen versions (or line limits) are never read again
         for other in os.scandir(folder.parent):
             if other.name != folder.name and other.is_dir(follow_symlinks=False):
@@ -136,31 +123,50 @@ class ReadCache:
         if self.root is None or self._held is None:
             return make(calls)
         folder, wanted = self._held
-        index_path, store_path = folder / f"{name}.json", folder / f"{name}.parquet"
-        held = self._store_index(index_path, store_path)
-        if held == wanted:
-            return pl.read_parquet(store_path)
-        pairs = set(held or ())
-        keep = {rid for rid, sha in wanted if (rid, sha) in pairs}
-        fresh = make(calls.filter(~pl.col("run_id").is_in(keep)))
-        if keep:
-            kept = pl.scan_parquet(store_path).filter(pl.col("run_id").is_in(keep)).collect()
+        return _merged(
+            folder / f"{name}.parquet",
+            folder / f"{name}.json",
+            wanted,
+            lambda keep: make(calls.filter(~pl.col("run_id").is_in(keep))),
             # one run's rows stay in make's order; runs are ordered by id
-            fresh = pl.concat([kept, fresh], how="vertical").sort("run_id", maintain_order=True)
-        _write_store(fresh, store_path, index_path, wanted)
-        return fresh
+            lambda merged: merged.sort("run_id", maintain_order=True),
+        )
 
-    @staticmethod
-    def _store_index(index_path: Path, store_path: Path) -> list[tuple[str, str]] | None:
-        """What the store holds, or None when it is missing or does not match its index."""
-        try:
-            data = json.loads(index_path.read_text(encoding="utf-8"))
-            rows = pl.scan_parquet(store_path).select(pl.len()).collect().item()
-        except (OSError, ValueError, pl.exceptions.PolarsError):
-            return None
-        if not isinstance(data, dict) or data.get("rows") != rows:
-            return None
-        return [(str(rid), str(sha)) for rid, sha in data.get("runs", [])]
+
+def _merged(
+    store: Path,
+    index: Path,
+    wanted: list[tuple[str, str]],
+    rest: Callable[[set[str]], pl.DataFrame],
+    order: Callable[[pl.DataFrame], pl.DataFrame],
+) -> pl.DataFrame:
+    """A store of rows for the (run id, ledger sha256) pairs ``wanted``: read whole
+    when it holds exactly those; else its rows of runs whose ledger is unchanged,
+    with ``rest(those run ids)`` for the others, put in ``order`` and written back."""
+    held = _store_index(index, store)
+    if held == wanted:
+        return pl.read_parquet(store)
+    pairs = set(held or ())
+    keep = {rid for rid, sha in wanted if (rid, sha) in pairs}
+    frame = rest(keep)
+    if keep:
+        kept = pl.scan_parquet(store).filter(pl.col("run_id").is_in(keep)).collect()
+        frame = order(pl.concat([kept, frame], how="vertical"))
+    store.parent.mkdir(parents=True, exist_ok=True)
+    _write_store(frame, store, index, wanted)
+    return frame
+
+
+def _store_index(index_path: Path, store_path: Path) -> list[tuple[str, str]] | None:
+    """What the store holds, or None when it is missing or does not match its index."""
+    try:
+        data = json.loads(index_path.read_text(encoding="utf-8"))
+        rows = pl.scan_parquet(store_path).select(pl.len()).collect().item()
+    except (OSError, ValueError, pl.exceptions.PolarsError):
+        return None
+    if not isinstance(data, dict) or data.get("rows") != rows:
+        return None
+    return [(str(rid), str(sha)) for rid, sha in data.get("runs", [])]
 
 
 def _write_store(
