@@ -53,22 +53,47 @@ def aggregate(calls: pl.DataFrame) -> pl.DataFrame:
     return out
 
 
-def rows_by_run(agg: pl.DataFrame) -> dict[str, list[dict[str, Any]]]:
-    """Aggregate rows grouped per run, floats rounded to 3 decimals for stable output.
+def _rounded_columns(agg: pl.DataFrame) -> dict[str, list[Any]]:
+    """Each column but the run id as a list, floats rounded to 3 decimals.
 
     Python's ``round`` (correctly rounded, ties to even) decides every value
     the site and catalogue.json show; it runs column by column, which costs a
     fraction of building a dict per value.
     """
-    names = [n for n in agg.columns if n != "run_id"]
-    columns = []
-    for name in names:
+    columns: dict[str, list[Any]] = {}
+    for name in agg.columns:
         values = agg[name].to_list()
         if agg.schema[name].is_float():
             values = [None if v is None else round(v, 3) for v in values]
-        columns.append(values)
+        columns[name] = values
+    return columns
+
+
+def rounded(agg: pl.DataFrame) -> pl.DataFrame:
+    """The aggregate frame with its floats rounded as :func:`rows_by_run` rounds them:
+    kept per run in the build state, so a build rounds the new runs' rows only."""
+    columns = _rounded_columns(agg)
+    return pl.DataFrame(
+        {name: pl.Series(name, columns[name], dtype=agg.schema[name]) for name in agg.columns}
+    )
+
+
+def rounded_aggregate(calls: pl.DataFrame) -> pl.DataFrame:
+    """:func:`aggregate`, then :func:`rounded`: the rows the site shows."""
+    return rounded(aggregate(calls))
+
+
+def rows_by_run(agg: pl.DataFrame, *, is_rounded: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """Aggregate rows grouped per run, floats rounded to 3 decimals for stable output
+    (already, when ``is_rounded``: the frame came from :func:`rounded`)."""
+    if is_rounded:
+        columns = {name: agg[name].to_list() for name in agg.columns}
+    else:
+        columns = _rounded_columns(agg)
+    run_ids = columns.pop("run_id")
+    names = list(columns)
     out: dict[str, list[dict[str, Any]]] = {}
-    for run_id, *values in zip(agg["run_id"].to_list(), *columns, strict=True):
+    for run_id, *values in zip(run_ids, *columns.values(), strict=True):
         out.setdefault(run_id, []).append(dict(zip(names, values, strict=True)))
     return out
 

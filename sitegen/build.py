@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from sitegen import aggregate as agg
 from sitegen import reuse, state
 from sitegen.archive import Run, read_archive_sources
@@ -106,7 +108,7 @@ def load(
             parts = p.path.split("/")
             key = parts[1] if len(parts) > 1 and parts[0] == "runs" else p.path
             left_out.setdefault(key, []).append(p)
-    checks = check_all(runs, settings=config.section("reproducibility"))
+    checks = check_all(runs, settings=config.section("reproducibility"), state=build_state)
     if strict:
         unreliable = [
             Problem(f"runs/{rid}", message="unreliable: " + "; ".join(c["reasons"]))
@@ -120,7 +122,8 @@ def load(
         {r.run_id: (r.source.path / LEDGER, r.ledger_sha256 or "") for r in with_ledger}
     )
     build_state.flush()  # what was read stays known, whatever happens to the rest
-    rows = agg.rows_by_run(cache.per_run("aggregates", agg.aggregate, calls))
+    rounded = cache.per_run("aggregates", agg.rounded_aggregate, calls)
+    rows = agg.rows_by_run(rounded, is_rounded=True)
     retractions = read_retractions(layout)
     unknown = sorted(set(retractions) - {r.run_id for r in runs} - invalid)
     if unknown:
@@ -132,11 +135,16 @@ def load(
         )
     samples = samples_of(cache.per_run("warm-samples", warm_frame, calls))
     comparisons = all_comparisons(runs, samples, Settings.from_config(config), build_state)
-    figures = figures_of(
-        cache.per_run("figures-warm", warm_figures, calls),
-        cache.per_run("figures-cold", cold_figures, calls),
+    warm = cache.per_run("figures-warm", warm_figures, calls)
+    cold = cache.per_run("figures-cold", cold_figures, calls)
+
+    def figures(run_ids: set[str]) -> dict[str, Any]:
+        chosen = pl.col("run_id").is_in(sorted(run_ids))
+        return figures_of(warm.filter(chosen), cold.filter(chosen))
+
+    catalogue, entry_keys = build_catalogue(
+        runs, checks, rows, config, retractions, comparisons, figures, build_state
     )
-    catalogue = build_catalogue(runs, checks, rows, config, retractions, comparisons, figures)
     new_lock = updated_lock(runs, lock)
     return Loaded(
         layout,
@@ -153,6 +161,7 @@ def load(
         build_state,
         comparisons,
         samples,
+        entry_keys,
     )
 
 
@@ -402,6 +411,7 @@ def finish_staging(
 
     layout = loaded.layout
     files = SiteFiles(staging) if written is None else SiteFiles.written(staging, written)
+    files.cuts[CATALOGUE] = loaded.catalogue_cuts
     if loaded.config.get("site.search"):
         # A recycled folder still holds an older index: index_site keeps what
         # is current there and replaces the rest (never writing into a file).

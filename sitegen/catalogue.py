@@ -6,6 +6,9 @@ timestamp, floats rounded where they are computed.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sitegen.aggregate import cell_matrix
@@ -16,6 +19,7 @@ from sitegen.figures import Key, key_figures
 from sitegen.verdicts import row_json
 
 if TYPE_CHECKING:
+    from sitegen.buildstate import BuildState
     from sitegen.compare import Comparisons, Outline, RunComparison
 
 SCHEMA_VERSION = "1.0"
@@ -194,19 +198,62 @@ def build_catalogue(
     config: Config,
     retractions: dict[str, dict[str, str]] | None = None,
     comparisons: Comparisons | None = None,
-    figures: dict[str, dict[Key, dict[str, Any]]] | None = None,
-) -> dict[str, Any]:
-    """The whole catalogue as plain data; runs newest first, ties by id.
+    figures: Callable[[set[str]], dict[str, dict[Key, dict[str, Any]]]] | None = None,
+    state: BuildState | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """The whole catalogue as plain data (runs newest first, ties by id), and the
+    key of each run's entry in that order (empty without ``state``).
 
-    ``figures``: each run's key figures per cell and prompt (sitegen.figures)."""
-    figures = figures or {}
+    ``figures(run_ids)``: those runs' key figures per cell and prompt (sitegen.figures).
+    With ``state``, each entry is kept under a key of all it is made from (the
+    run's files and id, the publisher's aliases, its checklist, the runs that
+    supersede it, its retraction and its comparison's key): a build that adds a
+    run makes that run's entry, and the entries whose inputs it changed.
+    """
     ordered = sorted(runs, key=sort_key, reverse=True)
     retractions = retractions or {}
     successors: dict[str, list[str]] = {}
     for run in sorted(runs, key=sort_key):
         if run.metadata.get("supersedes"):
             successors.setdefault(run.metadata["supersedes"], []).append(run.run_id)
-    return {
+    memo = state.memo("catalogue-entry") if state is not None else None
+    keys: list[str] = []
+    entries: dict[str, dict[str, Any]] = {}
+    if memo is not None:
+        aliases = {id(r.aliases): json.dumps(r.aliases.by_kind, sort_keys=True) for r in runs}
+        for r in ordered:
+            rid = r.run_id
+            inputs = [
+                rid,
+                r.digest,
+                aliases[id(r.aliases)],
+                checks[rid],
+                successors.get(rid, []),
+                retractions.get(rid),
+                comparisons.key(rid) if comparisons is not None else None,
+            ]
+            key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode("utf-8")).hexdigest()
+            keys.append(key)
+            stored = memo.get(key)
+            if isinstance(stored, dict):
+                entries[rid] = stored
+    missing = {r.run_id for r in ordered} - set(entries)
+    made = figures(missing) if figures is not None and missing else {}
+    for i, r in enumerate(ordered):
+        if r.run_id not in missing:
+            continue
+        entries[r.run_id] = entry(
+            r,
+            checks[r.run_id],
+            rows.get(r.run_id, []),
+            successors.get(r.run_id, []),
+            retractions.get(r.run_id),
+            comparisons.outline(r.run_id) if comparisons is not None else None,
+            made.get(r.run_id),
+        )
+        if memo is not None:
+            memo.put(keys[i], entries[r.run_id])
+    catalogue = {
         "schema_version": SCHEMA_VERSION,
         "archive": {
             "title": config.get("archive.title"),
@@ -215,16 +262,6 @@ def build_catalogue(
             "license": config.get("archive.license"),
             "authors": config.get("archive.authors"),
         },
-        "runs": [
-            entry(
-                r,
-                checks[r.run_id],
-                rows.get(r.run_id, []),
-                successors.get(r.run_id, []),
-                retractions.get(r.run_id),
-                comparisons.outline(r.run_id) if comparisons is not None else None,
-                figures.get(r.run_id),
-            )
-            for r in ordered
-        ],
+        "runs": [entries[r.run_id] for r in ordered],
     }
+    return catalogue, keys

@@ -507,10 +507,12 @@ class Comparisons(Mapping[str, RunComparison]):
         outlines: dict[str, Outline],
         made: dict[str, RunComparison],
         fetch: Callable[[str], RunComparison] | None = None,
+        keys: dict[str, str] | None = None,
     ):
         self._outlines = outlines
         self._made = made
         self._fetch = fetch
+        self._keys = keys or {}
         self.decoded = 0  # comparisons read in full from the build state, for the pages made
 
     @classmethod
@@ -550,6 +552,10 @@ class Comparisons(Mapping[str, RunComparison]):
 
     def outline(self, run_id: str) -> Outline | None:
         return self._outlines.get(run_id)
+
+    def key(self, run_id: str) -> str | None:
+        """The build-state key of the run's comparison: a digest of all it was made from."""
+        return self._keys.get(run_id)
 
     def outlines(self) -> Iterable[Outline]:
         return self._outlines.values()
@@ -613,7 +619,7 @@ def all_comparisons(
         memo.put(keys[run_id], comparison_to_plain(comparison))
         return comparison
 
-    return Comparisons(outlines, made, fetch)
+    return Comparisons(outlines, made, fetch, keys)
 
 
 def _spreads_to_plain(

@@ -47,11 +47,15 @@ class Loaded:
     # run id -> (cell, prompt) -> its warm calls' values: what the verdicts (and the
     # compare page's samples.json) are computed from (sitegen.compare.samples_by_run).
     samples: Mapping[str, Mapping[tuple[str, str], Sample]] = field(default_factory=dict)
+    # the build-state key of each catalogue entry, in the catalogue's order
+    # (sitegen.catalogue.build_catalogue); empty when there is no build state
+    entry_keys: list[str] = field(default_factory=list)
 
     @cached_property
     def _catalogue_encoded(self) -> Encoded:
         # each run's entry is encoded once and kept in the build state
-        return dumps_items_cached(self.catalogue, "runs", self.state.memo("catalogue-entries"))
+        memo = self.state.memo("catalogue-entries")
+        return dumps_items_cached(self.catalogue, "runs", memo, self.entry_keys or None)
 
     @cached_property
     def catalogue_json(self) -> bytes:
@@ -64,6 +68,11 @@ class Loaded:
         """run id -> sha256 of its catalogue entry's text: what a page showing it is keyed by."""
         runs = self.catalogue["runs"]
         return {e["id"]: d for e, d in zip(runs, self._catalogue_encoded.item_digests, strict=True)}
+
+    @property
+    def catalogue_cuts(self) -> list[int]:
+        """Where each run's entry ends in ``catalogue_json``: the gate's chunks are cut there."""
+        return self._catalogue_encoded.item_ends
 
     @property
     def archive(self) -> Path:

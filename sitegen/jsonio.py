@@ -17,11 +17,11 @@ so the same data always gives the same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import pickle
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -254,41 +254,61 @@ def dumps_compact(obj: Any) -> str:
 _HOLE = "\x00"  # stands in for an item in the skeleton; encoded as "\u0000"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Encoded:
     """A document in :func:`dumps` form, and the sha256 of each cached item's text."""
 
     text: str
     item_digests: list[str]
+    # the UTF-8 offset just past the line each item ends on: where the
+    # publication gate may cut the file into chunks (gate.scan.chunk_ends)
+    item_ends: list[int] = dataclasses.field(default_factory=list)
 
 
-def dumps_items_cached(obj: dict[str, Any], field: str, memo: Memo) -> Encoded:
+def dumps_items_cached(
+    obj: dict[str, Any], field: str, memo: Memo, keys: list[str] | None = None
+) -> Encoded:
     """:func:`dumps` of ``obj``, byte for byte, with each item of the list
     ``obj[field]`` encoded once and kept in ``memo`` (catalogue.json's run
     entries: a build that adds one run encodes one entry).
 
-    An item's key is the sha256 of its pickle, which is exact (an equal pickle
-    is an equal value, types and all) and cheap to make: a tenth of encoding it.
-    Two equal values may pickle differently (shared objects), which costs a miss,
-    never a wrong text. Each item is encoded alone, then indented to its depth.
+    ``keys`` name each item by what it was made from (the caller's key, which
+    must change whenever the item does). Without them, an item's key is the
+    sha256 of its pickle, which is exact (an equal pickle is an equal value,
+    types and all) and a tenth of the cost of encoding it. Two equal values may
+    pickle differently (shared objects), which costs a miss, never a wrong
+    text. Each item is encoded alone, then indented to its depth.
     """
     items = obj[field]
+    if keys is not None and len(keys) != len(items):
+        keys = None  # not this list's keys
     texts: list[str] = []
-    for item in items:
-        key = hashlib.sha256(pickle.dumps(item, protocol=5)).hexdigest()
+    for i, item in enumerate(items):
+        if keys is not None:
+            key = "made:" + keys[i]
+        else:
+            key = hashlib.sha256(pickle.dumps(item, protocol=5)).hexdigest()
         text = memo.get(key)
         if not isinstance(text, str):
             text = dumps(item)[:-1].replace("\n", "\n    ")
             memo.put(key, text)
         texts.append(text)
-    digests = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+    encoded = [t.encode("utf-8") for t in texts]
+    digests = [hashlib.sha256(b).hexdigest() for b in encoded]
     pieces = dumps(obj | {field: [_HOLE] * len(items)}).split('"\\u0000"')
     if len(pieces) != len(items) + 1 or not _at_item_depth(pieces):
         return Encoded(dumps(obj), digests)  # a NUL elsewhere in obj
     out = [pieces[0]]
-    for text, piece in zip(texts, pieces[1:], strict=True):
+    offset = len(pieces[0].encode("utf-8"))
+    ends: list[int] = []
+    for text, blob, piece in zip(texts, encoded, pieces[1:], strict=True):
         out += (text, piece)
-    return Encoded("".join(out), digests)
+        head, newline, _ = piece.partition("\n")
+        offset += len(blob)
+        if newline:
+            ends.append(offset + len(head.encode("utf-8")) + 1)
+        offset += len(piece.encode("utf-8"))
+    return Encoded("".join(out), digests, ends)
 
 
 def _at_item_depth(pieces: list[str]) -> bool:

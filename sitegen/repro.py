@@ -11,6 +11,8 @@ checklist says every entry must hold.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import datetime
 from functools import cache
@@ -20,6 +22,7 @@ from sitegen.config import defaults
 
 if TYPE_CHECKING:
     from sitegen.archive import Run
+    from sitegen.buildstate import BuildState
 
 CHECKS: tuple[tuple[str, str], ...] = (
     ("git_clean", "Git working tree clean, or every dirty file documented"),
@@ -386,16 +389,35 @@ def check_run(
 
 
 def check_all(
-    runs: list[Run], *, max_load: float | None = None, settings: dict[str, Any] | None = None
+    runs: list[Run],
+    *,
+    max_load: float | None = None,
+    settings: dict[str, Any] | None = None,
+    state: BuildState | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run id -> checklist result, for every run (the prompt check spans the archive)."""
+    """Run id -> checklist result, for every run (the prompt check spans the archive).
+
+    With ``state``, each result is kept under a key of what it reads: the run's
+    files (its digest), its id, the settings and the prompt conflicts found
+    for it. A build that adds one run checks that run only.
+    """
     conflicts = frozen_prompt_conflicts(runs)
-    return {
-        run.run_id: check_run(
-            run,
-            max_load=max_load,
-            prompt_conflicts=conflicts.get(run.run_id, []),
-            settings=settings,
+    memo = state.memo("checks") if state is not None else None
+    salt = json.dumps([settings, max_load], sort_keys=True, default=str)
+    out: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        found = conflicts.get(run.run_id, [])
+        key = ""
+        if memo is not None:
+            inputs = json.dumps([salt, run.run_id, run.digest, found])
+            key = hashlib.sha256(inputs.encode("utf-8")).hexdigest()
+            stored = memo.get(key)
+            if isinstance(stored, dict):
+                out[run.run_id] = stored
+                continue
+        result = out[run.run_id] = check_run(
+            run, max_load=max_load, prompt_conflicts=found, settings=settings
         )
-        for run in runs
-    }
+        if memo is not None:
+            memo.put(key, result)
+    return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from sitegen.discover import MAX_WALK_DEPTH
@@ -37,6 +37,8 @@ class SiteFiles:
         self.files: set[str] = set()
         self.links: set[str] = set()
         self._digests: dict[str, str] = {}
+        # path -> where its writer's pieces end: the gate may cut it there (gate.scan.chunk_ends)
+        self.cuts: dict[str, Sequence[int]] = {}
         if walk:
             self._walk(self.root, "")
         if known:

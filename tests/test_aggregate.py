@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sitegen.aggregate import aggregate, cell_matrix, rows_by_run
+from sitegen.aggregate import aggregate, cell_matrix, rounded, rounded_aggregate, rows_by_run
 from sitegen.ledger import CALL_SCHEMA
 
 
@@ -98,3 +100,23 @@ def test_tpot_decode_and_cold_kind_are_aggregated():
     assert warm["tpot_ms_p50"] == pytest.approx(3.0)
     assert warm["tpot_ms_p95"] == pytest.approx(3.9)
     assert warm["decode_tps_p50"] == pytest.approx(375.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    values=st.lists(
+        st.floats(0, 1e6, allow_nan=False) | st.sampled_from([0.0005, 1.0005, 2.6745, 0.1235]),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_rows_rounded_once_and_kept_equal_rows_rounded_when_read(values: list[float]):
+    """The build keeps each run's rows already rounded (Python's round, ties to even
+    on the exact value); reading them back gives what rounding on read gives."""
+    calls = [call("warm", v, v * 3 + 0.0005, v / 7) for v in values]
+    calls += [call("cold", values[0] / 3, None, None)]
+    computed = aggregate(frame(calls))
+    kept = rounded_aggregate(frame(calls))
+    assert kept.schema == computed.schema
+    assert rows_by_run(kept, is_rounded=True) == rows_by_run(computed)
+    assert rounded(kept).equals(kept)  # rounding twice changes nothing

@@ -163,6 +163,66 @@ def test_adding_a_run_reads_in_full_only_the_comparisons_its_pages_show(archive:
     assert "comparisons: 0 computed, 5 from the build state" in again
 
 
+def test_each_runs_checklist_is_kept_and_equals_checking_it_again(archive: Path):
+    """The reproducibility checklist comes from the store while the run and the
+    settings are the same; a changed setting checks every run again, a new run
+    checks that run only, and each time the result is what a cold build says."""
+    sitegen(archive)
+    warm = load(archive)
+    memo = warm.state.memo("checks")
+    assert (memo.hits, memo.misses) == (4, 0)
+    assert warm.checks == load(archive, use_cache=False).checks
+
+    (archive / "sitegen.toml").write_text("[reproducibility]\nmax_load_avg = 0.01\n")
+    strict = load(archive)
+    memo = strict.state.memo("checks")
+    assert (memo.hits, memo.misses) == (0, 4)
+    assert strict.checks == load(archive, use_cache=False).checks
+    assert strict.checks != warm.checks  # every generated run records a load above 0.01
+    strict.state.save()
+
+    generate_archive.write_run(
+        archive, 4, rng=random.Random(4), warm=2, n_cells=2, n_prompts=2, kind="complete"
+    )
+    added = load(archive)
+    memo = added.state.memo("checks")
+    assert (memo.hits, memo.misses) == (4, 1)
+    assert added.checks == load(archive, use_cache=False).checks
+
+
+def test_catalogue_entries_are_kept_and_remade_when_what_they_show_changes(archive: Path):
+    """Each run's catalogue entry comes from the store while all it is made of is
+    unchanged; a retraction, a run superseding it, a new baseline or a new run
+    remakes exactly the entries they show in, equal to a cold build's."""
+
+    def check(expected_misses: int) -> None:
+        warm = load(archive)
+        memo = warm.state.memo("catalogue-entry")
+        assert (memo.hits + memo.misses, memo.misses) == (len(warm.runs), expected_misses)
+        cold = load(archive, use_cache=False)
+        assert warm.catalogue == cold.catalogue
+        assert warm.catalogue_json == cold.catalogue_json
+        warm.state.save()
+
+    sitegen(archive)
+    check(0)
+    (archive / "retractions.toml").write_text(
+        '[synthetic-00002]\ndate = "2026-02-01"\nreason = "wrong model file"\n'
+    )
+    check(1)
+    (archive / "runs.lock").unlink()  # as if runs 1 and 3 were not published yet
+    meta = archive / "runs" / "synthetic-00003" / "metadata.json"
+    meta.write_text(meta.read_text().replace("{", '{"supersedes": "synthetic-00000", ', 1))
+    check(2)  # run 3's files changed, and run 0 is superseded by it
+    meta = archive / "runs" / "synthetic-00001" / "metadata.json"
+    meta.write_text(meta.read_text().replace('"baseline": false', '"baseline": true'))
+    check(3)  # run 1, and runs 2 and 3, which now compare with it
+    generate_archive.write_run(
+        archive, 4, rng=random.Random(4), warm=2, n_cells=2, n_prompts=2, kind="complete"
+    )
+    check(1)
+
+
 def test_a_new_baseline_compares_again_only_the_runs_after_it(archive: Path):
     sitegen(archive)
     before = load(archive).comparisons
@@ -198,21 +258,26 @@ def test_catalogue_entries_are_encoded_once_and_the_file_is_byte_identical(archi
 
 
 def test_a_damaged_row_is_computed_again(archive: Path, tmp_path: Path):
-    """A row whose text is not JSON any more (a disk error, a hand edit) is a miss:
+    """A row that cannot be decoded any more (a disk error, a hand edit) is a miss:
     an outline at once, a comparison's rows when a page that shows them is made."""
     sitegen(archive)
     site = tree(archive / "site")
 
     def damage(kind: str) -> None:
+        # text where a stored value belongs, and a stored value cut short
         with sqlite3.connect(archive / STORE) as db:
-            db.execute("UPDATE artefacts SET value = '{not json' WHERE kind = ?", (kind,))
+            keys = [k for (k,) in db.execute("SELECT key FROM artefacts WHERE kind = ?", (kind,))]
+            db.execute("UPDATE artefacts SET value = '{not json' WHERE key = ?", (keys[0],))
+            db.execute(
+                "UPDATE artefacts SET value = substr(value, 1, length(value) / 2)"
+                " WHERE kind = ? AND key != ?",
+                (kind, keys[0]),
+            )
         db.close()
 
     def sound(kind: str) -> bool:
-        with sqlite3.connect(archive / STORE) as db:
-            rows = db.execute("SELECT value FROM artefacts WHERE kind = ?", (kind,)).fetchall()
-        db.close()
-        return len(rows) == 4 and all(v.startswith("{") and v != "{not json" for (v,) in rows)
+        memo = BuildState(archive / ".sitegen-cache").memo(kind)
+        return len(memo.known) == 4 and all(isinstance(memo.peek(k), dict) for k in memo.known)
 
     damage("comparisons")
     out = sitegen(archive, "--force")

@@ -8,10 +8,12 @@ from pathlib import Path
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from sitegen.buildstate import BuildState
 from sitegen.gate import scan, scan_bytes, scan_tree
 from sitegen.gate.allowlist import Allowlist
 from sitegen.gate.findings_cache import ScanCache
 from sitegen.gate.scan import CHUNKED_MIN_BYTES, chunk_ends, kind_for, scan_chunks
+from sitegen.jsonio import dumps_items_cached
 
 CORPUS = Path(__file__).parent / "data" / "gate"
 CORPUS_LINES = [
@@ -45,14 +47,24 @@ LINES = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@example(lines=["version:", "10.0.0.5"], size=8, name="a.json")
-@example(lines=["x", "\ufeff10.1.2.3"], size=8, name="a.csv")
-@example(lines=["torch", "10.0.0.5"], size=8, name="a.csv")
-@example(lines=["cd ", "/home/alice/work"], size=8, name="a.csv")
-@given(lines=LINES, size=st.integers(8, 400), name=st.sampled_from(["a.json", "a.csv", "a.html"]))
-def test_chunked_findings_equal_a_whole_scan(lines: list[str], size: int, name: str) -> None:
+@example(lines=["version:", "10.0.0.5"], size=8, name="a.json", cuts=None)
+@example(lines=["x", "\ufeff10.1.2.3"], size=8, name="a.csv", cuts=None)
+@example(lines=["torch", "10.0.0.5"], size=8, name="a.csv", cuts=None)
+@example(lines=["cd ", "/home/alice/work"], size=8, name="a.csv", cuts=None)
+@example(lines=["version:", "10.0.0.5"], size=8, name="a.json", cuts=[9, 3, 9, 400])
+@given(
+    lines=LINES,
+    size=st.integers(8, 400),
+    name=st.sampled_from(["a.json", "a.csv", "a.html"]),
+    cuts=st.none() | st.lists(st.integers(-2, 2_000), max_size=30),
+)
+def test_chunked_findings_equal_a_whole_scan(
+    lines: list[str], size: int, name: str, cuts: list[int] | None
+) -> None:
+    """Wherever the writer suggests cuts (mid-line, out of order, past the end),
+    the chunks give the findings of one scan of the whole file."""
     data = "\n".join(lines).encode("utf-8") + b"\n"
-    chunked = scan_chunks(data, name, kind_for(name), ScanCache(None), size)
+    chunked = scan_chunks(data, name, kind_for(name), ScanCache(None), size, cuts=cuts)
     assert chunked is not None
     assert chunked[0] == scan_bytes(data, name)
 
@@ -73,6 +85,32 @@ def test_chunk_ends_fall_after_newlines_and_an_insertion_moves_one_chunk() -> No
     assert 10 < len(ends) < 200
     added = data.replace(b"run-20000,", b"run-19999b,1,1.5,cell-0\nrun-20000,", 1)
     moved = chunk_ends(added, 16_384)
+
+    def chunks(d: bytes, e: list[int]) -> set[bytes]:
+        return {d[a:b] for a, b in zip([0, *e[:-1]], e, strict=True)}
+
+    assert len(chunks(added, moved) - chunks(data, ends)) == 1
+
+
+def test_catalogue_entries_cut_the_file_and_a_new_entry_moves_one_chunk() -> None:
+    """catalogue.json is cut where its entries end (the writer says where), so a
+    build that adds a run scans the chunk holding the new entry, not the file."""
+
+    def entry(i: int) -> dict[str, object]:
+        return {"id": f"run-{i:05d}", "cells": [{"p50": i % 97 + 0.5, "cell": f"c{i % 4}"}] * 3}
+
+    def encoded(ids: list[int]) -> tuple[bytes, list[int]]:
+        memo = BuildState(None).memo("entries")
+        doc = {"archive": {"é": 1}, "runs": [entry(i) for i in ids]}
+        enc = dumps_items_cached(doc, "runs", memo)
+        data = enc.text.encode("utf-8")
+        assert len(enc.item_ends) == len(ids)
+        assert all(data[e - 1 : e] == b"\n" for e in enc.item_ends)
+        return data, chunk_ends(data, 16_384, enc.item_ends)
+
+    data, ends = encoded(list(range(4_000)))
+    assert ends[-1] == len(data) and 10 < len(ends) < 200
+    added, moved = encoded([*range(2_000), 9_999, *range(2_000, 4_000)])
 
     def chunks(d: bytes, e: list[int]) -> set[bytes]:
         return {d[a:b] for a, b in zip([0, *e[:-1]], e, strict=True)}

@@ -15,7 +15,7 @@ import re
 import unicodedata
 import zlib
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, compress, repeat
 from pathlib import Path, PurePosixPath
@@ -260,7 +260,8 @@ def scan_tree(
         # only when it is read (tens of thousands of Path objects cost seconds)
         source = path if files is None else (path, rel)
         digest = files.digest(rel) if files is not None and cache is not None else None
-        findings.extend(_scan_cached(source, display, suffix, cache, digest))
+        cuts = files.cuts.get(rel) if files is not None else None
+        findings.extend(_scan_cached(source, display, suffix, cache, digest, cuts))
     findings.extend(names_findings(names, cache))
     return sorted(allowlist.filter(findings))
 
@@ -358,10 +359,12 @@ def _scan_cached(
     suffix: str,
     cache: ScanCache | None,
     digest: str | None,
+    cuts: Sequence[int] | None = None,
 ) -> list[Finding]:
     """_scan_file, answered from ``cache`` when these bytes were scanned before.
 
     With the file's ``digest`` known, a cache hit never reads the file.
+    ``cuts`` are where the writer suggests a large file be cut (see :func:`chunk_ends`).
     """
     if cache is None:
         return _scan_file(_read(source), display, suffix)
@@ -382,7 +385,7 @@ def _scan_cached(
             return found_in_chunks
     data = _read(source) if data is None else data
     if len(data) >= CHUNKED_MIN_BYTES and not is_binary(data):
-        chunked = scan_chunks(data, display, kind, cache)
+        chunked = scan_chunks(data, display, kind, cache, cuts=cuts)
         if chunked is not None:
             found, index = chunked
             cache.put(index_key, index)
@@ -397,6 +400,21 @@ def _rows(found: list[Finding]) -> list[list[Any]]:
 
 
 _BLOCK_BYTES = 1 << 22  # lines are judged a block at a time, to bound the memory of a large file
+
+
+def _chosen_among(data: bytes, size: int, cuts: Sequence[int]) -> Iterator[int]:
+    """:func:`_chosen` over the pieces between ``cuts`` instead of over lines.
+
+    A cut is kept only where a line ends (right after a newline), in order; the
+    others are passed over, so a wrong suggestion costs speed, never a finding.
+    """
+    step = (1 << 32) // size
+    last, n, view = 0, len(data), memoryview(data)
+    for cut in cuts:
+        if last < cut <= n and data[cut - 1] == 10:  # b"\n"
+            if zlib.crc32(view[last:cut]) < (cut - last) * step:
+                yield cut
+            last = cut
 
 
 def _chosen(data: bytes, size: int) -> Iterator[int]:
@@ -424,13 +442,20 @@ def _chosen(data: bytes, size: int) -> Iterator[int]:
         start = stop
 
 
-def chunk_ends(data: bytes, size: int = _CHUNK_BYTES) -> list[int]:
+def chunk_ends(
+    data: bytes, size: int = _CHUNK_BYTES, cuts: Sequence[int] | None = None
+) -> list[int]:
     """Where each chunk of ``data`` ends: right after a newline, chosen by content.
 
     Chunks average ``size`` bytes whatever the line lengths, and the same lines
     give the same ends wherever they sit in the file (see :func:`_chosen`).
     Chosen lines closer than ``size // 8`` to the last end are passed over; a
     stretch of ``4 * size`` with none is cut at a newline.
+
+    ``cuts``, from the file's writer, are where its own pieces end (each entry
+    of ``catalogue.json``): choosing among a few thousand pieces instead of
+    millions of lines cut the 107 MB catalogue of 10,000 runs in a fraction of
+    the 0.8 s it took. Any choice of line ends gives the same findings.
     """
     ends: list[int] = []
     last = 0
@@ -446,7 +471,7 @@ def chunk_ends(data: bytes, size: int = _CHUNK_BYTES) -> list[int]:
             last = newline + 1
         return last
 
-    for end in _chosen(data, size):
+    for end in _chosen(data, size) if cuts is None else _chosen_among(data, size, cuts):
         if end - cut_until(end) >= size // 8:
             ends.append(end)
             last = end
@@ -456,7 +481,12 @@ def chunk_ends(data: bytes, size: int = _CHUNK_BYTES) -> list[int]:
 
 
 def scan_chunks(
-    data: bytes, display: str, kind: str, cache: ScanCache, size: int = _CHUNK_BYTES
+    data: bytes,
+    display: str,
+    kind: str,
+    cache: ScanCache,
+    size: int = _CHUNK_BYTES,
+    cuts: Sequence[int] | None = None,
 ) -> tuple[list[Finding], list[list[Any]]] | None:
     """Findings of a large text file, chunk by chunk; None when it must be scanned whole.
 
@@ -469,7 +499,7 @@ def scan_chunks(
     index: list[list[Any]] = []
     start = 0
     lines = 0
-    for end in chunk_ends(data, size):
+    for end in chunk_ends(data, size, cuts):
         chunk = data[start:end]
         first = start == 0
         key = cache.key(f"{kind}/chunk{'0' if first else ''}", hashlib.sha256(chunk).hexdigest())
