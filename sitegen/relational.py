@@ -702,20 +702,22 @@ class Base:
 def run_keys(loaded: Loaded) -> dict[str, str]:
     """run id -> digest of everything the export reads for that run.
 
-    The run's content digest covers its metadata and ledger; its check and
-    the catalogue's retraction entry are computed from the whole archive, so
-    they count too. Only the parts the tables hold are hashed, through
+    The run's content digest covers its metadata and ledger; its check, the
+    catalogue's retraction entry and the archive's aliases come from outside
+    the run folder, so they count too. Only the parts the tables hold are hashed, through
     ``repr`` (several times faster than JSON): a different text for equal
     values can only cost a needless rewrite, never a stale file.
     """
     entries = {e["id"]: e for e in loaded.catalogue.get("runs", [])}
+    # the publisher's aliases decide the canonical node, engine and model names
+    aliases = {id(r.aliases): repr(sorted(r.aliases.by_kind.items())) for r in loaded.runs}
     out = {}
     for run in loaded.runs:
         rid = run.run_id
         check = loaded.checks[rid]
         items = [(c["id"], c["ok"], c["detail"]) for c in check["checks"]]
         retracted = entries.get(rid, {}).get("retracted")
-        text = repr((rid, run.digest, check["verdict"], items, retracted))
+        text = repr((rid, run.digest, check["verdict"], items, retracted, aliases[id(run.aliases)]))
         out[rid] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return out
 

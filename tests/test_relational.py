@@ -11,6 +11,8 @@ import re
 import shutil
 import sqlite3
 import statistics
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -628,3 +630,34 @@ def test_without_calls_no_skip_result_or_inferred_cell_is_missed(
     cells = {r[1] for r in b["cells"]}
     assert "node-b:vllm:m3" in cells
     assert "P-NEW" in {r[1] for r in b["prompts"]}
+
+
+def test_an_alias_added_later_renames_the_node_in_the_export_as_a_cold_build_does(
+    tmp_path: Path,
+) -> None:
+    """The export reuses the rows of unchanged runs from the previous one; an alias
+    changes the canonical names of runs whose files did not change, so after the
+    publisher adds one the file equals a cold build's."""
+    archive = tmp_path / "archive"
+    generate_archive.generate(archive, 4, warm=2, cells=2, prompts=2, seed=3)
+
+    def build(folder: Path) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "sitegen", "build"], cwd=folder, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    build(archive)
+    (archive / "sitegen.toml").write_text('[aliases.node]\n"synth-b" = "bench-b"\n')
+    build(archive)
+    cold = tmp_path / "cold"
+    shutil.copytree(
+        archive, cold, ignore=shutil.ignore_patterns(".sitegen-cache", "site", ".site*")
+    )
+    build(cold)
+    exported = archive / "site" / "data" / "archive.sqlite"
+    with sqlite3.connect(exported) as con:
+        nodes = {name for (name,) in con.execute("SELECT name FROM nodes")}
+    con.close()
+    assert nodes == {"synth-a", "bench-b"}
+    assert exported.read_bytes() == (cold / "site" / "data" / "archive.sqlite").read_bytes()
