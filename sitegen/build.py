@@ -411,7 +411,8 @@ def finish_staging(
 
     layout = loaded.layout
     files = SiteFiles(staging) if written is None else SiteFiles.written(staging, written)
-    files.cuts[CATALOGUE] = loaded.catalogue_cuts
+    if loaded.catalogue_cuts:  # none when the catalogue was encoded whole
+        files.cuts[CATALOGUE] = loaded.catalogue_cuts
     if loaded.config.get("site.search"):
         # A recycled folder still holds an older index: index_site keeps what
         # is current there and replaces the rest (never writing into a file).

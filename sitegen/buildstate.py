@@ -120,7 +120,9 @@ class Memo:
         Only at the end of a build: rows a later step would have used count as unused.
         """
         stored = self._known if self._known is not None else self._keys
-        stale = [k for k in stored or () if k not in self.used]
+        if stored is None:  # only written to: the rows it replaces must still go
+            stored = self._keys = self._state.keys(self.kind)
+        stale = [k for k in stored if k not in self.used]
         self._write(stale)
         for key in stale:
             if self._known is not None:
@@ -151,7 +153,7 @@ def _decode(blob: object) -> Any | None:
         return None  # absent, or not written by this code
     try:
         return marshal.loads(blob)
-    except (ValueError, EOFError, TypeError):
+    except (ValueError, EOFError, TypeError, OverflowError, MemoryError):
         return None  # a damaged row only costs computing the value again
 
 

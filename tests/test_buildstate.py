@@ -125,6 +125,19 @@ def test_memo_keeps_rows_until_the_build_ends(tmp_path: Path):
     assert BuildState(tmp_path).memo("b").get("y") == [2]
 
 
+def test_rows_a_build_replaced_without_reading_them_are_dropped(tmp_path: Path):
+    """A kind a build only wrote to (every lookup missed, as after a changed setting)
+    still drops the rows it did not use: the store holds what the archive needs now."""
+    state = BuildState(tmp_path)
+    for key in ("old-1", "old-2"):
+        state.memo("comparisons").put(key, {"k": key})
+    state.save()
+    again = BuildState(tmp_path)
+    again.memo("comparisons").put("new", {"k": "new"})
+    again.save()
+    assert BuildState(tmp_path).keys("comparisons") == {"new"}
+
+
 def test_each_comparison_is_computed_once_and_read_back_unchanged(archive: Path):
     """Verdicts come from the store after the first build, equal to computing them again,
     and a run added later is the only one compared again."""
