@@ -171,6 +171,7 @@ _VALUES = _JSON | st.sampled_from(
         max_size=4,
     )
 )
+@example(changes=[("", "authors", []), ("authors.0", "", "2026-02-30")])  # a path into []
 def test_the_quick_cff_check_agrees_with_the_schema_on_any_document(changes):
     """cff_errors answers "valid" from a check compiled to Python (past the first
     documents a process checks) and asks jsonschema only on failure: for any
@@ -193,7 +194,10 @@ def test_the_quick_cff_check_agrees_with_the_schema_on_any_document(changes):
     for where, key, value in changes:
         target = doc
         for step in [p for p in where.split(".") if p]:
-            target = target[int(step)] if isinstance(target, list) else target.get(step)
+            if isinstance(target, list):
+                target = target[int(step)] if int(step) < len(target) else None
+            else:
+                target = target.get(step)
             if not isinstance(target, dict | list):
                 break
         if isinstance(target, dict):
