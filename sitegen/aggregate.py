@@ -54,7 +54,7 @@ def aggregate(calls: pl.DataFrame) -> pl.DataFrame:
 
 
 def _rounded_columns(agg: pl.DataFrame) -> dict[str, list[Any]]:
-    """Each column but the run id as a list, floats rounded to 3 decimals.
+    """Each column as a list, floats rounded to 3 decimals.
 
     Python's ``round`` (correctly rounded, ties to even) decides every value
     the site and catalogue.json show; it runs column by column, which costs a

@@ -6,8 +6,6 @@ timestamp, floats rounded where they are computed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +14,7 @@ from sitegen.archive import Run
 from sitegen.config import Config
 from sitegen.entities import canonical, canonical_target
 from sitegen.figures import Key, key_figures
+from sitegen.reuse import digest
 from sitegen.verdicts import row_json
 
 if TYPE_CHECKING:
@@ -220,19 +219,19 @@ def build_catalogue(
     keys: list[str] = []
     entries: dict[str, dict[str, Any]] = {}
     if memo is not None:
-        aliases = {id(r.aliases): json.dumps(r.aliases.by_kind, sort_keys=True) for r in runs}
         for r in ordered:
             rid = r.run_id
-            inputs = [
-                rid,
-                r.digest,
-                aliases[id(r.aliases)],
-                checks[rid],
-                successors.get(rid, []),
-                retractions.get(rid),
-                comparisons.key(rid) if comparisons is not None else None,
-            ]
-            key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode("utf-8")).hexdigest()
+            key = digest(
+                [
+                    rid,
+                    r.digest,
+                    r.aliases.key,
+                    checks[rid],
+                    successors.get(rid, []),
+                    retractions.get(rid),
+                    comparisons.key(rid) if comparisons is not None else None,
+                ]
+            )
             keys.append(key)
             stored = memo.get(key)
             if isinstance(stored, dict):

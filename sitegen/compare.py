@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from sitegen.catalogue import sort_key, targets_of
 from sitegen.config import Config
 from sitegen.exceptions import BuildError, ValidationFailed
 from sitegen.repro import is_placeholder_version, prompt_hashes
+from sitegen.reuse import digest
 from sitegen.verdicts import (
     BY_KEY,
     EXACT_MAX_N,
@@ -597,10 +597,10 @@ def all_comparisons(
         inputs = [
             salt,
             run.digest,
-            json.dumps(run.aliases.by_kind, sort_keys=True),
+            run.aliases.key,
             [(cell, b and b.run_id, b and by_id[b.run_id].digest) for cell, b in chosen.items()],
         ]
-        key = keys[f.run_id] = hashlib.sha256(json.dumps(inputs).encode("utf-8")).hexdigest()
+        key = keys[f.run_id] = digest(inputs)
         stored = outline_memo.get(key)
         if stored is not None and memo.hold(key):
             outlines[f.run_id] = outline_from_plain(stored)

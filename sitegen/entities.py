@@ -20,9 +20,11 @@ returns None for them, and pages say "not recorded".
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 KINDS = ("node", "engine", "model")
@@ -53,6 +55,11 @@ class Aliases:
     _names: dict[tuple[str, str], str | None] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )
+
+    @cached_property
+    def key(self) -> str:
+        """The aliases as canonical text: part of the key of everything they rename."""
+        return json.dumps(self.by_kind, sort_keys=True)
 
     def resolve(self, kind: str, name: str) -> str:
         table = self.by_kind.get(kind) or {}

@@ -709,15 +709,14 @@ def run_keys(loaded: Loaded) -> dict[str, str]:
     values can only cost a needless rewrite, never a stale file.
     """
     entries = {e["id"]: e for e in loaded.catalogue.get("runs", [])}
-    # the publisher's aliases decide the canonical node, engine and model names
-    aliases = {id(r.aliases): repr(sorted(r.aliases.by_kind.items())) for r in loaded.runs}
     out = {}
     for run in loaded.runs:
         rid = run.run_id
         check = loaded.checks[rid]
         items = [(c["id"], c["ok"], c["detail"]) for c in check["checks"]]
         retracted = entries.get(rid, {}).get("retracted")
-        text = repr((rid, run.digest, check["verdict"], items, retracted, aliases[id(run.aliases)]))
+        # the publisher's aliases decide the canonical node, engine and model names
+        text = repr((rid, run.digest, check["verdict"], items, retracted, run.aliases.key))
         out[rid] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return out
 

@@ -11,13 +11,12 @@ checklist says every entry must hold.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from sitegen import reuse
 from sitegen.config import defaults
 
 if TYPE_CHECKING:
@@ -403,14 +402,12 @@ def check_all(
     """
     conflicts = frozen_prompt_conflicts(runs)
     memo = state.memo("checks") if state is not None else None
-    salt = json.dumps([settings, max_load], sort_keys=True, default=str)
     out: dict[str, dict[str, Any]] = {}
     for run in runs:
         found = conflicts.get(run.run_id, [])
         key = ""
         if memo is not None:
-            inputs = json.dumps([salt, run.run_id, run.digest, found])
-            key = hashlib.sha256(inputs.encode("utf-8")).hexdigest()
+            key = reuse.digest([settings, max_load, run.run_id, run.digest, found])
             stored = memo.get(key)
             if isinstance(stored, dict):
                 out[run.run_id] = stored
