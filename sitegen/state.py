@@ -23,6 +23,10 @@ from sitegen.layout import Layout
 
 
 def _walk(top: Path, digest: hashlib._Hash) -> None:
+    # absolute, so the archive typed as `.` from inside or as a path from outside
+    # stamps the same lines: only a change to the files makes the next build run.
+    # Not resolve(): that would follow the `site` link instead of stamping it.
+    top = Path(os.path.abspath(top))  # noqa: PTH100
     if not top.exists() and not top.is_symlink():
         digest.update(f"absent {top}\n".encode())
         return

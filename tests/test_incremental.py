@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,22 @@ def test_the_no_op_check_stamps_exactly_what_a_walk_of_the_inputs_reaches(tmp_pa
     assert stamped == reference
     assert str(root / "broken") in stamped and str(root / "file-link") in stamped
     assert not any("outside" in p or "__pycache__" in p or "/link/" in p for p in stamped)
+
+
+def test_nothing_changed_whether_the_archive_is_typed_from_inside_or_outside(archive: Path):
+    """`sitegen build` inside the archive, then `sitegen build <archive>` from its
+    parent folder: the same files, so the second is a no-op, not a new build."""
+
+    def sitegen(cwd: Path, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "sitegen", "build", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    sitegen(archive)
+    assert "nothing changed" in sitegen(archive.parent, archive.name)
+    assert "nothing changed" in sitegen(archive)
