@@ -41,7 +41,7 @@ from sitegen.integrity import (
 )
 from sitegen.layout import CATALOGUE, LOCK, PROTECTED, RETRACTIONS, Layout
 from sitegen.links import check_links
-from sitegen.output import Outputs, check_out, commit, discard, recover, stage
+from sitegen.output import Outputs, check_out, commit, discard, recover, spool_folder, stage
 from sitegen.read_cache import ReadCache
 from sitegen.repro import check_all
 from sitegen.sitefiles import SiteFiles
@@ -331,8 +331,23 @@ def _make_site(
 
     ``spare`` is the records folder to take the spare build from (None: always
     a fresh folder, in ``builds`` when given). On failure the staging folder
-    is deleted; the live site is never written.
+    is deleted; the live site is never written. The pages wait in a spool
+    folder beside it until they are staged, not in memory.
     """
+    with spool_folder(out, builds) as spool:
+        return _render_and_stage(loaded, out, echo, previous, spool, spare=spare, builds=builds)
+
+
+def _render_and_stage(
+    loaded: Loaded,
+    out: Path,
+    echo: Echo,
+    previous: reuse.Previous,
+    spool: Path,
+    *,
+    spare: Path | None,
+    builds: Path | None,
+) -> tuple[Outputs, Path]:
     # Imported here: Altair and Jinja take most of a second to import, and
     # the catalogue-only path (runner, importers) never needs them.
     from sitegen import charts
@@ -356,6 +371,7 @@ def _make_site(
         entry_digests=loaded.entry_digests,
         progress=echo,
         previous=previous,
+        spool=spool,
     )
     with charts.batch(chart_cache) as chart_batch:
         outputs = render_site(data)

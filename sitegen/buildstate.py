@@ -48,8 +48,11 @@ class Memo:
     a quarter of a gigabyte, and a build that held every row decoded (besides
     the objects made from them) ran out of its memory budget. Until a value is
     asked for, only the keys are read (marking a comparison as used, for one).
-    ``get`` and ``put`` mark a key as used by this build; ``save`` writes the
-    new values and drops the rows of this kind that were not used.
+    A new value is encoded when it is put, so what waits to be written is
+    compact (a first build at 10,000 runs puts every comparison) and reads
+    back exactly as a stored one does. ``get`` and ``put`` mark a key as used
+    by this build; ``save`` writes the new values and drops the rows of this
+    kind that were not used.
     """
 
     def __init__(self, state: BuildState, kind: str):
@@ -58,7 +61,7 @@ class Memo:
         self._known: dict[str, bytes] | None = None
         self._keys: set[str] | None = None
         self.used: set[str] = set()
-        self._new: dict[str, Any] = {}
+        self._new: dict[str, bytes] = {}  # key -> a value put by this build, encoded
         self.hits = 0
         self.misses = 0
 
@@ -79,9 +82,8 @@ class Memo:
 
     def peek(self, key: str) -> Any | None:
         """The stored value, without marking the key used (nor counting a hit)."""
-        if key in self._new:
-            return self._new[key]
-        return _decode(self.known.get(key))
+        blob = self._new.get(key)
+        return _decode(blob if blob is not None else self.known.get(key))
 
     def get(self, key: str) -> Any | None:
         found = self.peek(key)
@@ -103,12 +105,12 @@ class Memo:
         """Mark a value as used without counting a hit (it was computed from known rows)."""
         self.used.add(key)
         if self.peek(key) != value:
-            self._new[key] = value
+            self._new[key] = _encode(value)
 
     def put(self, key: str, value: Any) -> None:
         self.misses += 1
         self.used.add(key)
-        self._new[key] = value
+        self._new[key] = _encode(value)
 
     def flush(self) -> None:
         """Write what was computed so far; keep every row (later steps may use them)."""
@@ -133,7 +135,7 @@ class Memo:
     def _write(self, stale: list[str]) -> None:
         if not self._new and not stale:
             return
-        blobs = {k: _encode(self._new[k]) for k in sorted(self._new)}
+        blobs = {k: self._new[k] for k in sorted(self._new)}
         self._state.write(self.kind, [(self.kind, k, b) for k, b in blobs.items()], stale)
         if self._known is not None:
             self._known.update(blobs)

@@ -20,7 +20,8 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -137,28 +138,59 @@ def shown(value: Any) -> str:
 _SAMPLE_COLUMNS = ("n", "errors", *SAMPLE_VALUES, "tokens")
 
 
+class _Recent:
+    """The samples of the runs asked for last, made into tuples, shared by the runs of
+    one frame. A baseline is asked for by every run compared with it, so it stays;
+    the others are let go (every run's kept at once grew a first build by about
+    0.1 MB a run)."""
+
+    SIZE = 512  # runs
+
+    def __init__(self) -> None:
+        self._made: OrderedDict[int, dict[tuple[str, str], Sample]] = OrderedDict()
+
+    def get(self, start: int) -> dict[tuple[str, str], Sample] | None:
+        made = self._made.get(start)
+        if made is not None:
+            self._made.move_to_end(start)
+        return made
+
+    def put(self, start: int, made: dict[tuple[str, str], Sample]) -> None:
+        self._made[start] = made
+        if len(self._made) > self.SIZE:
+            self._made.popitem(last=False)
+
+
 class RunSamples(Mapping[tuple[str, str], Sample]):
     """One run's warm samples: keys at once, values made on first use.
 
     Adding a run compares that run only; the other runs' comparisons come from
     the build state, so their values are never read. Making every run's
     samples as Python tuples cost about 1.5 s and 200 MB at 10,000 runs;
-    the values stay in the (columnar) frame until a page or a comparison asks.
+    the values stay in the (columnar) frame until a page or a comparison asks,
+    and only the runs asked for last are kept made (``_Recent``).
     """
 
-    __slots__ = ("_frame", "_keys", "_made", "_start")
+    __slots__ = ("_frame", "_keys", "_recent", "_start")
 
-    def __init__(self, frame: pl.DataFrame, start: int, keys: list[tuple[str, str]]):
+    def __init__(
+        self,
+        frame: pl.DataFrame,
+        start: int,
+        keys: list[tuple[str, str]],
+        recent: _Recent,
+    ):
         self._frame = frame
         self._start = start
         self._keys = keys
-        self._made: dict[tuple[str, str], Sample] | None = None
+        self._recent = recent
 
     def _samples(self) -> dict[tuple[str, str], Sample]:
-        if self._made is None:
+        made = self._recent.get(self._start)
+        if made is None:
             part = self._frame.slice(self._start, len(self._keys))
             columns = [part[name].to_list() for name in _SAMPLE_COLUMNS]
-            self._made = {
+            made = {
                 key: Sample(
                     calls=n,
                     errors=errors,
@@ -169,7 +201,8 @@ class RunSamples(Mapping[tuple[str, str], Sample]):
                     self._keys, zip(*columns, strict=True), strict=True
                 )
             }
-        return self._made
+            self._recent.put(self._start, made)
+        return made
 
     def __getitem__(self, key: tuple[str, str]) -> Sample:
         return self._samples()[key]
@@ -240,7 +273,8 @@ def samples_of(frame: pl.DataFrame) -> dict[str, RunSamples]:
         if run_id not in keys:
             keys[run_id], starts[run_id] = [], i
         keys[run_id].append((cell, prompt))
-    return {rid: RunSamples(frame, starts[rid], k) for rid, k in keys.items()}
+    recent = _Recent()
+    return {rid: RunSamples(frame, starts[rid], k, recent) for rid, k in keys.items()}
 
 
 @dataclass
@@ -499,7 +533,8 @@ class Comparisons(Mapping[str, RunComparison]):
     Each run's :class:`Outline` is at hand; its rows are decoded from the build state
     (or computed, if the stored row is damaged) each time they are asked for, and not
     kept: a page that shows them asks once, and a build that renders every page does
-    not hold every comparison at once.
+    not hold every comparison at once. That holds for the comparisons this build
+    computed too (``computed``): they wait in the build state, encoded.
     """
 
     def __init__(
@@ -508,11 +543,13 @@ class Comparisons(Mapping[str, RunComparison]):
         made: dict[str, RunComparison],
         fetch: Callable[[str], RunComparison] | None = None,
         keys: dict[str, str] | None = None,
+        computed: Collection[str] = (),
     ):
         self._outlines = outlines
         self._made = made
         self._fetch = fetch
         self._keys = keys or {}
+        self._computed = frozenset(computed) | made.keys()
         self.decoded = 0  # comparisons read in full from the build state, for the pages made
 
     @classmethod
@@ -526,7 +563,8 @@ class Comparisons(Mapping[str, RunComparison]):
             return made
         if run_id not in self._outlines or self._fetch is None:
             raise KeyError(run_id)
-        self.decoded += 1
+        if run_id not in self._computed:
+            self.decoded += 1
         return self._fetch(run_id)
 
     def __iter__(self) -> Iterator[str]:
@@ -541,7 +579,7 @@ class Comparisons(Mapping[str, RunComparison]):
     @property
     def computed(self) -> int:
         """Runs compared by this build (not found in the build state)."""
-        return len(self._made)
+        return len(self._computed)
 
     def summary(self) -> str:
         """What this build did for the verdicts, for its report."""
@@ -588,7 +626,7 @@ def all_comparisons(
     memo, outline_memo = state.memo("comparisons"), state.memo(OUTLINES)
     salt = json.dumps(dataclasses.asdict(settings), sort_keys=True)
     outlines: dict[str, Outline] = {}
-    made: dict[str, RunComparison] = {}
+    computed: list[str] = []
     keys: dict[str, str] = {}
     facts_by_id = {f.run_id: f for f in facts}
     for f in facts:
@@ -605,7 +643,8 @@ def all_comparisons(
         if stored is not None and memo.hold(key):
             outlines[f.run_id] = outline_from_plain(stored)
             continue
-        comparison = made[f.run_id] = compare_to_baselines(f, baselines, settings)
+        comparison = compare_to_baselines(f, baselines, settings)
+        computed.append(f.run_id)
         outlines[f.run_id] = outline_of(comparison)
         memo.put(key, comparison_to_plain(comparison))
         outline_memo.put(key, outline_to_plain(outlines[f.run_id]))
@@ -619,7 +658,7 @@ def all_comparisons(
         memo.put(keys[run_id], comparison_to_plain(comparison))
         return comparison
 
-    return Comparisons(outlines, made, fetch, keys)
+    return Comparisons(outlines, {}, fetch, keys, computed)
 
 
 def _spreads_to_plain(

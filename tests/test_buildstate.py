@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -158,6 +159,19 @@ def test_each_comparison_is_computed_once_and_read_back_unchanged(archive: Path)
     assert (memo.hits, memo.misses) == (len(warm.comparisons), 1)
     assert added.comparisons["synthetic-00004"].rows
     assert added.comparisons == load(archive, use_cache=False).comparisons
+
+
+def test_a_first_build_reads_back_the_comparisons_it_computed_equal(archive: Path):
+    """A first build keeps what it computed encoded in the store, not as objects; the
+    pages read them back, equal to computing them without a store, and the report
+    does not count those reads as comparisons taken from the store."""
+    first = load(archive)
+    assert first.comparisons.computed == len(first.comparisons) == 4
+    assert dict(first.comparisons) == dict(load(archive, use_cache=False).comparisons)
+    assert first.comparisons.decoded == 0
+    shutil.rmtree(archive / ".sitegen-cache")
+    out = sitegen(archive)
+    assert "comparisons: 4 computed, 0 from the build state (0 read in full" in out, out
 
 
 def test_adding_a_run_reads_in_full_only_the_comparisons_its_pages_show(archive: Path):

@@ -269,3 +269,42 @@ def test_each_runs_samples_are_its_own_calls_whichever_runs_are_read_with_it():
         alone = samples_by_run(frame.filter(pl.col("run_id") == run))
         assert dict(together[run]) == dict(alone[run])
     assert ("c2", "p2") in together["a"] and ("c1", "p1") not in together["a"]
+
+
+def test_a_runs_samples_made_again_after_being_let_go_are_the_same(monkeypatch):
+    """Only the runs asked for last keep their samples made; a run asked for again
+    after many others gets the same values, and the build holds a bounded number."""
+    import polars as pl
+
+    from sitegen import compare
+    from sitegen.ledger import CALL_SCHEMA
+
+    monkeypatch.setattr(compare._Recent, "SIZE", 3)
+    calls = [
+        {
+            "run_id": f"r{run:02d}",
+            "type": "call",
+            "cell_id": f"c{cell}",
+            "prompt_id": "p1",
+            "phase": "warm",
+            "run_idx": i,
+            "first_delta_ms": 10.0 * run + i,
+            "ttft_ms": 10.0 * run + i + 1,
+            "total_duration_ms": 100.0 * run + i,
+            "completion_tokens": 32 + i,
+            "tokens_per_sec": 40.0 + run,
+            "decode_tps": None,
+            "error": None,
+        }
+        for run in range(12)
+        for cell in range(2)
+        for i in range(3)
+    ]
+    frame = pl.DataFrame(calls, schema={"run_id": pl.String(), **CALL_SCHEMA})
+    samples = compare.samples_by_run(frame)
+    first = {run: dict(samples[run]) for run in samples}
+    held = samples["r00"]._recent
+    assert len(held._made) == 3  # the last three runs asked for
+    again = {run: dict(samples[run]) for run in reversed(list(samples))}
+    assert again == first
+    assert first["r05"][("c1", "p1")].values["ttft"] == (51.0, 52.0, 53.0)

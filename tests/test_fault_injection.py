@@ -151,6 +151,7 @@ def test_every_failure_and_kill_leaves_the_previous_site_then_a_good_build_is_co
     saved = tmp_path / "saved"
     save_inputs(archive, saved)
     before = snapshot(archive, site)
+    kept = sorted((archive / ".site.builds").iterdir())  # the live build and its spare
 
     for name, (change, message) in FAILURES.items():
         change(archive)
@@ -159,6 +160,10 @@ def test_every_failure_and_kill_leaves_the_previous_site_then_a_good_build_is_co
         assert message in failed.stderr, (name, failed.stderr)
         assert "Traceback" not in failed.stderr
         assert_untouched(before, archive, site)
+        # nothing of the failed build is left beside them (no staging, no spooled
+        # pages); the spare it took and updated is deleted, not trusted
+        left = set((archive / ".site.builds").iterdir())
+        assert left <= set(kept) and len(left) >= 1, (name, left)
         checked = sitegen(archive, "check")  # check refuses exactly what build refuses
         assert checked.returncode == 1 and "ok:" not in checked.stdout, (name, checked.stdout)
         undo(archive, saved)
@@ -180,6 +185,9 @@ def test_every_failure_and_kill_leaves_the_previous_site_then_a_good_build_is_co
     # A second build after failed ones succeeds and is the complete new site.
     done = sitegen(archive, "build", "--quiet")
     assert done.returncode == 0, done.stderr
+    # what the killed builds left (staging folders, spooled pages) is gone too
+    left = sorted(p.name for p in (archive / ".site.builds").iterdir())
+    assert len(left) == 2 and all(name.startswith("build-") for name in left), left
     expected = cold(archive, tmp_path)
     assert tree(site) == expected
     assert_pair(archive, site)

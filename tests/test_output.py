@@ -1,14 +1,17 @@
-"""Output paths cannot escape the output folder, and two outputs cannot share a path."""
+"""Output paths cannot escape the output folder, two outputs cannot share a path, and
+a build's pages wait on disk, not in memory, until they are staged."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from conftest import cli_in, generate_archive
 
+from sitegen import build
 from sitegen.exceptions import BuildError
 from sitegen.fsutil import safe_path
-from sitegen.output import Outputs, stage
+from sitegen.output import Outputs, Spooled, spool_folder, stage
 
 
 @pytest.mark.parametrize(
@@ -50,3 +53,69 @@ def test_an_escaping_output_fails_before_anything_is_published(tmp_path):
         stage(outputs, tmp_path / "site")
     assert not (tmp_path / "outside.html").exists()
     assert not (tmp_path / "site").exists()
+
+
+def pages(outputs: Outputs) -> None:
+    outputs.add("index.html", "<p>CHART</p>", key="k-index")
+    outputs.add("runs/r1/index.html", "<p>one CHART</p>", key="k-r1")
+    outputs.add("runs/r1/data.json", b'{"a": 1}')  # keyed by its own sha256
+    outputs.add("style.css", "p { color: black }", key="k-css")
+
+
+def staged(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_spooled_pages_are_held_on_disk_and_stage_the_same_site_as_pages_in_memory(
+    tmp_path: Path,
+):
+    """What a user sees is the same site; what the build holds is file names."""
+    memory = Outputs()
+    pages(memory)
+    fill = lambda html: html.replace(b"CHART", b"<svg></svg>")  # noqa: E731
+    memory.transform(fill, ".html")
+    made = {rel: memory.sha256(rel) for rel in memory.fresh()}
+    expected = staged(stage(memory, tmp_path / "a" / "site"))
+
+    with spool_folder(tmp_path / "b" / "site") as spool:
+        assert spool.parent == tmp_path / "b" / ".site.builds"  # beside staging: a rename
+        spooled = Outputs(spool=spool)
+        pages(spooled)
+        assert all(isinstance(c, Spooled) for c in spooled.data.values())
+        spooled.transform(fill, ".html")
+        assert {rel: spooled.sha256(rel) for rel in spooled.fresh()} == made
+        root = stage(spooled, tmp_path / "b" / "site")
+        assert not any(spool.iterdir())  # every page moved into the staging folder
+    assert not spool.exists()
+    assert staged(root) == expected
+    assert b"<svg></svg>" in expected["runs/r1/index.html"]
+
+
+def test_a_spool_is_removed_when_the_build_fails_while_rendering(tmp_path: Path):
+    with pytest.raises(BuildError), spool_folder(tmp_path / "site") as spool:
+        outputs = Outputs(spool=spool)
+        outputs.add("index.html", "<p>one</p>", key="k")
+        outputs.add("index.html", "<p>two</p>", key="k")
+    assert list((tmp_path / ".site.builds").iterdir()) == []
+
+
+def test_a_build_stages_every_page_it_made_from_the_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """``sitegen build`` as typed in the archive: no page's bytes are held in memory
+    when the site is staged, and no spool is left behind."""
+    root = tmp_path / "archive"
+    generate_archive.generate(root, 4, warm=2, cells=2, prompts=2, seed=5)
+    held: list[set[str]] = []
+    real = build.stage
+
+    def noted(outputs: Outputs, *args: object, **kwargs: object) -> Path:
+        held.append({type(content).__name__ for content in outputs.data.values()})
+        return real(outputs, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(build, "stage", noted)
+    result = cli_in(root, "build")
+    assert result.exit_code == 0, result.output
+    assert "Spooled" in held[0] and "bytes" not in held[0], held
+    assert [p.name[:6] for p in (root / ".site.builds").iterdir()] == ["build-"]
+    assert (root / "site" / "index.html").read_bytes().startswith(b"<!doctype html>")

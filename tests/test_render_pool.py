@@ -3,12 +3,14 @@ by the build alone, whatever a worker does (asks for an undrawn chart, fails).""
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
@@ -227,3 +229,28 @@ def test_a_build_that_ignores_ctrl_c_keeps_its_workers_through_it(
     assert ran.returncode == 0, ran.stderr
     assert record.read_text() == "finished its slice"
     assert tree(root / "fresh") == tree(alone[0] / "site")
+
+
+class Page:
+    """A rendered page whose copies in the build can be counted (weak references)."""
+
+    def __init__(self, job: int) -> None:
+        self.job = job
+
+
+def test_the_build_holds_one_slice_of_answered_pages_at_a_time(monkeypatch: pytest.MonkeyPatch):
+    """Rendering every page of a large archive must not keep every worker's answer
+    until the last one (it doubled the build's memory at 2,000 runs)."""
+    monkeypatch.setattr(pool, "POOL_ABOVE", 1)
+    monkeypatch.setattr(pool, "SLICE", 5)
+    alive: list[weakref.ref[Page]] = []
+    most = 0
+    jobs = list(range(60))
+    for job, made in pool.render_all(jobs, Page, lambda: 0, lambda _n: None, workers=2):
+        assert made.job == job
+        alive.append(weakref.ref(made))
+        del made
+        gc.collect()
+        most = max(most, sum(ref() is not None for ref in alive))
+    assert len(alive) == len(jobs)
+    assert most <= pool.SLICE, most

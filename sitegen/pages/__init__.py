@@ -39,7 +39,9 @@ def render_site(data: SiteData) -> Outputs:
 
 
 def _render_site(data: SiteData) -> Outputs:
-    ctx = make_context(data, environment(data.layout.templates), Outputs(previous=data.previous))
+    ctx = make_context(
+        data, environment(data.layout.templates), Outputs(previous=data.previous, spool=data.spool)
+    )
     index_pages(ctx)
     pages: list[RunPage] = []
     for entry in ctx.entries:

@@ -48,6 +48,7 @@ class SiteData:
     entry_digests: dict[str, str] = field(default_factory=dict)
     progress: Callable[[str], Any] | None = None  # told how rendering goes, on long builds
     previous: Previous | None = None  # the live build, whose unchanged files are reused
+    spool: Path | None = None  # where rendered pages wait for staging (None: in memory)
     comparisons: Comparisons = field(default_factory=lambda: Comparisons.of({}))
     # run id -> (cell, prompt) -> warm calls (sitegen.compare.samples_by_run)
     samples: Mapping[str, Mapping[tuple[str, str], Sample]] = field(default_factory=dict)

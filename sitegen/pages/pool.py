@@ -120,14 +120,18 @@ def render_all(
         gc.unfreeze()
     answered = False
     try:
-        results = [pool.apply_async(_task, (b,)) for b in bounds]
+        results: list[Any] = [pool.apply_async(_task, (b,)) for b in bounds]
         given_up = 0
-        for (start, end), result in zip(bounds, results, strict=True):
+        for k, (start, end) in enumerate(bounds):
+            # Each answer is let go once its pages are taken: holding every slice's
+            # text until the end doubled what the build kept of the rendered site.
+            result, results[k] = results[k], None
             try:
                 done: Rendered | None = result.get(TASK_TIMEOUT)
             except Exception:  # failed, or late (its worker hangs or died): rendered here
                 done = None
                 given_up += 1
+            del result
             if done is not None:
                 if batch is not None:
                     batch.hits += done.chart_hits
