@@ -6,12 +6,10 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import generate_archive
+from conftest import generate_archive, sitegen_process
 
 from sitegen import build as build_module
 from sitegen import state
@@ -187,12 +185,7 @@ def test_nothing_changed_whether_the_archive_is_typed_from_inside_or_outside(arc
     parent folder: the same files, so the second is a no-op, not a new build."""
 
     def sitegen(cwd: Path, *args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "sitegen", "build", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-        )
+        done = sitegen_process(cwd, "build", *args)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout + done.stderr
 
