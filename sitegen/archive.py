@@ -11,7 +11,7 @@ import hashlib
 import multiprocessing as mp
 import os
 from collections.abc import Collection
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from sitegen.exceptions import Problem
 from sitegen.jsonio import decode_utf8, key_line, loads_strict
 from sitegen.layout import Layout
 from sitegen.ledger import LedgerSummary, prepass
+from sitegen.ledger_columns import BATCH_FILES, Checked, check_batch
 from sitegen.read_cache import ReadCache, no_cache
 
 
@@ -213,7 +214,7 @@ def read_runs(
             LedgerSummary | None,
         ]
     ] = []
-    todo: list[tuple[str, str, str]] = []  # (sha256, path, display) of ledgers to check
+    checks = _LedgerChecks(max_line)
     for source in sources:
         manifest: list[dict[str, Any]] = [
             {"path": f.rel, "sha256": cache.sha256(source.path / f.rel), "bytes": f.size}
@@ -224,9 +225,9 @@ def read_runs(
         ledger_sha = next((m["sha256"] for m in manifest if m["path"] == LEDGER), None)
         summary = cache.summary(ledger_sha) if ledger_sha else None
         if ledger_sha and summary is None:
-            todo.append((ledger_sha, str(source.path / LEDGER), source.file_display(LEDGER)))
+            checks.add(str(source.path / LEDGER), source.file_display(LEDGER))
         started.append((source, metadata, problems, manifest, ledger_sha, summary))
-    checked = _prepass_all(todo, max_line)
+    checked = checks.verdicts(cache)
     out: list[tuple[Run | None, list[Problem]]] = []
     aliases = config.aliases
     for source, metadata, problems, manifest, ledger_sha, summary in started:
@@ -246,22 +247,63 @@ def read_runs(
     return out
 
 
-def _prepass_one(job: tuple[str, str, str, int]) -> tuple[str, LedgerSummary, list[Problem]]:
-    _sha, path, display, max_line = job
+class _LedgerChecks:
+    """Ledgers to check, column by column in batches (sitegen.ledger_columns), in a
+    thread beside the reading of each run's other files: the check is mostly
+    Polars work, which lets go of the interpreter lock, so the two overlap."""
+
+    def __init__(self, max_line: int):
+        self.max_line = max_line
+        self._pending: list[tuple[str, str]] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._batches: list[Future[Checked]] = []
+
+    def add(self, path: str, display: str) -> None:
+        self._pending.append((path, display))
+        if len(self._pending) >= BATCH_FILES:
+            self._submit()
+
+    def _submit(self) -> None:
+        if not self._pending:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="sitegen-ledgers")
+        self._batches.append(self._pool.submit(check_batch, self._pending, self.max_line))
+        self._pending = []
+
+    def verdicts(self, cache: ReadCache) -> dict[str, tuple[LedgerSummary, list[Problem]]]:
+        """The verdict on each ledger (by path); the valid ones' call rows go to
+        ``cache``. A ledger the column check cannot read cleanly (not UTF-8, a blank
+        line, a line Polars refuses) is given to the line-by-line pre-pass."""
+        out: dict[str, tuple[LedgerSummary, list[Problem]]] = {}
+        whole: list[tuple[str, str]] = []
+        try:
+            self._submit()
+            for batch in self._batches:
+                checked = batch.result()
+                out.update(checked.results)
+                whole += checked.whole
+                cache.offer_calls(checked.calls, checked.read)
+        finally:
+            if self._pool is not None:  # on Ctrl-C, start no other batch
+                self._pool.shutdown(wait=False, cancel_futures=True)
+        out.update(_prepass_all(whole, self.max_line))
+        return out
+
+
+def _prepass_one(job: tuple[str, str, int]) -> tuple[str, LedgerSummary, list[Problem]]:
+    path, display, max_line = job
     summary, problems = prepass(Path(path), display, max_line_bytes=max_line)
     return path, summary, problems
 
 
 def _prepass_all(
-    todo: list[tuple[str, str, str]], max_line: int
+    todo: list[tuple[str, str]], max_line: int
 ) -> dict[str, tuple[LedgerSummary, list[Problem]]]:
-    """The pre-pass of each ledger (by path), in a process per core when there is enough to do.
-
-    The pre-pass is CPython work (about 9 µs a line), so on a cold read of a
-    large archive it dominates unless it runs on every core.
-    """
-    jobs = [(sha, path, display, max_line) for sha, path, display in todo]
-    total = sum(Path(path).stat().st_size for _sha, path, _display in todo)
+    """The pre-pass of each ledger (path, display path), in a process per core when
+    there is enough to do (about 9 µs of CPython a line)."""
+    jobs = [(path, display, max_line) for path, display in todo]
+    total = sum(Path(path).stat().st_size for path, _display in todo)
     workers = min(os.cpu_count() or 1, len(jobs))
     if workers > 1 and total >= PARALLEL_BYTES:
         # spawn, not fork: forking a process that runs Polars' thread pool can deadlock.

@@ -101,16 +101,18 @@ class Memo:
         self.used.add(key)
         return True
 
-    def keep(self, key: str, value: Any) -> None:
+    def keep(self, key: str, value: Any, *, plain: bool = False) -> None:
         """Mark a value as used without counting a hit (it was computed from known rows)."""
         self.used.add(key)
         if self.peek(key) != value:
-            self._new[key] = _encode(value)
+            self._new[key] = _encode(value, plain=plain)
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: str, value: Any, *, plain: bool = False) -> None:
+        """Store a value; ``plain``: it holds only what JSON gives (dicts with string
+        keys, lists, strings, numbers, booleans, None), as parsed JSON does."""
         self.misses += 1
         self.used.add(key)
-        self._new[key] = _encode(value)
+        self._new[key] = _encode(value, plain=plain)
 
     def flush(self) -> None:
         """Write what was computed so far; keep every row (later steps may use them)."""
@@ -144,10 +146,11 @@ class Memo:
         self._new.clear()
 
 
-def _encode(value: Any) -> bytes:
+def _encode(value: Any, *, plain: bool = False) -> bytes:
     """The stored form of a value: exactly what a JSON round trip gives back (lists,
-    string keys), so a value read from the store equals the one a cold build reads."""
-    return marshal.dumps(json.loads(json.dumps(value)))
+    string keys), so a value read from the store equals the one a cold build reads.
+    A ``plain`` value already is what the round trip would give: it is spared it."""
+    return marshal.dumps(value if plain else json.loads(json.dumps(value)))
 
 
 def _decode(blob: object) -> Any | None:

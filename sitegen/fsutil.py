@@ -44,12 +44,9 @@ def safe_path(root: str, rel: str) -> str:
     return f"{root}/{rel}"
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def sha256_file(path: Path | str) -> str:
+    with open(path, "rb", buffering=0) as fh:  # file_digest reads into its own buffer
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def same_file(a: Path | str, b: Path | str) -> bool:

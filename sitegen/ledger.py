@@ -138,85 +138,131 @@ def _moment(value: Any) -> datetime | None:
         return None
 
 
+class LineCheck:
+    """The strict check of one ledger's lines, fed in order; what the pre-pass and
+    the column check (sitegen.ledger_columns) share, so both give one verdict.
+
+    ``line`` checks one line fully (UTF-8, JSON, record type, schema, timings);
+    ``proved_calls`` counts lines the column check already proved to be valid
+    call records, applying only the rules that depend on a line's place.
+    """
+
+    def __init__(self, display: str, *, max_line_bytes: int):
+        self.display = display
+        self.max_line_bytes = max_line_bytes
+        self.summary = LedgerSummary()
+        self.problems: list[Problem] = []
+        self._after_end_reported = False
+
+    def bad(self, line: int, message: str, column: int | None = None) -> None:
+        self.problems.append(Problem(self.display, line, column, message))
+
+    def _placed(self, lineno: int, rtype: str) -> bool:
+        """The rules of a record's place; False when the record is to be dropped."""
+        if lineno == 1 and rtype != "meta":
+            self.bad(1, f"missing meta record: line 1 is a {rtype!r} record")
+        elif lineno > 1 and rtype == "meta":
+            self.bad(lineno, "meta record must be the first line, and only once")
+            return False
+        if self.summary.end is not None and not self._after_end_reported:
+            self.bad(lineno, "record after the end record")
+            self._after_end_reported = True
+        return True
+
+    def proved_calls(self, first: int, count: int, errors: int) -> None:
+        """``count`` valid call records, the first on line ``first`` and all
+        before the next line given to :meth:`line`; ``errors`` of them errored."""
+        if count:
+            self._placed(first, "call")
+            self.summary.calls += count
+            self.summary.errors += errors
+
+    def line(self, lineno: int, raw: bytes) -> dict[str, Any] | None:
+        """Check one line (without its newline); the record when it is a valid call."""
+        if len(raw) > self.max_line_bytes:
+            self.bad(lineno, f"line is longer than the cap of {self.max_line_bytes} bytes")
+            return None
+        raw = raw.rstrip(b"\r\n")
+        if not raw.strip():
+            self.bad(lineno, "empty line (one JSON object per line)")
+            return None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.bad(lineno, "bytes that are not UTF-8", _decode_error_column(raw, exc))
+            return None
+        try:
+            record = decode(text)
+        except JsonError as exc:
+            self.bad(lineno, exc.message, None if exc.offset is None else exc.offset + 1)
+            return None
+        if not isinstance(record, dict):
+            kind = "array" if isinstance(record, list) else type(record).__name__
+            self.bad(lineno, f"record is not a JSON object (got {kind})")
+            return None
+        record = normalise_record(record)
+        rtype = record.get("type")
+        if rtype not in RECORD_SCHEMAS:
+            known = ", ".join(RECORD_SCHEMAS)
+            what = 'has no "type"' if rtype is None else f"has unknown type {rtype!r}"
+            self.bad(lineno, f"record {what} (expected one of: {known})")
+            return None
+        if not self._placed(lineno, rtype):
+            return None
+        summary = self.summary
+        messages = schema.errors(RECORD_SCHEMAS[rtype], record)
+        for message in messages:
+            self.bad(lineno, message)
+        if not messages:
+            for message in record_problems(record, summary.meta):
+                self.bad(lineno, message)
+        if rtype == "meta" and lineno == 1:
+            summary.meta = record
+        elif rtype == "end":
+            summary.end = record
+        elif rtype == "call":
+            summary.calls += 1
+            if record.get("error") is not None:
+                summary.errors += 1
+            return None if messages else record
+        elif rtype == "skip":
+            summary.skips.append(record)
+        elif rtype == "result":
+            summary.results.append(record)
+        return None
+
+    def finish(self, lines: int) -> tuple[LedgerSummary, list[Problem]]:
+        self.summary.lines = lines
+        if lines == 0:
+            self.problems.append(
+                Problem(self.display, None, None, "ledger is empty: missing meta record")
+            )
+        return self.summary, self.problems
+
+
 def prepass(
     path: Path, display: str, *, max_line_bytes: int
 ) -> tuple[LedgerSummary, list[Problem]]:
-    """Check every line of one ledger; return its summary and all its problems."""
-    summary = LedgerSummary()
-    problems: list[Problem] = []
-    after_end_reported = False
+    """Check every line of one ledger; return its summary and all its problems.
 
-    def bad(line: int, message: str, column: int | None = None) -> None:
-        problems.append(Problem(display, line, column, message))
-
+    Lines are read with a cap, so an overlong line is never held whole.
+    """
+    check = LineCheck(display, max_line_bytes=max_line_bytes)
+    lineno = 0
     with path.open("rb") as fh:
-        lineno = 0
         while True:
             raw = fh.readline(max_line_bytes + 1)
             if not raw:
                 break
             lineno += 1
             if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
-                bad(lineno, f"line is longer than the cap of {max_line_bytes} bytes")
+                check.line(lineno, raw)  # reported as overlong
                 # Skip the rest of this overlong line.
                 while raw and not raw.endswith(b"\n"):
                     raw = fh.readline(max_line_bytes + 1)
                 continue
-            raw = raw.rstrip(b"\r\n")
-            if not raw.strip():
-                bad(lineno, "empty line (one JSON object per line)")
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                bad(lineno, "bytes that are not UTF-8", _decode_error_column(raw, exc))
-                continue
-            try:
-                record = decode(text)
-            except JsonError as exc:
-                bad(lineno, exc.message, None if exc.offset is None else exc.offset + 1)
-                continue
-            if not isinstance(record, dict):
-                kind = "array" if isinstance(record, list) else type(record).__name__
-                bad(lineno, f"record is not a JSON object (got {kind})")
-                continue
-            record = normalise_record(record)
-            rtype = record.get("type")
-            if rtype not in RECORD_SCHEMAS:
-                known = ", ".join(RECORD_SCHEMAS)
-                what = 'has no "type"' if rtype is None else f"has unknown type {rtype!r}"
-                bad(lineno, f"record {what} (expected one of: {known})")
-                continue
-            if lineno == 1 and rtype != "meta":
-                bad(1, f"missing meta record: line 1 is a {rtype!r} record")
-            elif lineno > 1 and rtype == "meta":
-                bad(lineno, "meta record must be the first line, and only once")
-                continue
-            if summary.end is not None and not after_end_reported:
-                bad(lineno, "record after the end record")
-                after_end_reported = True
-            messages = schema.errors(RECORD_SCHEMAS[rtype], record)
-            for message in messages:
-                bad(lineno, message)
-            if not messages:
-                for message in record_problems(record, summary.meta):
-                    bad(lineno, message)
-            if rtype == "meta" and lineno == 1:
-                summary.meta = record
-            elif rtype == "end":
-                summary.end = record
-            elif rtype == "call":
-                summary.calls += 1
-                if record.get("error") is not None:
-                    summary.errors += 1
-            elif rtype == "skip":
-                summary.skips.append(record)
-            elif rtype == "result":
-                summary.results.append(record)
-        summary.lines = lineno
-    if summary.lines == 0:
-        problems.append(Problem(display, None, None, "ledger is empty: missing meta record"))
-    return summary, problems
+            check.line(lineno, raw[:-1] if raw.endswith(b"\n") else raw)
+    return check.finish(lineno)
 
 
 def read_calls(ledgers: dict[str, Path]) -> pl.DataFrame:

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import os
@@ -24,7 +23,7 @@ import polars as pl
 from sitegen.buildstate import BuildState
 from sitegen.codeversion import code_version
 from sitegen.fsutil import sha256_file, write_atomic
-from sitegen.ledger import LedgerSummary, read_calls, sort_calls
+from sitegen.ledger import CALL_SCHEMA, LedgerSummary, read_calls, sort_calls
 
 
 class ReadCache:
@@ -41,6 +40,10 @@ class ReadCache:
         self.metadata_files = self.state.memo("metadata")
         # The store folder and the (run id, ledger sha256) pairs of the last calls()
         self._held: tuple[Path, list[tuple[str, str]]] | None = None
+        # Call rows this build's ledger check already read (``_path`` first), and
+        # the ledgers they cover: calls() takes them instead of reading again.
+        self._offered: list[pl.DataFrame] = []
+        self._covered: set[str] = set()
 
     def sha256(self, path: Path) -> str:
         """sha256 of a file, reusing the last result while its stat is unchanged.
@@ -56,7 +59,7 @@ class ReadCache:
             digest = str(known[3])
         else:
             digest = sha256_file(path)
-        self.hashes.keep(key, [*stamp, digest])
+        self.hashes.keep(key, [*stamp, digest], plain=True)
         return digest
 
     def summary(self, sha: str) -> LedgerSummary | None:
@@ -70,7 +73,9 @@ class ReadCache:
             return None
 
     def store_summary(self, sha: str, summary: LedgerSummary) -> None:
-        self.summaries.put(f"{self._limit}:{sha}", dataclasses.asdict(summary))
+        # The summary holds records parsed from JSON and counts: plain already.
+        fields = {f.name: getattr(summary, f.name) for f in dataclasses.fields(summary)}
+        self.summaries.put(f"{self._limit}:{sha}", fields, plain=True)
 
     def metadata(self, sha: str) -> dict[str, Any] | None:
         """A metadata.json (by sha256) that parsed and validated before.
@@ -82,7 +87,29 @@ class ReadCache:
         return data if isinstance(data, dict) else None
 
     def store_metadata(self, sha: str, data: dict[str, Any]) -> None:
-        self.metadata_files.put(sha, copy.deepcopy(data))
+        # parsed from JSON, and encoded at once: later changes to ``data`` do not reach it
+        self.metadata_files.put(sha, data, plain=True)
+
+    def offer_calls(self, frame: pl.DataFrame | None, paths: list[str]) -> None:
+        """Call rows the ledger check read for ``paths`` (a ``_path`` column first)."""
+        if frame is not None:
+            self._offered.append(frame)
+        self._covered.update(paths)
+
+    def _read(self, ledgers: dict[str, Path]) -> pl.DataFrame:
+        """The call rows of ``ledgers`` (run id -> path): those the ledger check read
+        in this build, the others read now. What was offered serves one read."""
+        by_path = {str(path): rid for rid, path in ledgers.items()}
+        rest = {rid: path for rid, path in ledgers.items() if str(path) not in self._covered}
+        frames = [read_calls(rest)] + [
+            offered.filter(pl.col("_path").is_in(list(by_path))).select(
+                pl.col("_path").replace_strict(by_path, return_dtype=pl.String).alias("run_id"),
+                *CALL_SCHEMA,
+            )
+            for offered in self._offered
+        ]
+        self._offered, self._covered = [], set()
+        return sort_calls(pl.concat(frames, how="vertical"))
 
     def calls(self, ledgers: dict[str, tuple[Path, str]]) -> pl.DataFrame:
         """Every call row of ``ledgers`` (run id -> (path, sha256)), via one store.
@@ -94,14 +121,14 @@ class ReadCache:
         """
         wanted = sorted((rid, sha) for rid, (_path, sha) in ledgers.items())
         if self.root is None:
-            return read_calls({rid: path for rid, (path, _sha) in ledgers.items()})
+            return self._read({rid: path for rid, (path, _sha) in ledgers.items()})
         folder = self.root / "calls" / self.version
         self._held = (folder, wanted)
         frame = _merged(
             folder / "calls.parquet",
             folder / "index.json",
             wanted,
-            lambda keep: read_calls({r: p for r, (p, _s) in ledgers.items() if r not in keep}),
+            lambda keep: self._read({r: p for r, (p, _s) in ledgers.items() if r not in keep}),
             sort_calls,
         )
         # the stores of other sitegen versions (or line limits) are never read again
