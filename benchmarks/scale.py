@@ -18,8 +18,9 @@ prompts x (1 cold + 8 warm) calls, so about 100 calls a run; the exact call
 count is printed):
   polars-read    pl.scan_ndjson(every ledger, infer_schema_length=None).collect():
                  the floor for reading the calls
-  parse+agg      discovery, metadata and ledger validation (the strict
-                 pre-pass), the Polars read and the aggregation, no cache; and
+  parse+agg      discovery, metadata and ledger validation (column by column
+                 in Polars, which also gives the calls; the line-by-line check
+                 for lines not proved valid) and the aggregation, no cache; and
                  its ratio to polars-read
   load           sitegen.build.load(archive, use_cache=False): the above plus
                  the lock check and the publication gate's scan of every file
@@ -118,8 +119,9 @@ POLARS_READ = (
     "pl.scan_ndjson(sorted(glob.glob(sys.argv[1] + '/runs/*/run.jsonl')),"
     " infer_schema_length=None).collect()\n"
 )
-# Reading: discovery, metadata and ledger validation (the strict pre-pass), the
-# Polars read of the calls and the aggregation, with no cache; the publication
+# Reading: discovery, metadata and ledger validation (column by column, the
+# line-by-line check for lines not proved valid; its Polars decode gives the
+# calls) and the aggregation, with no cache; the publication
 # gate's secret scan of every file is timed apart (LOAD), as it is not parsing.
 PARSE_AGGREGATE = """\
 import sys
