@@ -125,6 +125,8 @@ POLARS_READ = (
 # gate's secret scan of every file is timed apart (LOAD), as it is not parsing.
 PARSE_AGGREGATE = """\
 import sys
+from sitegen.cli import tune_collector
+tune_collector()  # as every sitegen command runs
 from pathlib import Path
 from sitegen import aggregate as agg
 from sitegen.archive import read_archive
@@ -139,7 +141,10 @@ runs, problems, invalid = read_archive(archive, config, cache)
 ledgers = {r.run_id: (r.source.path / LEDGER, r.ledger_sha256 or "") for r in runs if r.ledger}
 agg.rows_by_run(agg.aggregate(cache.calls(ledgers)))
 """
-LOAD = "import sys\nfrom sitegen.build import load\nload(sys.argv[1], use_cache=False)\n"
+LOAD = (
+    "import sys\nfrom sitegen.cli import tune_collector\ntune_collector()\n"
+    "from sitegen.build import load\nload(sys.argv[1], use_cache=False)\n"
+)
 CATALOGUE = (
     "import sys\nfrom sitegen.build import refresh_catalogue\nrefresh_catalogue(sys.argv[1])\n"
 )

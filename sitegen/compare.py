@@ -661,12 +661,24 @@ def all_comparisons(
     return Comparisons(outlines, {}, fetch, keys, computed)
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _shallow(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, values as they are: for the flat ones stored
+    here (``dataclasses.asdict`` copies deeply, a seventh of a first build's load)."""
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in dataclasses.fields(obj))
+    return {name: getattr(obj, name) for name in names}
+
+
 def _spreads_to_plain(
     spreads: dict[str, dict[str, dict[str, Spread | None]]],
 ) -> dict[str, Any]:
     return {
         cell: {
-            prompt: {k: s and dataclasses.asdict(s) for k, s in metrics.items()}
+            prompt: {k: s and _shallow(s) for k, s in metrics.items()}
             for prompt, metrics in prompts.items()
         }
         for cell, prompts in spreads.items()
@@ -684,9 +696,7 @@ def _spreads_from_plain(data: dict[str, Any]) -> dict[str, dict[str, dict[str, S
 
 
 def outline_to_plain(o: Outline) -> dict[str, Any]:
-    return {f.name: getattr(o, f.name) for f in dataclasses.fields(o) if f.name != "spreads"} | {
-        "spreads": _spreads_to_plain(o.spreads)
-    }
+    return _shallow(o) | {"spreads": _spreads_to_plain(o.spreads)}
 
 
 def outline_from_plain(data: dict[str, Any]) -> Outline:
@@ -701,17 +711,13 @@ def comparison_to_plain(c: RunComparison) -> dict[str, Any]:
             "metric": m.metric.key,
             "status": m.status,
             "reason": m.reason,
-            "base": m.base and dataclasses.asdict(m.base),
-            "now": m.now and dataclasses.asdict(m.now),
-            "shift": m.shift and dataclasses.asdict(m.shift),
+            "base": m.base and _shallow(m.base),
+            "now": m.now and _shallow(m.now),
+            "shift": m.shift and _shallow(m.shift),
             "note": m.note,
         }
 
-    rows = [
-        {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
-        | {"metrics": [metric(m) for m in r.metrics]}
-        for r in c.rows
-    ]
+    rows = [_shallow(r) | {"metrics": [metric(m) for m in r.metrics]} for r in c.rows]
     return {
         "run_id": c.run_id,
         "rows": rows,

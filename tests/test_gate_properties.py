@@ -142,3 +142,19 @@ def test_positions_are_inside_the_text(text, kind):
     for f in scan_text(text, "any", kind=kind):
         assert f.line <= len(lines)
         assert f.column <= len(lines[f.line - 1]) + 1
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from(list("iIpP-0123456789. x\u0130\u0131\u0307")), max_size=40)
+    | st.text(max_size=40)
+)
+@example("\u0130P-10-0-0-5")
+@example("\u0131p-10-0-0-5")
+def test_the_quick_test_before_the_dashed_address_scan_never_hides_one(text: str):
+    """Cloud host names (``ip-10-0-0-5``) are found by a case-blind pattern, which is
+    scanned only where a cheap test on the lowered text says it may match: that
+    test must say so wherever the pattern matches, dotted and dotless i included."""
+    from sitegen.gate.rules import _IPV4_DASHED, _may_hold_dashed
+
+    assert _may_hold_dashed(text) or not _IPV4_DASHED.search(text)

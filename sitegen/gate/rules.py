@@ -219,6 +219,14 @@ def _after_library(text: str, s: int) -> bool:
     return m is not None and m.group(1).lower().rstrip("-_") in LIBRARY_NAMES
 
 
+def _may_hold_dashed(text: str) -> bool:
+    """False only where ``_IPV4_DASHED`` cannot match: its case-blind ``ip-`` also
+    matches ``İ`` and ``ı``, which lower to ``i\u0307`` and ``ı``. Scanning the
+    pattern itself cost about 1 ms per 35 KB ledger, the lowered copy a twentieth."""
+    low = text.lower()
+    return "ip-" in low or "\u0131p-" in low or "\u0307p-" in low
+
+
 def find_ipv4(text: str) -> Iterator[Hit]:
     """Dotted quads (and ``ip-a-b-c-d`` host names) that are real, non-documentation
     addresses and not versions."""
@@ -247,6 +255,8 @@ def find_ipv4(text: str) -> Iterator[Hit]:
         if glued and addr.is_global:
             continue
         yield Hit(s, e, "ipv4", cand, redact(cand))
+    if not _may_hold_dashed(text):
+        return
     for m in _IPV4_DASHED.finditer(text):
         addr = _ipv4(list(m.groups()))
         if addr is None or _address_allowed(addr):
