@@ -202,7 +202,7 @@ class LineCheck:
             return None
         record = normalise_record(record)
         rtype = record.get("type")
-        if rtype not in RECORD_SCHEMAS:
+        if not isinstance(rtype, str) or rtype not in RECORD_SCHEMAS:  # {} is unhashable
             known = ", ".join(RECORD_SCHEMAS)
             what = 'has no "type"' if rtype is None else f"has unknown type {rtype!r}"
             self.bad(lineno, f"record {what} (expected one of: {known})")

@@ -70,18 +70,6 @@ class _Prop:
     checkable: bool  # every keyword is one the column check knows
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    return "string" if isinstance(value, str) else "other"
-
-
 def _prop(name: str, spec: dict[str, Any]) -> _Prop:
     declared = spec.get("type")
     if isinstance(declared, str):
@@ -89,9 +77,9 @@ def _prop(name: str, spec: dict[str, Any]) -> _Prop:
     elif isinstance(declared, list):
         kinds = set(declared)
     elif "const" in spec:
-        kinds = {_kind(spec["const"])}
+        kinds = {schema.json_type(spec["const"])}
     elif isinstance(spec.get("enum"), list):
-        kinds = {_kind(v) for v in spec["enum"]}
+        kinds = {schema.json_type(v) for v in spec["enum"]}
     else:
         kinds = {"any"}
     if "integer" in kinds and "number" in kinds:

@@ -260,3 +260,17 @@ def test_a_ledger_polars_cannot_read_cleanly_goes_line_by_line_whole(tmp_path, b
     assert_same(checked, expected)
     assert [Path(p).name for p, _d in checked.whole] == ["l1.jsonl"]
     assert json.dumps(expected[str(tmp_path / "l1.jsonl")][1][0].line) == "2"
+
+
+@pytest.mark.parametrize("kind", ["{}", "[]", "1", "null"])
+def test_a_record_type_that_is_not_a_string_is_reported_not_a_crash(tmp_path, kind):
+    """Found by the property test: ``"type":{}`` made both readings raise TypeError
+    (a dict cannot be looked up in the table of record types)."""
+    line = plain_call().replace('"type":"call"', f'"type":{kind}')
+    checked, expected = both_readings(tmp_path, [(META + "\n" + line + "\n").encode()])
+    assert_same(checked, expected)
+    (problem,) = expected[str(tmp_path / "l0.jsonl")][1]
+    assert (problem.line, "unknown type" in problem.message or "no" in problem.message) == (
+        2,
+        True,
+    )
