@@ -1,3 +1,21 @@
-from sitegen.cli import program
+"""``python -m sitegen`` and the ``sitegen`` program.
 
-program()
+Ctrl-C while the command line loads (click and sitegen's modules, about a
+tenth of a second) ends as it does once a command runs: "interrupted" and
+exit status 130, no traceback.
+"""
+
+import sys
+
+
+def run() -> None:
+    try:
+        from sitegen.cli import program
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    program()
+
+
+if __name__ == "__main__":
+    run()

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -294,3 +295,36 @@ def test_each_path_form_keeps_the_live_site_through_failures(tmp_path: Path, for
     assert done.returncode == 0, done.stderr
     assert tree(site) == cold(archive, tmp_path)
     assert_pair(archive, site)
+
+
+def test_ctrl_c_while_the_command_line_loads_is_quiet(tmp_path: Path):
+    """Ctrl-C in the first tenth of a second, while click and sitegen's modules are
+    imported, ends as it does later: "interrupted", status 130, no traceback, the
+    site as it was. The signal is real, sent when the import of click starts; the
+    installed ``sitegen`` program starts at the same function."""
+    archive = make_archive(tmp_path / "archive")
+    site = archive / "site"
+    assert sitegen(archive, "build", "--quiet").returncode == 0
+    before = snapshot(archive, site)
+    add_run(archive, "r3")
+    code = (
+        "import builtins, os, signal, sys\n"
+        "real = builtins.__import__\n"
+        "def hooked(name, *args, **kwargs):\n"
+        "    if name == 'click':\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = hooked\n"
+        "sys.argv = ['sitegen', 'build']\n"
+        "from sitegen.__main__ import run\n"
+        "run()\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=archive, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "interrupted\n"
+    assert_untouched(before, archive, site)
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert scripts["project"]["scripts"]["sitegen"] == "sitegen.__main__:run"
