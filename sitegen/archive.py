@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing as mp
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,43 +107,48 @@ def manifest_digest(manifest: list[dict[str, Any]]) -> str:
 
 
 def _read_metadata(
-    source: RunSource, cache: ReadCache | None = None, sha: str | None = None
+    source: RunSource,
+    cache: ReadCache | None = None,
+    sha: str | None = None,
+    data: bytes | None = None,
 ) -> tuple[dict[str, Any] | None, list[Problem]]:
-    """Parse and validate metadata.json; a file whose bytes passed before (same
-    sha256) comes from the cache instead."""
+    """Parse and validate metadata.json (``data``: its bytes, when read already); a
+    file whose bytes passed before (same sha256) comes from the cache instead."""
     display = source.file_display(METADATA)
     known = cache.metadata(sha) if cache is not None and sha else None
     text = ""
-    data: Any
+    document: Any
     problems: list[Problem]
     if known is not None:
-        data, problems = known, []
+        document, problems = known, []
     else:
-        decoded, problems = decode_utf8((source.path / METADATA).read_bytes(), display)
+        if data is None:
+            data = (source.path / METADATA).read_bytes()
+        decoded, problems = decode_utf8(data, display)
         if decoded is None:
             return None, problems
         text = decoded
-        data, problems = loads_strict(text, display)
+        document, problems = loads_strict(text, display)
         if problems:
             return None, problems
-        if not isinstance(data, dict):
+        if not isinstance(document, dict):
             return None, [Problem(display, 1, None, "metadata is not a JSON object")]
         problems = [
             Problem(display, key_line(text, path), None, message)
-            for path, message in schema.located_errors("metadata.v1.json", data)
+            for path, message in schema.located_errors("metadata.v1.json", document)
         ]
         if not problems:
             problems = [
                 Problem(display, key_line(text, [key]), None, message)
-                for key, message in _time_problems(data)
+                for key, message in _time_problems(document)
             ]
         if not problems and cache is not None and sha:
-            cache.store_metadata(sha, data)
-    identity = _identity_problems(data, source.run_id)
+            cache.store_metadata(sha, document)
+    identity = _identity_problems(document, source.run_id)
     if identity and not text:  # cached: read the text again, to give the same lines
         text = (source.path / METADATA).read_bytes().decode("utf-8")
     problems += [Problem(display, key_line(text, [key]), None, m) for key, m in identity]
-    return (None if problems else data), problems
+    return (None if problems else document), problems
 
 
 def _identity_problems(data: dict[str, Any], run_id: str) -> list[tuple[str, str]]:
@@ -200,51 +205,72 @@ PARALLEL_BYTES = 32 << 20
 def read_runs(
     sources: list[RunSource], config: Config, cache: ReadCache | None = None
 ) -> list[tuple[Run | None, list[Problem]]]:
-    """``read_run`` for many runs; ledgers not in the cache are checked in parallel."""
+    """``read_run`` for many runs: each file read once, to hash and to check it;
+    ledgers not in the cache are checked by column beside the rest."""
     max_line = config.get("limits.max_line_bytes")
     cache = cache or no_cache(max_line)
-    # (source, metadata, problems, manifest, ledger sha256, cached ledger summary)
-    started: list[
-        tuple[
-            RunSource,
-            dict[str, Any] | None,
-            list[Problem],
-            list[dict[str, Any]],
-            str | None,
-            LedgerSummary | None,
-        ]
-    ] = []
-    checks = _LedgerChecks(max_line)
+    started: list[_Started] = []
+    checks = _LedgerChecks(max_line, cache.summary_known())
     for source in sources:
-        manifest: list[dict[str, Any]] = [
-            {"path": f.rel, "sha256": cache.sha256(source.path / f.rel), "bytes": f.size}
-            for f in source.files
-        ]
-        metadata_sha = next((m["sha256"] for m in manifest if m["path"] == METADATA), None)
-        metadata, problems = _read_metadata(source, cache, metadata_sha)
-        ledger_sha = next((m["sha256"] for m in manifest if m["path"] == LEDGER), None)
-        summary = cache.summary(ledger_sha) if ledger_sha else None
-        if ledger_sha and summary is None:
-            checks.add(str(source.path / LEDGER), source.file_display(LEDGER))
-        started.append((source, metadata, problems, manifest, ledger_sha, summary))
+        run = _start(source, cache)
+        if run.ledger is not None and run.summary is None:
+            checks.add(str(run.ledger), source.file_display(LEDGER))
+        started.append(run)
     checked = checks.verdicts(cache)
     out: list[tuple[Run | None, list[Problem]]] = []
     aliases = config.aliases
-    for source, metadata, problems, manifest, ledger_sha, summary in started:
-        if ledger_sha and summary is None:
-            summary, ledger_problems = checked[str(source.path / LEDGER)]
-            problems = problems + ledger_problems
-            if not ledger_problems:
-                cache.store_summary(ledger_sha, summary)
+    for run in started:
+        source, metadata, problems, summary = run.source, run.metadata, run.problems, run.summary
+        if run.ledger is not None and summary is None:
+            summary, problems = _ledger_verdict(run, checked, cache, max_line)
         if metadata is not None:
             problems += _consistency(source, metadata, summary)
         if problems or metadata is None:
             out.append((None, problems))
         else:
+            manifest = run.manifest
             out.append(
                 (Run(source, metadata, summary, manifest, manifest_digest(manifest), aliases), [])
             )
     return out
+
+
+@dataclass
+class _Started:
+    """A run whose files are hashed (but maybe its ledger) and metadata read."""
+
+    source: RunSource
+    metadata: dict[str, Any] | None
+    problems: list[Problem]
+    manifest: list[dict[str, Any]]  # the ledger's sha256 is None until it is read
+    ledger: Path | None  # the run's ledger, if it has one
+    summary: LedgerSummary | None  # the ledger's stored summary, when known already
+
+
+def _start(source: RunSource, cache: ReadCache) -> _Started:
+    """Hash a run's files and read its metadata, each file read once; its ledger is
+    hashed here only when the cache knows it by its stat (else the check reads it)."""
+    manifest: list[dict[str, Any]] = []
+    metadata_sha: str | None = None
+    metadata_bytes: bytes | None = None
+    ledger: Path | None = None
+    ledger_sha: str | None = None
+    for f in source.files:
+        path = source.path / f.rel
+        if f.rel == LEDGER:
+            ledger = path
+            sha = ledger_sha = cache.known_sha256(path)
+        elif f.rel == METADATA:
+            sha = cache.known_sha256(path)
+            if sha is None:
+                sha, metadata_bytes = cache.read_hashed(path)
+            metadata_sha = sha
+        else:
+            sha = cache.sha256(path)
+        manifest.append({"path": f.rel, "sha256": sha, "bytes": f.size})
+    metadata, problems = _read_metadata(source, cache, metadata_sha, metadata_bytes)
+    summary = cache.summary(ledger_sha) if ledger_sha else None
+    return _Started(source, metadata, problems, manifest, ledger, summary)
 
 
 class _LedgerChecks:
@@ -252,8 +278,9 @@ class _LedgerChecks:
     thread beside the reading of each run's other files: the check is mostly
     Polars work, which lets go of the interpreter lock, so the two overlap."""
 
-    def __init__(self, max_line: int):
+    def __init__(self, max_line: int, known: Callable[[str], bool]):
         self.max_line = max_line
+        self.known = known  # ledgers (by sha256) whose summary is stored: hashed only
         self._pending: list[tuple[str, str]] = []
         self._pool: ThreadPoolExecutor | None = None
         self._batches: list[Future[Checked]] = []
@@ -268,27 +295,66 @@ class _LedgerChecks:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="sitegen-ledgers")
-        self._batches.append(self._pool.submit(check_batch, self._pending, self.max_line))
+        self._batches.append(
+            self._pool.submit(check_batch, self._pending, self.max_line, self.known)
+        )
         self._pending = []
 
-    def verdicts(self, cache: ReadCache) -> dict[str, tuple[LedgerSummary, list[Problem]]]:
-        """The verdict on each ledger (by path); the valid ones' call rows go to
-        ``cache``. A ledger the column check cannot read cleanly (not UTF-8, a blank
-        line, a line Polars refuses) is given to the line-by-line pre-pass."""
-        out: dict[str, tuple[LedgerSummary, list[Problem]]] = {}
+    def verdicts(self, cache: ReadCache) -> _Verdicts:
+        """The verdict on each ledger checked (by path) and the sha256 of each ledger
+        read; the valid ones' call rows go to ``cache``. A ledger the column check
+        cannot read cleanly (not UTF-8, a blank line, a line Polars refuses) is
+        given to the line-by-line pre-pass."""
+        out = _Verdicts({}, {})
         whole: list[tuple[str, str]] = []
         try:
             self._submit()
             for batch in self._batches:
                 checked = batch.result()
-                out.update(checked.results)
+                out.results.update(checked.results)
+                out.hashed.update(checked.hashed)
                 whole += checked.whole
-                cache.offer_calls(checked.calls, checked.read)
+                cache.offer_calls(checked.calls, checked.files, checked.read)
         finally:
             if self._pool is not None:  # on Ctrl-C, start no other batch
                 self._pool.shutdown(wait=False, cancel_futures=True)
-        out.update(_prepass_all(whole, self.max_line))
+        out.results.update(_prepass_all(whole, self.max_line))
         return out
+
+
+@dataclass
+class _Verdicts:
+    results: dict[str, tuple[LedgerSummary, list[Problem]]]  # path -> verdict
+    hashed: dict[str, tuple[list[int], str]]  # path -> (stat stamp, sha256) of those read
+
+
+def _ledger_verdict(
+    run: _Started, checked: _Verdicts, cache: ReadCache, max_line: int
+) -> tuple[LedgerSummary | None, list[Problem]]:
+    """The summary of a run's ledger once the checks are done (None when it is not
+    valid) and every problem of the run; its sha256 goes into the manifest."""
+    assert run.ledger is not None
+    path = str(run.ledger)
+    entry = next(m for m in run.manifest if m["path"] == LEDGER)
+    sha = entry["sha256"]
+    if sha is None:
+        if path in checked.hashed:
+            stamp, sha = checked.hashed[path]
+            cache.note_sha256(run.ledger, stamp, sha)
+        else:  # the check could not open it: hashing it says why, as it always did
+            sha = cache.sha256(run.ledger)
+        entry["sha256"] = sha
+    if path not in checked.results:  # hashed only: its summary is stored
+        summary = cache.summary(sha)
+        if summary is not None:
+            return summary, run.problems
+        # a stored row that does not decode: check the ledger after all
+        display = run.source.file_display(LEDGER)
+        checked.results.update(_prepass_all([(path, display)], max_line))
+    summary, problems = checked.results[path]
+    if not problems:
+        cache.store_summary(sha, summary)
+    return summary, run.problems + problems
 
 
 def _prepass_one(job: tuple[str, str, int]) -> tuple[str, LedgerSummary, list[Problem]]:

@@ -80,6 +80,14 @@ class Memo:
             self._keys = self._state.keys(self.kind)
         return key in self._keys
 
+    def stored_keys(self) -> frozenset[str]:
+        """The keys of every value stored or put so far."""
+        if self._known is not None:
+            return frozenset(self._known.keys() | self._new.keys())
+        if self._keys is None:
+            self._keys = self._state.keys(self.kind)
+        return frozenset(self._keys | self._new.keys())
+
     def peek(self, key: str) -> Any | None:
         """The stored value, without marking the key used (nor counting a hit)."""
         blob = self._new.get(key)

@@ -44,6 +44,12 @@ def safe_path(root: str, rel: str) -> str:
     return f"{root}/{rel}"
 
 
+def stat_stamp(st: os.stat_result) -> list[int]:
+    """What says a file is unchanged since it was hashed: size, modification and
+    inode change time (which no user-level tool can set back)."""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
 def sha256_file(path: Path | str) -> str:
     with open(path, "rb", buffering=0) as fh:  # file_digest reads into its own buffer
         return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ import polars as pl
 
 from sitegen.buildstate import BuildState
 from sitegen.codeversion import code_version
-from sitegen.fsutil import sha256_file, write_atomic
+from sitegen.fsutil import sha256_file, stat_stamp, write_atomic
 from sitegen.ledger import CALL_SCHEMA, LedgerSummary, read_calls, sort_calls
 
 
@@ -40,27 +41,58 @@ class ReadCache:
         self.metadata_files = self.state.memo("metadata")
         # The store folder and the (run id, ledger sha256) pairs of the last calls()
         self._held: tuple[Path, list[tuple[str, str]]] | None = None
-        # Call rows this build's ledger check already read (``_path`` first), and
-        # the ledgers they cover: calls() takes them instead of reading again.
-        self._offered: list[pl.DataFrame] = []
+        # Call rows this build's ledger check already read (``_file`` first, with
+        # the paths it counts), and the ledgers they cover: calls() takes them
+        # instead of reading again.
+        self._offered: list[tuple[pl.DataFrame, list[str]]] = []
         self._covered: set[str] = set()
 
     def sha256(self, path: Path) -> str:
-        """sha256 of a file, reusing the last result while its stat is unchanged.
+        """sha256 of a file, reusing the last result while its stat is unchanged."""
+        stamp, digest = self._lookup(path)
+        if digest is None:
+            digest = sha256_file(path)
+            self.note_sha256(path, stamp, digest)
+        return digest
 
-        The stamp includes the inode change time, which no user-level tool can
-        set back, so an edit that restores the modification time is still seen.
+    def known_sha256(self, path: Path) -> str | None:
+        """The file's sha256 from the last build while its stat is unchanged; None
+        when the file must be read to know it."""
+        return self._lookup(path)[1]
+
+    def _lookup(self, path: Path) -> tuple[list[int], str | None]:
+        """The file's stamp, and its sha256 when the last build saw the same stamp.
+
+        The stamp includes the inode change time, so an edit that restores the
+        modification time is still seen.
         """
-        st = path.stat()
-        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        stamp = stat_stamp(path.stat())
         key = str(path)
         known = self.hashes.peek(key)
-        if isinstance(known, list) and len(known) == 4 and known[:3] == stamp:
-            digest = str(known[3])
-        else:
-            digest = sha256_file(path)
-        self.hashes.keep(key, [*stamp, digest], plain=True)
-        return digest
+        if not (isinstance(known, list) and len(known) == 4 and known[:3] == stamp):
+            return stamp, None
+        self.hashes.keep(key, known, plain=True)
+        return stamp, str(known[3])
+
+    def read_hashed(self, path: Path) -> tuple[str, bytes]:
+        """Read a file and note its sha256: the caller parses the same bytes."""
+        with open(path, "rb") as fh:
+            stamp = stat_stamp(os.fstat(fh.fileno()))
+            data = fh.read()
+        digest = hashlib.sha256(data).hexdigest()
+        self.note_sha256(path, stamp, digest)
+        return digest, data
+
+    def note_sha256(self, path: Path, stamp: list[int], digest: str) -> None:
+        """Remember the sha256 of the file whose stat was ``stamp`` (size, mtime, ctime)."""
+        self.hashes.keep(str(path), [*stamp, digest], plain=True)
+
+    def summary_known(self) -> Callable[[str], bool]:
+        """Whether the summary of a ledger (by sha256) is stored: a test safe to run
+        in another thread (it reads a set taken now)."""
+        stored = self.summaries.stored_keys()
+        prefix = f"{self._limit}:"
+        return lambda sha: prefix + sha in stored
 
     def summary(self, sha: str) -> LedgerSummary | None:
         """The pre-pass summary of the ledger with this sha256, when stored."""
@@ -90,10 +122,11 @@ class ReadCache:
         # parsed from JSON, and encoded at once: later changes to ``data`` do not reach it
         self.metadata_files.put(sha, data, plain=True)
 
-    def offer_calls(self, frame: pl.DataFrame | None, paths: list[str]) -> None:
-        """Call rows the ledger check read for ``paths`` (a ``_path`` column first)."""
+    def offer_calls(self, frame: pl.DataFrame | None, files: list[str], paths: list[str]) -> None:
+        """Call rows the ledger check read for ``paths``: a ``_file`` column first,
+        which indexes ``files``."""
         if frame is not None:
-            self._offered.append(frame)
+            self._offered.append((frame, files))
         self._covered.update(paths)
 
     def _read(self, ledgers: dict[str, Path]) -> pl.DataFrame:
@@ -101,13 +134,12 @@ class ReadCache:
         in this build, the others read now. What was offered serves one read."""
         by_path = {str(path): rid for rid, path in ledgers.items()}
         rest = {rid: path for rid, path in ledgers.items() if str(path) not in self._covered}
-        frames = [read_calls(rest)] + [
-            offered.filter(pl.col("_path").is_in(list(by_path))).select(
-                pl.col("_path").replace_strict(by_path, return_dtype=pl.String).alias("run_id"),
-                *CALL_SCHEMA,
-            )
-            for offered in self._offered
-        ]
+        frames = [read_calls(rest)]
+        for offered, files in self._offered:
+            ids = [by_path.get(file) for file in files]  # None: a run not asked for
+            run_id = pl.Series("run_id", ids, dtype=pl.String).gather(offered["_file"])
+            frame = offered.select(*CALL_SCHEMA).insert_column(0, run_id)
+            frames.append(frame.filter(run_id.is_not_null()) if None in ids else frame)
         self._offered, self._covered = [], set()
         return sort_calls(pl.concat(frames, how="vertical"))
 

@@ -16,7 +16,7 @@ from sitegen.aggregate import (
     rounded_aggregate,
     rows_by_run,
 )
-from sitegen.ledger import CALL_SCHEMA
+from sitegen.ledger import CALL_SCHEMA, sort_calls
 
 
 def frame(records: list[dict]) -> pl.DataFrame:
@@ -147,3 +147,66 @@ def test_the_column_rounding_is_pythons_round_on_every_float(values: list[float]
     got = round3(np.array(values, dtype=np.float64)).tolist()
     want = [round(v, 3) for v in values]
     assert [repr(x) for x in got] == [repr(x) for x in want]
+
+
+_KEYS = st.tuples(
+    st.sampled_from(["r1", "r2", "r10"]),
+    st.sampled_from(["n:e:a", "n:e:b", None]),
+    st.sampled_from(["P1", "P2"]),
+    st.sampled_from(["cold", "warm"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_KEYS, st.floats(0, 5000, allow_nan=False), st.booleans()),
+        min_size=1,
+        max_size=40,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_each_group_is_aggregated_once_whatever_order_the_calls_come_in(rows, rng):
+    """The build passes calls in sort_calls order and aggregate groups runs of equal
+    keys; calls in any other order (or with a key missing) must give the same rows,
+    one per group, with its own calls' figures."""
+    calls = [
+        {
+            "run_id": run,
+            "type": "call",
+            "cell_id": cell,
+            "prompt_id": prompt,
+            "phase": phase,
+            "run_idx": i,
+            "first_delta_ms": value,
+            "total_duration_ms": value + 1.0,
+            "error": "Timeout" if failed else None,
+        }
+        for i, ((run, cell, prompt, phase), value, failed) in enumerate(rows)
+    ]
+    shuffled = list(calls)
+    rng.shuffle(shuffled)
+    ordered = sort_calls(frame(calls))
+    got = aggregate(frame(shuffled))
+    assert got.equals(aggregate(ordered))
+    groups: dict[tuple, list[dict]] = {}
+    for c in calls:
+        groups.setdefault((c["run_id"], c["cell_id"], c["prompt_id"], c["phase"]), []).append(c)
+    nulls_first = sorted(groups, key=lambda k: [(v is not None, v or "") for v in k])
+    keys = list(got.select("run_id", "cell_id", "prompt_id", "phase").iter_rows())
+    assert keys == nulls_first
+    for row in got.iter_rows(named=True):
+        members = groups[(row["run_id"], row["cell_id"], row["prompt_id"], row["phase"])]
+        ok = [c["first_delta_ms"] for c in members if c["error"] is None]
+        assert row["n"] == len(members) and row["errors"] == len(members) - len(ok)
+        if ok:
+            assert row["first_delta_ms_p50"] == pytest.approx(np.percentile(ok, 50))
+            assert row["first_delta_ms_p95"] == pytest.approx(np.percentile(ok, 95))
+        else:
+            assert row["first_delta_ms_p50"] is None
+    # rows per run, in the frame's order, whether a run's rows are together or not
+    for rows_of in (got, got.reverse(), got.sample(fraction=1.0, shuffle=True, seed=1)):
+        expected: dict[str, list[dict]] = {}
+        for row in rounded(rows_of).iter_rows(named=True):
+            expected.setdefault(row.pop("run_id"), []).append(row)
+        assert rows_by_run(rows_of) == expected

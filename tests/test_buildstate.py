@@ -13,9 +13,14 @@ from pathlib import Path
 import pytest
 from conftest import generate_archive
 
+from sitegen import ledger_columns
+from sitegen.archive import read_archive
 from sitegen.build import load
 from sitegen.buildstate import STATE_FILE, BuildState
+from sitegen.config import load_config
 from sitegen.jsonio import dumps
+from sitegen.layout import Layout
+from sitegen.read_cache import ReadCache
 
 STORE = Path(".sitegen-cache") / STATE_FILE
 
@@ -383,3 +388,54 @@ def test_the_call_stores_of_other_sitegen_versions_are_removed(archive: Path):
     sitegen(archive, "--force")
     assert sorted(p.name for p in calls.iterdir()) == [current.name]
     assert (current / "index.json").is_file()
+
+
+def test_touched_ledgers_are_hashed_again_not_checked_again(archive: Path, monkeypatch):
+    """A copy or checkout that only touches the files (new times, same bytes) costs
+    hashing them: each ledger's stored summary is found by its sha256, and what
+    the build reads equals a cold read."""
+    sitegen(archive)
+    ledgers = sorted((archive / "runs").glob("*/run.jsonl"))
+    assert ledgers
+    for path in ledgers:
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    checked: list[str] = []
+    real = ledger_columns._decodable
+    monkeypatch.setattr(
+        ledger_columns,
+        "_decodable",
+        lambda ledgers, *a: (checked.extend(x.path for x in ledgers), real(ledgers, *a))[1],
+    )
+    warm = load(archive)
+    assert checked == []
+    cold = load(archive, use_cache=False)
+    assert len(checked) == len(ledgers)  # the cold read checks every ledger
+    assert [(r.run_id, r.ledger, r.manifest) for r in warm.runs] == [
+        (r.run_id, r.ledger, r.manifest) for r in cold.runs
+    ]
+    assert warm.calls.equals(cold.calls)
+
+
+def test_a_cold_read_opens_each_run_file_once(archive: Path):
+    """Hashing a file and parsing it share one read: at 10,000 runs a second open
+    and read of every ledger and metadata file cost about half a second."""
+    opened: list[str] = []
+    listening = [False]
+
+    def hook(event: str, args: tuple) -> None:
+        if listening[0] and event == "open" and isinstance(args[0], str | Path):
+            opened.append(str(args[0]))
+
+    sys.addaudithook(hook)
+    layout = Layout.of(archive)
+    config = load_config(layout)
+    cache = ReadCache(None, max_line_bytes=config.get("limits.max_line_bytes"))
+    listening[0] = True
+    try:
+        runs, problems, _invalid = read_archive(layout, config, cache)
+    finally:
+        listening[0] = False
+    assert runs and not problems
+    files = [str(p) for p in sorted((archive / "runs").glob("*/*")) if p.is_file()]
+    assert sorted(p for p in opened if p in files) == files

@@ -125,7 +125,11 @@ def ledger(draw: st.DrawFn) -> bytes:
         lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(["", " ", "[1]"])))
     end = draw(st.sampled_from(["\n", "\r\n"]))
     text = end.join(lines) + (end if draw(st.booleans()) else "")
-    return text.encode()
+    data = text.encode()
+    if draw(st.integers(0, 9)) == 0:  # bytes that are not UTF-8, in a line or a value
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80"])) + data[at:]
+    return data
 
 
 def both_readings(folder: Path, ledgers: list[bytes], max_line: int = 1 << 20):
@@ -158,7 +162,8 @@ def assert_same(checked, expected) -> None:
         reference = read_calls({p: Path(p) for p in checked.read})
     except pl.exceptions.PolarsError:
         return  # e.g. 1.0 in an integer field: valid, but read_calls cannot type it
-    mine = sort_calls(checked.calls.rename({"_path": "run_id"}).select(reference.columns))
+    paths = pl.Series("run_id", checked.files, dtype=pl.String).gather(checked.calls["_file"])
+    mine = sort_calls(checked.calls.insert_column(0, paths).select(reference.columns))
     assert mine.equals(reference)
 
 
@@ -167,6 +172,21 @@ def assert_same(checked, expected) -> None:
 )
 @given(st.lists(ledger(), min_size=1, max_size=3), st.sampled_from([1 << 20, 900]))
 @example([(META + "\n" + plain_call() + "\n" + END + "\n").encode()], 1 << 20)
+# an object-typed key holding a number or a string, in the line that sets the template
+@example([(META + "\n" + plain_call(server_timings="0") + "\n").encode()], 1 << 20)
+@example(
+    [
+        (
+            META
+            + "\n"
+            + plain_call(server_timings="null")
+            + "\n"
+            + plain_call(server_timings='"x"')
+            + "\n"
+        ).encode()
+    ],
+    1 << 20,
+)
 @example(
     [(META + "\n" + plain_call().replace('"error":null', '"error":null,"error":"x"')).encode()],
     1 << 20,
@@ -228,7 +248,7 @@ def test_real_ledgers_are_proved_by_column_and_read_as_before(tmp_path):
     paths = sorted(str(p) for p in (REPO / "runs").glob("*/run.jsonl"))
     assert paths
     texts = [Path(p).read_text(encoding="utf-8") for p in paths]
-    frame = _lines(texts)
+    frame = _lines([t.encode() for t in texts])
     templates = _templates(frame)
     data = "".join(t if t.endswith("\n") else t + "\n" for t in texts).encode()
     decoded = pl.read_ndjson(data, schema=templates.dtypes)
