@@ -1,8 +1,9 @@
 """``python -m sitegen`` and the ``sitegen`` program.
 
 Ctrl-C while the command line loads (click and sitegen's modules, about a
-tenth of a second) ends as it does once a command runs: "interrupted" and
-exit status 130, no traceback.
+tenth of a second) ends as it does while a command runs: "interrupted" and
+exit status 130, no traceback. (In the moment click parses the arguments, its
+own "Aborted!" and status 1 apply.)
 """
 
 import sys

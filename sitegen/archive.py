@@ -145,8 +145,8 @@ def _read_metadata(
         if not problems and cache is not None and sha:
             cache.store_metadata(sha, document)
     identity = _identity_problems(document, source.run_id)
-    if identity and not text:  # cached: read the text again, to give the same lines
-        text = (source.path / METADATA).read_bytes().decode("utf-8")
+    if identity and not text:  # cached: the text again, to give the same lines
+        text = (data or (source.path / METADATA).read_bytes()).decode("utf-8")
     problems += [Problem(display, key_line(text, [key]), None, m) for key, m in identity]
     return (None if problems else document), problems
 
@@ -211,11 +211,15 @@ def read_runs(
     cache = cache or no_cache(max_line)
     started: list[_Started] = []
     checks = _LedgerChecks(max_line, cache.summary_known())
-    for source in sources:
-        run = _start(source, cache)
-        if run.ledger is not None and run.summary is None:
-            checks.add(str(run.ledger), source.file_display(LEDGER))
-        started.append(run)
+    try:
+        for source in sources:
+            run = _start(source, cache)
+            if run.ledger is not None and run.summary is None:
+                checks.add(str(run.ledger), source.file_display(LEDGER))
+            started.append(run)
+    except BaseException:  # Ctrl-C: the batches queued so far are not waited for
+        checks.cancel()
+        raise
     checked = checks.verdicts(cache)
     out: list[tuple[Run | None, list[Problem]]] = []
     aliases = config.aliases
@@ -316,10 +320,14 @@ class _LedgerChecks:
                 whole += checked.whole
                 cache.offer_calls(checked.calls, checked.files, checked.read)
         finally:
-            if self._pool is not None:  # on Ctrl-C, start no other batch
-                self._pool.shutdown(wait=False, cancel_futures=True)
+            self.cancel()  # after Ctrl-C, start no other batch
         out.results.update(_prepass_all(whole, self.max_line))
         return out
+
+    def cancel(self) -> None:
+        """Start no batch that has not started (the one running ends on its own)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass
@@ -336,14 +344,16 @@ def _ledger_verdict(
     assert run.ledger is not None
     path = str(run.ledger)
     entry = next(m for m in run.manifest if m["path"] == LEDGER)
-    sha = entry["sha256"]
-    if sha is None:
-        if path in checked.hashed:
-            stamp, sha = checked.hashed[path]
-            cache.note_sha256(run.ledger, stamp, sha)
-        else:  # the check could not open it: hashing it says why, as it always did
-            sha = cache.sha256(run.ledger)
-        entry["sha256"] = sha
+    if path in checked.hashed:
+        # the digest of the bytes checked, even where the stat gave one: a file
+        # changed in between is then filed under what it now holds
+        stamp, sha = checked.hashed[path]
+        cache.note_sha256(run.ledger, stamp, sha)
+    elif entry["sha256"] is None:  # the check could not open it: hashing says why
+        sha = cache.sha256(run.ledger)
+    else:
+        sha = entry["sha256"]
+    entry["sha256"] = sha
     if path not in checked.results:  # hashed only: its summary is stored
         summary = cache.summary(sha)
         if summary is not None:

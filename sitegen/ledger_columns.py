@@ -286,7 +286,8 @@ def _lines(data: list[bytes]) -> pl.DataFrame:
         no=pl.int_range(1, pl.len() + 1, dtype=pl.UInt32).over("file"),
         last=pl.len().over("file"),
     )
-    return frame.filter((pl.col("no") < pl.col("last")) | (pl.col("line") != "")).select(
+    line = pl.col("line")  # null: the file is not UTF-8 (kept: the filter drops a null)
+    return frame.filter(line.is_null() | (pl.col("no") < pl.col("last")) | (line != "")).select(
         "file", "no", "line", _nk=pl.col("line").str.count_matches('":', literal=True)
     )
 
@@ -295,7 +296,7 @@ def _texts(data: list[bytes]) -> pl.Series:
     """The files as text; null for each one that is not UTF-8."""
     try:
         return pl.Series(data, dtype=pl.Binary).cast(pl.String)
-    except pl.exceptions.ComputeError:  # one file is not: find which, one by one
+    except pl.exceptions.PolarsError:  # one file is not: find which, one by one
         return pl.Series([_utf8_or_none(d) for d in data], dtype=pl.String)
 
 

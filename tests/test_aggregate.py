@@ -160,7 +160,12 @@ _KEYS = st.tuples(
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(
-        st.tuples(_KEYS, st.floats(0, 5000, allow_nan=False), st.booleans()),
+        st.tuples(
+            _KEYS,
+            st.floats(0, 5000, allow_nan=False),
+            st.booleans(),
+            st.sampled_from([None, "process_warm", "process_start"]),
+        ),
         min_size=1,
         max_size=40,
     ),
@@ -180,9 +185,11 @@ def test_each_group_is_aggregated_once_whatever_order_the_calls_come_in(rows, rn
             "run_idx": i,
             "first_delta_ms": value,
             "total_duration_ms": value + 1.0,
+            "tokens_per_sec": value / 7,
+            "cold_kind": kind,
             "error": "Timeout" if failed else None,
         }
-        for i, ((run, cell, prompt, phase), value, failed) in enumerate(rows)
+        for i, ((run, cell, prompt, phase), value, failed, kind) in enumerate(rows)
     ]
     shuffled = list(calls)
     rng.shuffle(shuffled)
@@ -202,8 +209,11 @@ def test_each_group_is_aggregated_once_whatever_order_the_calls_come_in(rows, rn
         if ok:
             assert row["first_delta_ms_p50"] == pytest.approx(np.percentile(ok, 50))
             assert row["first_delta_ms_p95"] == pytest.approx(np.percentile(ok, 95))
+            assert row["tokens_per_sec_mean"] == pytest.approx(np.mean(ok) / 7)
         else:
-            assert row["first_delta_ms_p50"] is None
+            assert row["first_delta_ms_p50"] is None and row["tokens_per_sec_mean"] is None
+        kinds = sorted({c["cold_kind"] for c in members if c["cold_kind"]})
+        assert row["cold_kind"] == (", ".join(kinds) or None)
     # rows per run, in the frame's order, whether a run's rows are together or not
     for rows_of in (got, got.reverse(), got.sample(fraction=1.0, shuffle=True, seed=1)):
         expected: dict[str, list[dict]] = {}

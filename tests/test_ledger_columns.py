@@ -8,6 +8,7 @@ and the call rows), and check that real ledgers do take the fast path.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from sitegen import ledger_columns
 from sitegen.ledger import prepass, read_calls, sort_calls
 from sitegen.ledger_columns import _lines, _proved, _templates, check_batch
 
@@ -140,6 +142,10 @@ def both_readings(folder: Path, ledgers: list[bytes], max_line: int = 1 << 20):
         path.write_bytes(data)
         paths.append(str(path))
     checked = check_batch([(p, DISPLAY) for p in paths], max_line)
+    # every ledger is hashed from the bytes the check read
+    assert {p: sha for p, (_stamp, sha) in checked.hashed.items()} == {
+        p: hashlib.sha256(data).hexdigest() for p, data in zip(paths, ledgers, strict=True)
+    }
     fallback = {p for p, _d in checked.whole}
     for p in fallback:
         checked.results[p] = prepass(Path(p), DISPLAY, max_line_bytes=max_line)
@@ -262,24 +268,53 @@ def test_real_ledgers_are_proved_by_column_and_read_as_before(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "seen_before_decoding"),
     [
-        b"\xff\xfe not utf-8\n",
-        b"\n",
-        b"[1]\n",
-        b'{"type":"call","cell_id":"h:llamacpp:m"} trailing\n',
+        (b"\xff\xfe not utf-8\n", True),
+        (b"\n", True),
+        (b"[1]\n", False),
+        (b'{"type":"call","cell_id":"h:llamacpp:m"} trailing\n', False),
     ],
 )
-def test_a_ledger_polars_cannot_read_cleanly_goes_line_by_line_whole(tmp_path, bad):
+def test_a_ledger_polars_cannot_read_cleanly_goes_line_by_line_whole(
+    tmp_path, monkeypatch, bad, seen_before_decoding
+):
     """Not UTF-8, a blank line (Polars skips it, which would shift the lines after)
     or a line Polars refuses: the whole ledger is given to the line-by-line check,
-    and its neighbours in the batch are still checked by column."""
+    and its neighbours in the batch are still checked by column. The first two are
+    seen before the batch is decoded (a refused decode costs a retry per ledger)."""
+    decoded: list[list[str]] = []
+    real = ledger_columns._decodable
+
+    def counted(ledgers, *args):
+        decoded.append([Path(x.path).name for x in ledgers])
+        return real(ledgers, *args)
+
+    monkeypatch.setattr(ledger_columns, "_decodable", counted)
     good = (META + "\n" + plain_call() + "\n" + END + "\n").encode()
     broken = (META + "\n").encode() + bad + (END + "\n").encode()
     checked, expected = both_readings(tmp_path, [good, broken])
     assert_same(checked, expected)
     assert [Path(p).name for p, _d in checked.whole] == ["l1.jsonl"]
     assert json.dumps(expected[str(tmp_path / "l1.jsonl")][1][0].line) == "2"
+    if seen_before_decoding:
+        assert decoded == [["l0.jsonl"]]
+
+
+def test_a_ledger_whose_summary_is_stored_is_hashed_not_checked(tmp_path):
+    """The build passes the sha256s whose summaries it holds: such a ledger is hashed
+    from its bytes (the build files its stat under that digest) but not checked."""
+    good = (META + "\n" + plain_call() + "\n" + END + "\n").encode()
+    other = (META + "\n" + plain_call("cold", cold_kind='"process_warm"') + "\n").encode()
+    paths = []
+    for i, data in enumerate((good, other)):
+        (tmp_path / f"l{i}.jsonl").write_bytes(data)
+        paths.append(str(tmp_path / f"l{i}.jsonl"))
+    stored = hashlib.sha256(good).hexdigest()
+    checked = check_batch([(p, DISPLAY) for p in paths], 1 << 20, lambda sha: sha == stored)
+    assert list(checked.results) == [paths[1]] and checked.read == [paths[1]]
+    assert checked.hashed[paths[0]][1] == stored
+    assert checked.hashed[paths[1]][1] == hashlib.sha256(other).hexdigest()
 
 
 @pytest.mark.parametrize("kind", ["{}", "[]", "1", "null"])
