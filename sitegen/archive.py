@@ -217,10 +217,9 @@ def read_runs(
             if run.ledger is not None and run.summary is None:
                 checks.add(str(run.ledger), source.file_display(LEDGER))
             started.append(run)
-    except BaseException:  # Ctrl-C: the batches queued so far are not waited for
+        checked = checks.verdicts(cache)
+    finally:  # after Ctrl-C, no queued batch is started or waited for
         checks.cancel()
-        raise
-    checked = checks.verdicts(cache)
     out: list[tuple[Run | None, list[Problem]]] = []
     aliases = config.aliases
     for run in started:
@@ -311,16 +310,13 @@ class _LedgerChecks:
         given to the line-by-line pre-pass."""
         out = _Verdicts({}, {})
         whole: list[tuple[str, str]] = []
-        try:
-            self._submit()
-            for batch in self._batches:
-                checked = batch.result()
-                out.results.update(checked.results)
-                out.hashed.update(checked.hashed)
-                whole += checked.whole
-                cache.offer_calls(checked.calls, checked.files, checked.read)
-        finally:
-            self.cancel()  # after Ctrl-C, start no other batch
+        self._submit()
+        for batch in self._batches:
+            checked = batch.result()
+            out.results.update(checked.results)
+            out.hashed.update(checked.hashed)
+            whole += checked.whole
+            cache.offer_calls(checked.calls, checked.files, checked.read)
         out.results.update(_prepass_all(whole, self.max_line))
         return out
 

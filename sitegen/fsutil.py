@@ -50,6 +50,15 @@ def stat_stamp(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
+def read_hashed(path: Path | str) -> tuple[list[int], str, bytes]:
+    """A file's stat stamp (from the handle read), sha256 and bytes: one read serves
+    hashing and parsing."""
+    with open(path, "rb") as fh:
+        stamp = stat_stamp(os.fstat(fh.fileno()))
+        data = fh.read()
+    return stamp, hashlib.sha256(data).hexdigest(), data
+
+
 def sha256_file(path: Path | str) -> str:
     with open(path, "rb", buffering=0) as fh:  # file_digest reads into its own buffer
         return hashlib.file_digest(fh, "sha256").hexdigest()

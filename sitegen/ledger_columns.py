@@ -21,10 +21,8 @@ So every verdict is the line-by-line check's; tests hold the two equal.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -35,7 +33,7 @@ import polars as pl
 
 from sitegen import schema
 from sitegen.exceptions import Problem
-from sitegen.fsutil import stat_stamp
+from sitegen.fsutil import read_hashed
 from sitegen.ledger import (
     CALL_SCHEMA,
     RECORD_SCHEMAS,
@@ -319,13 +317,14 @@ class Checked:
 
     results: dict[str, tuple[LedgerSummary, list[Problem]]]  # path -> verdict
     whole: list[tuple[str, str]]  # ledgers (path, display) for the line-by-line pre-pass
-    # call rows of the valid ledgers: ``_file`` (an index into ``files``) first
-    calls: pl.DataFrame | None
-    files: list[str]  # the paths ``_file`` counts
-    read: list[str]  # the valid ledgers, whose call rows ``calls`` holds (maybe none)
     # path -> (stat stamp, sha256) of every ledger read; one whose summary is
     # already stored (by sha256) is hashed only, not checked
-    hashed: dict[str, tuple[list[int], str]] = field(default_factory=dict)
+    hashed: dict[str, tuple[list[int], str]]
+    # call rows of the valid ledgers: ``_file`` (an index into ``files``) first
+    calls: pl.DataFrame | None = None
+    files: list[str] = field(default_factory=list)  # the paths ``_file`` counts
+    # the valid ledgers, whose call rows ``calls`` holds (maybe none)
+    read: list[str] = field(default_factory=list)
 
 
 def _read(
@@ -343,13 +342,10 @@ def _read(
     whole: list[tuple[str, str]] = []
     for path, display in jobs:
         try:
-            with open(path, "rb") as fh:
-                stamp = stat_stamp(os.fstat(fh.fileno()))
-                raw = fh.read()
+            stamp, digest, raw = read_hashed(path)
         except OSError:
             whole.append((path, display))  # the pre-pass names the problem
             continue
-        digest = hashlib.sha256(raw).hexdigest()
         hashed[path] = (stamp, digest)
         if not known(digest):
             read.append(_Ledger(path, display, raw))
@@ -389,7 +385,7 @@ def check_batch(
     hashed: dict[str, tuple[list[int], str]] = {}
     ledgers, whole = _read(jobs, known, hashed)
     if not ledgers:
-        return Checked({}, whole, None, [], [], hashed)
+        return Checked({}, whole, hashed)
     lines = _lines([ledger.data for ledger in ledgers])
     # Not UTF-8; or a blank line, which Polars passes over (shifting every line after it).
     line = pl.col("line")
@@ -398,7 +394,7 @@ def check_batch(
         whole += [(x.path, x.display) for i, x in enumerate(ledgers) if i in blank]
         ledgers = [x for i, x in enumerate(ledgers) if i not in blank]
         if not ledgers:
-            return Checked({}, whole, None, [], [], hashed)
+            return Checked({}, whole, hashed)
     # the lines already split serve unless a ledger left (the file numbers changed)
     ledgers, frame, templates, decoded = _decodable(ledgers, None if blank else lines)
     if decoded is None and len(ledgers) > 1:
@@ -407,7 +403,7 @@ def check_batch(
         whole += [(x.path, x.display) for x in refused]
         ledgers, frame, templates, decoded = _decodable([x for x in ledgers if x not in refused])
     if decoded is None:
-        return Checked({}, whole + [(x.path, x.display) for x in ledgers], None, [], [], hashed)
+        return Checked({}, whole + [(x.path, x.display) for x in ledgers], hashed)
     kept = [(x.path, x.display) for x in ledgers]
     del ledgers
     frame = frame.with_columns(
@@ -423,7 +419,7 @@ def check_batch(
             extras += [(index, no, record) for no, record in extra]
     paths = [path for path, _display in kept]
     calls = _calls(decoded, frame, valid, extras)
-    return Checked(results, whole, calls, paths, [paths[i] for i in valid], hashed)
+    return Checked(results, whole, hashed, calls, paths, [paths[i] for i in valid])
 
 
 def _calls(

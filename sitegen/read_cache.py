@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ import polars as pl
 
 from sitegen.buildstate import BuildState
 from sitegen.codeversion import code_version
-from sitegen.fsutil import sha256_file, stat_stamp, write_atomic
+from sitegen.fsutil import read_hashed, sha256_file, stat_stamp, write_atomic
 from sitegen.ledger import CALL_SCHEMA, LedgerSummary, read_calls, sort_calls
 
 
@@ -76,10 +75,7 @@ class ReadCache:
 
     def read_hashed(self, path: Path) -> tuple[str, bytes]:
         """Read a file and note its sha256: the caller parses the same bytes."""
-        with open(path, "rb") as fh:
-            stamp = stat_stamp(os.fstat(fh.fileno()))
-            data = fh.read()
-        digest = hashlib.sha256(data).hexdigest()
+        stamp, digest, data = read_hashed(path)
         self.note_sha256(path, stamp, digest)
         return digest, data
 
