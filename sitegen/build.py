@@ -352,7 +352,6 @@ def _render_and_stage(
     # the catalogue-only path (runner, importers) never needs them.
     from sitegen import charts
     from sitegen.downloads import data_downloads
-    from sitegen.groups import compact_page
     from sitegen.pages import SiteData, render_site
 
     chart_cache = loaded.layout.charts_cache
@@ -380,7 +379,7 @@ def _render_and_stage(
     _say(echo, loaded.comparisons.summary())
     charts_started = time.perf_counter()
     chart_batch.render_pending(progress=echo)
-    outputs.transform(lambda html: _finish_page(html, chart_batch.fill, compact_page), ".html")
+    outputs.transform(chart_batch.fill, ".html")
     chart_seconds = time.perf_counter() - charts_started
     _say(
         echo,
@@ -399,16 +398,6 @@ def _render_and_stage(
         discard(staging, out)
         raise
     return outputs, staging
-
-
-def _finish_page(
-    html: bytes, fill: Callable[[bytes], bytes], compact: Callable[[str], str]
-) -> bytes:
-    """Put the rendered charts into a page, then compact its inline SVG."""
-    html = fill(html)
-    if b"<svg" not in html:
-        return html
-    return compact(html.decode("utf-8")).encode("utf-8")
 
 
 def finish_staging(

@@ -62,6 +62,12 @@ def _render_in_worker(spec: dict[str, Any]) -> str:
 
 
 SPAWN_ABOVE = 24  # pending charts above which rendering uses a pool of processes
+# A chart not drawn yet stands in a page as this comment, with its number, until
+# ChartBatch.fill puts the SVG there.
+PLACEHOLDER = b"<!--sitegen-chart-"
+# What a page the build finishes after rendering holds (a chart to fill in): a page
+# without it is left as rendered.
+FINISHED_PAGE_MARKS = (PLACEHOLDER,)
 
 
 @dataclass
@@ -79,7 +85,7 @@ class ChartBatch:
         key = _spec_key(spec)
         self.pending[key] = spec
         self.placements.append((key, chart_id, title, description))
-        return f"<!--sitegen-chart-{len(self.placements) - 1}-->"
+        return f"{PLACEHOLDER.decode()}{len(self.placements) - 1}-->"
 
     def render_pending(self, progress: Callable[[str], Any] | None = None) -> None:
         """Render every missing chart once, in parallel, into the cache."""
@@ -109,15 +115,15 @@ class ChartBatch:
 
     def fill(self, html: bytes) -> bytes:
         """Replace the placeholders in one page with their accessible SVGs."""
-        if b"<!--sitegen-chart-" not in html:
+        if PLACEHOLDER not in html:
             return html
 
         def sub(match: re.Match[bytes]) -> bytes:
             key, chart_id, title, description = self.placements[int(match.group(1))]
             svg = _cache_path(self.cache, key).read_text(encoding="utf-8")
-            return _accessible(svg, chart_id, title, description).encode("utf-8")
+            return _inline(svg, chart_id, title, description).encode("utf-8")
 
-        return re.sub(rb"<!--sitegen-chart-(\d+)-->", sub, html)
+        return re.sub(re.escape(PLACEHOLDER) + rb"(\d+)-->", sub, html)
 
 
 _BATCH: contextvars.ContextVar[ChartBatch | None] = contextvars.ContextVar(
@@ -161,6 +167,52 @@ def _accessible(svg: str, chart_id: str, title: str, description: str) -> str:
     return _SVG_OPEN.sub(opening, svg, count=1)
 
 
+def _inline(svg: str, chart_id: str, title: str, description: str) -> str:
+    """A cached chart as a page shows it: accessible, then compacted (once per chart,
+    where the page is rendered, not by a second pass over every finished page)."""
+    return compact(_accessible(svg, chart_id, title, description))
+
+
+_VEGA_BASE = 'xlink:href="https://vega.github.io/vega-datasets/'
+_GEOMETRY = re.compile(r'\b(d|transform|x2|y2)="([^"]*)"')
+_LONG_NUMBER = re.compile(r"(\d+\.\d)\d+")
+# Markup that draws nothing: default attributes, labels Vega hid to avoid overlap,
+# empty foreground paths.
+_NOISE = (
+    re.compile(r' opacity="1"'),
+    re.compile(r' pointer-events="none"'),
+    re.compile(r'<text [^>]*opacity="0"[^>]*>[^<]*</text>'),
+    re.compile(r'<path class="foreground" aria-hidden="true" d="" display="none"/>'),
+    # A group's background with neither fill nor stroke (the chart sets none).
+    re.compile(r'<path class="background" aria-hidden="true" d="[^"]*"/>'),
+)
+
+
+def compact(svg: str) -> str:
+    """Make point links relative again, and trim coordinates to 0.1 px.
+
+    vl-convert resolves hrefs against its data URL; ``xlink:href`` becomes
+    plain ``href`` (SVG 2), which the build's link check reads. Rounding the
+    geometry halves the size of a chart with hundreds of points.
+    """
+    svg = svg.replace(_VEGA_BASE, 'href="').replace("xlink:href=", "href=")
+    if "<a href=" in svg:
+        # An image's children are presentational: with links inside, the chart
+        # is a labelled group instead, so each point stays a reachable link.
+        svg = svg.replace(' role="img" ', ' role="group" ', 1)
+    for pattern in _NOISE:
+        svg = pattern.sub("", svg)
+
+    def trim(match: re.Match[str]) -> str:
+        return f'{match.group(1)}="{_LONG_NUMBER.sub(_first_group, match.group(2))}"'
+
+    return _GEOMETRY.sub(trim, svg)
+
+
+def _first_group(match: re.Match[str]) -> str:
+    return match.group(1)
+
+
 def _esc(text: str) -> str:
     return (
         text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
@@ -185,9 +237,9 @@ def svg_chart(
         cached = _cache_path(current.cache, _spec_key(spec))
         if cached.is_file():
             current.hits += 1
-            return _accessible(cached.read_text(encoding="utf-8"), chart_id, title, description)
+            return _inline(cached.read_text(encoding="utf-8"), chart_id, title, description)
         return current.placeholder(spec, chart_id, title, description)
-    return _accessible(_render(spec, cache), chart_id, title, description)
+    return _inline(_render(spec, cache), chart_id, title, description)
 
 
 # Series colours: each has at least 3.8:1 contrast against both the light (#fff) and the

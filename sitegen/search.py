@@ -197,8 +197,15 @@ def search_document(page: str) -> str | None:
         for ignored in sorted(cut, key=lambda span: span.start):
             if ignored.start < pos:
                 continue  # inside a part already cut
-            parts.append(page[pos : ignored.start])
+            if ignored.start > pos:  # nothing between two cut parts adds nothing
+                parts.append(page[pos : ignored.start])
             pos = ignored.stop
+            # A cut part alone on its line goes with its line break. So the document
+            # does not depend on how many such parts a page has: a run page whose
+            # charts (ignored) are left out once newer runs have them keeps its
+            # document, and its search bundle is not indexed again.
+            if page.startswith("\n", pos) and page[ignored.start - 1 : ignored.start] == "\n":
+                pos += 1
         parts.append(page[pos : body.stop])
     text = _NUMBER_CELL.sub("", "\n".join(parts))
     return _DOC_HEAD + _SEPARATE.sub(r"\g<0> ", text) + _DOC_TAIL

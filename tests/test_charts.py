@@ -11,8 +11,9 @@ from conftest import generate_archive
 
 from sitegen import charts, scores
 from sitegen.build import build
+from sitegen.charts import compact
 from sitegen.compare import Facts, differences
-from sitegen.groups import Group, compact, panel_chart, trend_panels
+from sitegen.groups import Group, panel_chart, trend_panels
 from sitegen.verdicts import Spread
 
 ROWS = [

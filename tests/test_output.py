@@ -85,7 +85,7 @@ def test_spooled_pages_are_held_on_disk_and_stage_the_same_site_as_pages_in_memo
         spooled.transform(fill, ".html")
         assert {rel: spooled.sha256(rel) for rel in spooled.fresh()} == made
         root = stage(spooled, tmp_path / "b" / "site")
-        assert not any(spool.iterdir())  # every page moved into the staging folder
+        assert not [p for p in spool.rglob("*") if p.is_file()]  # every page moved to staging
     assert not spool.exists()
     assert staged(root) == expected
     assert b"<svg></svg>" in expected["runs/r1/index.html"]
@@ -119,3 +119,52 @@ def test_a_build_stages_every_page_it_made_from_the_spool(
     assert "Spooled" in held[0] and "bytes" not in held[0], held
     assert [p.name[:6] for p in (root / ".site.builds").iterdir()] == ["build-"]
     assert (root / "site" / "index.html").read_bytes().startswith(b"<!doctype html>")
+
+
+def test_transform_reads_back_only_the_spooled_pages_holding_a_mark(tmp_path: Path):
+    """A build finishes the pages that hold a chart placeholder or inline SVG; the rest
+    (tens of thousands at 10,000 runs) are not read back from the spool."""
+    with spool_folder(tmp_path / "site") as spool:
+        outputs = Outputs(spool=spool, marks=(b"CHART",))
+        pages(outputs)
+        outputs.add("about/index.html", "<p>no chart here</p>", key="k-about")
+        seen: list[bytes] = []
+
+        def fill(html: bytes) -> bytes:
+            seen.append(html)
+            return html.replace(b"CHART", b"<svg></svg>")
+
+        outputs.transform(fill, ".html")
+        assert sorted(seen) == [b"<p>CHART</p>", b"<p>one CHART</p>"]
+        root = stage(outputs, tmp_path / "site")
+    assert (root / "runs/r1/index.html").read_bytes() == b"<p>one <svg></svg></p>"
+    assert (root / "about/index.html").read_bytes() == b"<p>no chart here</p>"
+
+
+def test_deferred_pages_take_their_paths_at_once_and_their_content_when_rendered(
+    tmp_path: Path,
+):
+    """``cached`` with a deferred list queues the page: its path is claimed at once (a
+    clash is reported where it happens), its key is known, its content comes later."""
+    outputs = Outputs(deferred=[])
+    made: list[str] = []
+
+    def page(text: str):
+        return lambda: made.append(text) or f"<p>{text}</p>"
+
+    assert outputs.cached("a/index.html", "key-a", page("a")) is False
+    outputs.add("b.txt", "b")
+    assert made == [] and outputs.keys["a/index.html"] == "key-a"
+    with pytest.raises(BuildError, match=r"two outputs claim the same path 'a/index\.html'"):
+        outputs.cached("a/index.html", "key-other", page("clash"))
+    (job,) = outputs.deferred or []
+    with pytest.raises(RuntimeError, match="staged before it was rendered"):
+        stage(outputs, tmp_path / "early")
+    outputs.fill(job, job.produce())
+    assert made == ["a"]
+    root = stage(outputs, tmp_path / "site")
+    assert staged(root) == {
+        "a/index.html": b"<p>a</p>",
+        "b.txt": b"b",
+        ".sitegen-site": staged(root)[".sitegen-site"],
+    }

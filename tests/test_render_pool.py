@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import cli_in, generate_archive
 
+from sitegen.output import Deferred
 from sitegen.pages import pool
 
 
@@ -55,8 +56,12 @@ def forced_pool(monkeypatch: pytest.MonkeyPatch, record: Path) -> None:
     real = pool._render_slice
 
     def noted(bounds: tuple[int, int]) -> pool.Rendered:
+        assert pool._WORK is not None
+        jobs = pool._WORK[1][bounds[0] : bounds[1]]
         with record.open("a") as f:
-            f.write(f"{os.getpid()}\n")
+            for job in jobs:  # a run page job, or another page deferred by the build
+                rel = job.rel if isinstance(job, Deferred) else job.files[0][0]
+                f.write(f"{os.getpid()} {rel}\n")
         return real(bounds)
 
     monkeypatch.setattr(pool, "_render_slice", noted)
@@ -72,7 +77,7 @@ def test_pages_rendered_by_workers_equal_pages_rendered_alone(
     root = archive(tmp_path / "pooled")
     result = cli_in(root, "build")
     assert result.exit_code == 0, result.output
-    pids = set(record.read_text().split())
+    pids = {line.split()[0] for line in record.read_text().splitlines()}
     assert pids and str(os.getpid()) not in pids  # rendered in other processes
     assert tree(root / "site") == tree(alone[0] / "site")
     assert (root / "catalogue.json").read_bytes() == (alone[0] / "catalogue.json").read_bytes()
@@ -82,7 +87,10 @@ def test_pages_rendered_by_workers_equal_pages_rendered_alone(
     record.unlink()
     again = cli_in(root, "build", "--out", "again")
     assert again.exit_code == 0, again.output
-    assert len(set(record.read_text().split())) >= 1
+    rendered = {line.split()[1] for line in record.read_text().splitlines()}
+    # the workers render the list pages and data files with the run pages
+    assert {"index.html", "changes/index.html", "runs/synthetic-00000/samples.json"} <= rendered
+    assert any(rel.startswith("models/") for rel in rendered)
     assert tree(root / "again") == tree(alone[0] / "site")
 
 

@@ -360,3 +360,29 @@ def test_a_new_run_leaves_the_other_runs_bundles_and_the_front_pages_text_alone(
     for url in ("/index.html", "/models/index.html", "/models/m1/index.html"):
         assert now[url]["content"] == before[url]["content"], url
     assert "/runs/r6/index.html" in now
+
+
+def test_a_run_page_that_loses_its_charts_keeps_its_search_document(tmp_path, monkeypatch):
+    """Past ``site.run_charts`` runs, each new run takes the charts of the oldest charted
+    run's page. That page changes, but its text does not: its search document stays
+    the same, so its bundle is not indexed again when a run is added."""
+    from conftest import cli_in, generate_archive
+
+    monkeypatch.setattr(search, "SHARD_DOCS", 2)  # one bundle per run, or nearly
+    ids = generate_archive.generate(tmp_path, 4, warm=2, cells=2, prompts=2, seed=4)
+    (tmp_path / "sitegen.toml").write_text("[site]\nrun_charts = 2\n")
+    (tmp_path / "runs" / ids[3]).rename(tmp_path / "newest")  # added later
+    assert cli_in(tmp_path, "build").exit_code == 0
+    page = tmp_path / "site" / "runs" / ids[1] / "index.html"
+    charted = page.read_text(encoding="utf-8")
+    keys = json.loads((tmp_path / "site" / "pagefind" / "bundles.json").read_text())["keys"]
+    (tmp_path / "newest").rename(tmp_path / "runs" / ids[3])
+    result = cli_in(tmp_path, "build")
+    assert result.exit_code == 0, result.output
+    plain = page.read_text(encoding="utf-8")
+    assert "<svg" in charted and "<svg" not in plain  # the page lost its charts
+    assert search_document(plain) == search_document(charted)
+    after = json.loads((tmp_path / "site" / "pagefind" / "bundles.json").read_text())["keys"]
+    shards = shard_count(4)
+    its, new = (bundle_of(f"runs/{rid}/index.html", shards) for rid in (ids[1], ids[3]))
+    assert its == new or after[its] == keys[its]  # indexed again only if the new run is in it
