@@ -63,11 +63,8 @@ def _render_in_worker(spec: dict[str, Any]) -> str:
 
 SPAWN_ABOVE = 24  # pending charts above which rendering uses a pool of processes
 # A chart not drawn yet stands in a page as this comment, with its number, until
-# ChartBatch.fill puts the SVG there.
+# ChartBatch.fill puts the SVG there; a page without one is left as rendered.
 PLACEHOLDER = b"<!--sitegen-chart-"
-# What a page the build finishes after rendering holds (a chart to fill in): a page
-# without it is left as rendered.
-FINISHED_PAGE_MARKS = (PLACEHOLDER,)
 
 
 @dataclass

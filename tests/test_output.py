@@ -125,7 +125,7 @@ def test_transform_reads_back_only_the_spooled_pages_holding_a_mark(tmp_path: Pa
     """A build finishes the pages that hold a chart placeholder or inline SVG; the rest
     (tens of thousands at 10,000 runs) are not read back from the spool."""
     with spool_folder(tmp_path / "site") as spool:
-        outputs = Outputs(spool=spool, marks=(b"CHART",))
+        outputs = Outputs(spool=spool, mark=b"CHART")
         pages(outputs)
         outputs.add("about/index.html", "<p>no chart here</p>", key="k-about")
         seen: list[bytes] = []

@@ -41,7 +41,7 @@ def render_site(data: SiteData) -> Outputs:
 
 def _render_site(data: SiteData) -> Outputs:
     outputs = Outputs(
-        previous=data.previous, spool=data.spool, marks=charts.FINISHED_PAGE_MARKS, deferred=[]
+        previous=data.previous, spool=data.spool, mark=charts.PLACEHOLDER, deferred=[]
     )
     ctx = make_context(data, environment(data.layout.templates), outputs)
     index_pages(ctx)
@@ -52,14 +52,14 @@ def _render_site(data: SiteData) -> Outputs:
     changes_pages(ctx)
     compare_pages(ctx)
     _render_new(ctx, pages)
-    outputs.deferred = None  # the last few pages are rendered as they are asked for
     archive_pages(ctx)  # its sitemap lists every page above
     return ctx.outputs
 
 
 def _render_new(ctx: Context, pages: list[RunPage]) -> None:
     """The run pages whose keys are new, and every other page whose key is new (deferred
-    by ``Outputs.cached``), rendered many at a time and added in order.
+    by ``Outputs.cached``), rendered many at a time and added in order. Pages asked
+    for after this (the archive pages) are rendered as they are asked for.
 
     Rendering them together keeps both cores busy for all of them: on a build of
     every page, the list pages (index, models, nodes, engines, changes) and each
@@ -67,8 +67,7 @@ def _render_new(ctx: Context, pages: list[RunPage]) -> None:
     """
     progress = ctx.data.progress
     outputs, comparisons = ctx.outputs, ctx.comparisons
-    assert outputs.deferred is not None
-    others, outputs.deferred = outputs.deferred, []
+    others, outputs.deferred = outputs.deferred or [], None
     jobs: list[RunPage | Deferred] = [*pages, *others]
     step = max(PROGRESS_EVERY, len(pages) // 10)
 
