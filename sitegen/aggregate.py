@@ -37,9 +37,12 @@ def aggregate(calls: pl.DataFrame) -> pl.DataFrame:
         ]
     stats += [
         _ok("decode_tps").quantile(0.5, interpolation="linear").alias("decode_tps_p50"),
-        _ok("tokens_per_sec").mean().alias("tokens_per_sec_mean"),
-        _ok("completion_tokens").mean().alias("completion_tokens_mean"),
-        _ok("prompt_tokens").mean().alias("prompt_tokens_mean"),
+        # Means over sorted values: a float sum depends on the order it adds in (the
+        # last bit of 50/7 + 100/7 + 0.5/7 does), and the calls of a group may come
+        # in any order; sorted, the mean is one number for one set of calls.
+        _ok("tokens_per_sec").sort().mean().alias("tokens_per_sec_mean"),
+        _ok("completion_tokens").sort().mean().alias("completion_tokens_mean"),
+        _ok("prompt_tokens").sort().mean().alias("prompt_tokens_mean"),
         # e.g. "process_warm", or "process_start, process_warm" when the calls differ
         pl.col("cold_kind").drop_nulls().unique().sort().str.join(", ").alias("cold_kind"),
     ]

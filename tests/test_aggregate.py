@@ -220,3 +220,30 @@ def test_each_group_is_aggregated_once_whatever_order_the_calls_come_in(rows, rn
         for row in rounded(rows_of).iter_rows(named=True):
             expected.setdefault(row.pop("run_id"), []).append(row)
         assert rows_by_run(rows_of) == expected
+
+
+def test_a_mean_is_the_same_whatever_order_its_calls_come_in():
+    """Found by the property test above: summed in the ledger's order, the mean of
+    50/7, 100/7 and 0.5/7 tokens/s differs in its last bit from the same calls
+    summed in another order, so a build could publish one run two ways."""
+    from itertools import permutations
+
+    values = [50.0, 100.0, 0.5]
+    results = set()
+    for order in permutations(range(3)):
+        calls = [
+            {
+                "run_id": "r1",
+                "type": "call",
+                "cell_id": "n:e:a",
+                "prompt_id": "P1",
+                "phase": "warm",
+                "run_idx": i,
+                "first_delta_ms": values[i],
+                "total_duration_ms": values[i] + 1.0,
+                "tokens_per_sec": values[i] / 7,
+            }
+            for i in order
+        ]
+        results.add(aggregate(frame(calls))["tokens_per_sec_mean"].item())
+    assert len(results) == 1
