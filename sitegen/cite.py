@@ -91,6 +91,16 @@ COMPILE_AFTER = 1000
 _checked = [0]  # documents checked by this process
 
 
+def expect(documents: int) -> None:
+    """Told that this process (or the workers it is about to fork) will check about
+    ``documents`` documents: past ``COMPILE_AFTER``, compile the check now, once, so
+    that each forked worker inherits it instead of checking its first thousand
+    with jsonschema and compiling its own."""
+    if documents > COMPILE_AFTER:
+        _cff_passes()
+        _checked[0] = max(_checked[0], COMPILE_AFTER)
+
+
 def cff_errors(document: dict[str, Any]) -> list[str]:
     """Every way ``document`` breaks the CFF 1.2.0 schema (empty when valid).
 

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import stat
@@ -94,20 +95,31 @@ class Outputs:
     mark: bytes | None = None
     # Pages to render later, many at once (None: each is rendered when asked for).
     deferred: list[Deferred] | None = None
-    _spooled: int = field(default=0, repr=False)  # spool files made, to name the next
+    _spooled: int = field(default=0, repr=False)  # spool files this process made
+    _spooler: tuple[int, str] = field(default=(0, ""), repr=False)  # (pid, its folder prefix)
 
     def _claim(self, rel: str) -> None:
         if rel in self.data:
             raise BuildError(f"two outputs claim the same path {rel!r}")
 
-    def _keep(self, data: bytes, sha256: str | None = None) -> bytes | Spooled:
-        """``data`` as this output holds it: in a new spool file, or as it is."""
+    def hold(self, content: bytes | str, sha256: str | None = None) -> bytes | Spooled:
+        """``content`` as this output set keeps it: in a new spool file, or as it is.
+
+        Callable in a forked worker (``sitegen.pages.pool``), which then sends back only
+        the small ``Spooled`` record: each process names its files under a prefix of
+        its own, so a worker never writes where the build or another worker does.
+        """
+        data = _as_bytes(content)
         if self.spool is None:
             return data
+        pid = os.getpid()
+        if self._spooler[0] != pid:  # first file of this process (a fork copies the counter)
+            self._spooler = (pid, f"{self.spool}/{pid}-{secrets.token_hex(4)}-")
+            self._spooled = 0
         # In folders of 256: creating a file in one folder of 50,000 (every page of a
         # 10,000-run site) cost two to three times as much.
         number, self._spooled = self._spooled, self._spooled + 1
-        folder = f"{self.spool}/{number >> 8}"
+        folder = f"{self._spooler[1]}{number >> 8}"
         if number & 255 == 0:
             os.mkdir(folder)  # noqa: PTH102 (string paths: see safe_path)
         path = f"{folder}/{number}"
@@ -116,21 +128,24 @@ class Outputs:
         marked = self.mark is None or self.mark in data
         return Spooled(path, sha256 or hashlib.sha256(data).hexdigest(), marked)
 
-    def add(self, rel: str, content: bytes | str, key: str | None = None) -> None:
-        """Add generated content; without a ``key``, its own sha256 is the key, so an
-        identical live file is kept rather than written again."""
-        data = _as_bytes(content)
+    def add(self, rel: str, content: bytes | str | Spooled, key: str | None = None) -> None:
+        """Add generated content (or content already ``hold``-ed); without a ``key``, its
+        own sha256 is the key, so an identical live file is kept rather than written again."""
         if key is None:
-            key = hashlib.sha256(data).hexdigest()
+            data = content if isinstance(content, Spooled) else _as_bytes(content)
+            key = data.sha256 if isinstance(data, Spooled) else hashlib.sha256(data).hexdigest()
             if self.reuse(rel, key):
                 return
             self._claim(rel)
-            self.data[rel] = self._keep(data, key)
-            if self.spool is None:
-                self._hashed[rel] = (data, key)
+            if isinstance(data, Spooled):
+                self.data[rel] = data
+            else:
+                self.data[rel] = self.hold(data, key)
+                if self.spool is None:
+                    self._hashed[rel] = (data, key)
         else:
             self._claim(rel)
-            self.data[rel] = self._keep(data)
+            self.data[rel] = content if isinstance(content, Spooled) else self.hold(content)
         self.keys[rel] = key
 
     def copy(self, rel: str, source: Path, sha256: str | None = None) -> None:
@@ -156,9 +171,9 @@ class Outputs:
             self.deferred.append(page)
         return False
 
-    def fill(self, page: Deferred, content: bytes | str) -> None:
-        """Put the rendered content of a deferred page in its place."""
-        self.data[page.rel] = self._keep(_as_bytes(content))
+    def fill(self, page: Deferred, content: bytes | str | Spooled) -> None:
+        """Put a deferred page's rendered content (or what ``hold`` made of it) in its place."""
+        self.data[page.rel] = content if isinstance(content, Spooled) else self.hold(content)
 
     def reuse(self, rel: str, key: str) -> bool:
         """Take the live file made from ``key`` as this output; False when there is none

@@ -168,3 +168,42 @@ def test_deferred_pages_take_their_paths_at_once_and_their_content_when_rendered
         "b.txt": b"b",
         ".sitegen-site": staged(root)[".sitegen-site"],
     }
+
+
+def test_a_forked_worker_spools_beside_the_build_without_taking_its_file_names(
+    tmp_path: Path,
+):
+    """Workers render pages and spool them themselves (``Outputs.hold``), each from a
+    copy of the build's counter: every page must still land in its own file."""
+    import os
+    import pickle
+
+    with spool_folder(tmp_path / "site") as spool:
+        outputs = Outputs(spool=spool, mark=b"CHART")
+        outputs.add("first.html", "<p>build, before the fork</p>", key="k0")
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # a worker: holds two pages, sends back their records
+            try:
+                held = [outputs.hold(f"<p>worker {i} CHART</p>") for i in range(2)]
+                os.write(write, pickle.dumps(held))
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as fh:
+            from_worker = pickle.loads(fh.read())
+        os.waitpid(pid, 0)
+        outputs.add("mine.html", "<p>build, after the fork</p>", key="k1")
+        for i, held in enumerate(from_worker):
+            outputs.add(f"w{i}.html", held, key=f"kw{i}")
+        paths = [c.path for c in outputs.data.values() if isinstance(c, Spooled)]
+        assert len(set(paths)) == 4
+        assert all(held.marked for held in from_worker)
+        root = stage(outputs, tmp_path / "site")
+    assert staged(root) | {".sitegen-site": b""} == {
+        "first.html": b"<p>build, before the fork</p>",
+        "mine.html": b"<p>build, after the fork</p>",
+        "w0.html": b"<p>worker 0 CHART</p>",
+        "w1.html": b"<p>worker 1 CHART</p>",
+        ".sitegen-site": b"",
+    }

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import cli_in, generate_archive
 
-from sitegen.output import Deferred
+from sitegen.output import Deferred, Outputs
 from sitegen.pages import pool
 
 
@@ -85,9 +85,22 @@ def test_pages_rendered_by_workers_equal_pages_rendered_alone(
 
     # every page again into a new folder, the charts drawn: all from the workers
     record.unlink()
+    holds = tmp_path / "holds.txt"
+    real_hold = Outputs.hold
+
+    def noted_hold(self: Outputs, content: bytes | str, sha256: str | None = None):
+        with holds.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real_hold(self, content, sha256)
+
+    monkeypatch.setattr(Outputs, "hold", noted_hold)
     again = cli_in(root, "build", "--out", "again")
     assert again.exit_code == 0, again.output
     rendered = {line.split()[1] for line in record.read_text().splitlines()}
+    # ... and spool what they render themselves: the build writes only the pages made
+    # after the pool (methodology, data, 404, feeds, sitemap and the like)
+    held_by = holds.read_text().split()
+    assert held_by.count(str(os.getpid())) < 20 < len(held_by)
     # the workers render the list pages and data files with the run pages
     assert {"index.html", "changes/index.html", "runs/synthetic-00000/samples.json"} <= rendered
     assert any(rel.startswith("models/") for rel in rendered)
@@ -262,3 +275,34 @@ def test_the_build_holds_one_slice_of_answered_pages_at_a_time(monkeypatch: pyte
         most = max(most, sum(ref() is not None for ref in alive))
     assert len(alive) == len(jobs)
     assert most <= pool.SLICE, most
+
+
+def test_a_build_failing_while_workers_render_stops_them_and_leaves_no_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure in the build process while the workers still render (here: a page
+    path claimed twice) ends the workers at once, before the spool they write into is
+    removed, and the previous site stays."""
+    import multiprocessing
+
+    from sitegen.exceptions import BuildError
+
+    forced_pool(monkeypatch, tmp_path / "workers.txt")
+    root = archive(tmp_path / "pooled")
+    assert cli_in(root, "build").exit_code == 0
+    before = tree(root / "site")
+    real_add = Outputs.add
+
+    def clash(self: Outputs, rel: str, content: object, key: str | None = None) -> None:
+        if rel.endswith("/cite.bib"):
+            raise BuildError(f"two outputs claim the same path {rel!r}")
+        real_add(self, rel, content, key)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Outputs, "add", clash)
+    failed = cli_in(root, "build", "--out", "fresh")
+    assert failed.exit_code == 1
+    assert "two outputs claim the same path 'runs/" in failed.output
+    assert multiprocessing.active_children() == []  # no worker left rendering
+    assert not (root / "fresh").exists()
+    assert [p.name for p in (root / ".fresh.builds").iterdir()] == []  # no spool, no staging
+    assert tree(root / "site") == before

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from jinja2 import TemplateError, TemplateSyntaxError
 
-from sitegen import charts
+from sitegen import charts, cite
 from sitegen.exceptions import BuildError
-from sitegen.output import Deferred, Outputs
+from sitegen.output import Deferred, Outputs, Spooled
 from sitegen.pages.archive_pages import archive_pages
 from sitegen.pages.changes_page import changes_pages
 from sitegen.pages.compare_page import compare_pages
@@ -71,20 +71,27 @@ def _render_new(ctx: Context, pages: list[RunPage]) -> None:
     jobs: list[RunPage | Deferred] = [*pages, *others]
     step = max(PROGRESS_EVERY, len(pages) // 10)
 
-    def render(job: RunPage | Deferred) -> tuple[str | bytes, ...]:
-        if isinstance(job, Deferred):
-            return (job.produce(),)
-        return render_run_page(ctx, job)
+    def render(job: RunPage | Deferred) -> tuple[bytes | Spooled, ...]:
+        # Spooled where it is made: a worker writes and hashes its own pages and sends
+        # back their records, not their text for the build to write.
+        texts = (job.produce(),) if isinstance(job, Deferred) else render_run_page(ctx, job)
+        return tuple(outputs.hold(text) for text in texts)
 
     def count(n: int) -> None:
         comparisons.decoded += n
 
+    cite.expect(len(pages))  # each run page cites its run
     made = render_all(jobs, render, lambda: comparisons.decoded, count)
-    for done, (job, texts) in enumerate(made, start=1):
-        if isinstance(job, Deferred):
-            outputs.fill(job, texts[0])
-            continue
-        for (rel, key), text in zip(job.files, texts, strict=True):
-            outputs.add(rel, text, key)
-        if progress is not None and done % step == 0:
-            progress(f"pages: {done}/{len(pages)} run pages rendered")
+    try:
+        for done, (job, texts) in enumerate(made, start=1):
+            if isinstance(job, Deferred):
+                outputs.fill(job, texts[0])
+                continue
+            for (rel, key), text in zip(job.files, texts, strict=True):
+                outputs.add(rel, text, key)
+            if progress is not None and done % step == 0:
+                progress(f"pages: {done}/{len(pages)} run pages rendered")
+    finally:
+        # A failure here (a path claimed twice, Ctrl-C) stops the workers now, before
+        # the spool they write into is removed; the traceback would keep them alive.
+        made.close()

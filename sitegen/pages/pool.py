@@ -24,7 +24,7 @@ import gc
 import multiprocessing as mp
 import os
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -94,7 +94,7 @@ def render_all(
     decoded_count: Callable[[], int],
     on_decoded: Callable[[int], None],
     workers: int | None = None,
-) -> Iterator[tuple[Job, Out]]:
+) -> Generator[tuple[Job, Out], None, None]:
     """(job, its output) for every job, in order; in worker processes when there are many.
 
     ``decoded_count`` reads, and ``on_decoded`` adds to, the build's count of

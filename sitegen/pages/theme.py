@@ -15,6 +15,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 from sitegen import __version__, numfmt, vocabulary
 from sitegen.codeversion import code_version, theme_root
 from sitegen.downloads import COLUMNS
+from sitegen.pages.filters import FILTERS, Memo
 from sitegen.reuse import digest, files_digest
 
 ASSETS = (
@@ -46,6 +47,8 @@ def environment(own: Path) -> Environment:
     env.globals["search"] = True  # the header's search box; off with site.search = false
     env.globals["column_docs"] = COLUMNS  # what each download column holds (data page)
     env.filters["readable"] = numfmt.readable  # rounded for reading; downloads keep exact values
+    env.filters.update(FILTERS)  # the big tables' values (sitegen.pages.filters)
+    env.globals["memo"] = Memo()  # a header macro's output, made once per build
     return env
 
 
