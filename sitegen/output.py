@@ -129,24 +129,22 @@ class Outputs:
         return Spooled(path, sha256 or hashlib.sha256(data).hexdigest(), marked)
 
     def add(self, rel: str, content: bytes | str | Spooled, key: str | None = None) -> None:
-        """Add generated content (or content already ``hold``-ed); without a ``key``, its
-        own sha256 is the key, so an identical live file is kept rather than written again."""
+        """Add generated content (or what ``hold`` made of it); without a ``key``, its own
+        sha256 is the key, so an identical live file is kept rather than written again."""
+        data = content if isinstance(content, Spooled) else _as_bytes(content)
+        own = key is None
         if key is None:
-            data = content if isinstance(content, Spooled) else _as_bytes(content)
             key = data.sha256 if isinstance(data, Spooled) else hashlib.sha256(data).hexdigest()
             if self.reuse(rel, key):
                 return
-            self._claim(rel)
-            if isinstance(data, Spooled):
-                self.data[rel] = data
-            else:
-                self.data[rel] = self.hold(data, key)
-                if self.spool is None:
-                    self._hashed[rel] = (data, key)
-        else:
-            self._claim(rel)
-            self.data[rel] = content if isinstance(content, Spooled) else self.hold(content)
+        self._claim(rel)
+        self.data[rel] = self._held(data, key if own else None)
+        if own and isinstance(data, bytes) and self.spool is None:
+            self._hashed[rel] = (data, key)
         self.keys[rel] = key
+
+    def _held(self, content: bytes | str | Spooled, sha256: str | None = None) -> bytes | Spooled:
+        return content if isinstance(content, Spooled) else self.hold(content, sha256)
 
     def copy(self, rel: str, source: Path, sha256: str | None = None) -> None:
         """Copy ``source``; with its sha256 known, an identical live file is linked instead."""
@@ -173,7 +171,7 @@ class Outputs:
 
     def fill(self, page: Deferred, content: bytes | str | Spooled) -> None:
         """Put a deferred page's rendered content (or what ``hold`` made of it) in its place."""
-        self.data[page.rel] = content if isinstance(content, Spooled) else self.hold(content)
+        self.data[page.rel] = self._held(content)
 
     def reuse(self, rel: str, key: str) -> bool:
         """Take the live file made from ``key`` as this output; False when there is none

@@ -39,7 +39,7 @@ def figure(value: float | int | None, missing: str = "–") -> Markup:
 def spread(s: Spread | None) -> Markup:
     """A p50 with its interquartile range (``sitegen.compare.Spread``), or a dash."""
     if s is None:
-        return Markup('<span class="na">–</span>')
+        return figure(None)
     return Markup(_with_iqr(s.p50, s.p25, s.p75))
 
 
