@@ -24,6 +24,7 @@ from sitegen.buildstate import BuildState
 from sitegen.catalogue import build_catalogue
 from sitegen.compare import all_comparisons, samples_of, warm_frame
 from sitegen.config import load_config, placeholders, site_path
+from sitegen.copies import Copies
 from sitegen.discover import LEDGER, discover
 from sitegen.domain import Loaded
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
@@ -371,6 +372,8 @@ def _render_and_stage(
         progress=echo,
         previous=previous,
         spool=spool,
+        copies=Copies(loaded.layout.copies_cache, loaded.state) if loaded.state.path else None,
+        state=loaded.state,
     )
     with charts.batch(chart_cache) as chart_batch:
         outputs = render_site(data)
@@ -390,6 +393,9 @@ def _render_and_stage(
     taken = reuse.take_spare(spare, out) if spare is not None else None
     staging = stage(outputs, out, taken, keep=FINISHED_LATER, builds=builds)
     try:
+        # The copies just made are indexed at once: a build failing after this leaves
+        # no copy that a later build would not find (and drop when it is unused).
+        loaded.state.flush()
         fault("staged")
         written = {rel: outputs.sha256(rel) for rel in outputs.data}
         finish_staging(staging, loaded, written, echo)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import marshal
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,9 @@ class Memo:
         self._new: dict[str, bytes] = {}  # key -> a value put by this build, encoded
         self.hits = 0
         self.misses = 0
+        # Told the keys of the rows ``save`` drops: a kind whose rows index files
+        # (sitegen.copies) deletes those files with them.
+        self.on_drop: Callable[[list[str]], None] | None = None
 
     @property
     def known(self) -> dict[str, bytes]:
@@ -136,6 +140,8 @@ class Memo:
             stored = self._keys = self._state.keys(self.kind)
         stale = [k for k in stored if k not in self.used]
         self._write(stale)
+        if stale and self.on_drop is not None:
+            self.on_drop(stale)
         for key in stale:
             if self._known is not None:
                 del self._known[key]

@@ -113,6 +113,11 @@ class Layout:
         return self.cache / "search"
 
     @property
+    def copies_cache(self) -> Path:
+        """The run files, one copy of each content, that staged sites link to."""
+        return self.cache / "copies"
+
+    @property
     def check_scratch(self) -> Path:
         """Where ``sitegen check`` renders a site it then deletes."""
         return self.cache / "check"

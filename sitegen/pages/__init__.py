@@ -20,7 +20,7 @@ from sitegen.pages.context import Context, SiteData, make_context
 from sitegen.pages.group_page import group_pages
 from sitegen.pages.index_page import index_pages
 from sitegen.pages.pool import render_all
-from sitegen.pages.run_page import RunPage, render_run_page, run_outputs
+from sitegen.pages.run_page import RunPage, StoredTexts, render_run_page, run_outputs
 from sitegen.pages.theme import environment, template_display
 
 __all__ = ["SiteData", "render_site"]
@@ -41,7 +41,11 @@ def render_site(data: SiteData) -> Outputs:
 
 def _render_site(data: SiteData) -> Outputs:
     outputs = Outputs(
-        previous=data.previous, spool=data.spool, mark=charts.PLACEHOLDER, deferred=[]
+        previous=data.previous,
+        spool=data.spool,
+        mark=charts.PLACEHOLDER,
+        deferred=[],
+        copies=data.copies,
     )
     ctx = make_context(data, environment(data.layout.templates), outputs)
     index_pages(ctx)
@@ -71,22 +75,32 @@ def _render_new(ctx: Context, pages: list[RunPage]) -> None:
     jobs: list[RunPage | Deferred] = [*pages, *others]
     step = max(PROGRESS_EVERY, len(pages) // 10)
 
-    def render(job: RunPage | Deferred) -> tuple[bytes | Spooled, ...]:
+    def render(
+        job: RunPage | Deferred,
+    ) -> tuple[tuple[bytes | Spooled, ...], StoredTexts | None]:
         # Spooled where it is made: a worker writes and hashes its own pages and sends
         # back their records, not their text for the build to write.
-        texts = (job.produce(),) if isinstance(job, Deferred) else render_run_page(ctx, job)
-        return tuple(outputs.hold(text) for text in texts)
+        if isinstance(job, Deferred):
+            return (outputs.hold(job.produce()),), None
+        texts, made = render_run_page(ctx, job)
+        return tuple(outputs.hold(text) for text in texts), made
 
     def count(n: int) -> None:
         comparisons.decoded += n
 
-    cite.expect(len(pages))  # each run page cites its run
+    if pages:
+        # Read before the workers fork, so they share it; the citations not stored yet
+        # are made, each with its CFF checked.
+        stored = ctx.run_texts.known
+        cite.expect(sum(ctx.run_texts_key(p.entry["id"]) not in stored for p in pages))
     made = render_all(jobs, render, lambda: comparisons.decoded, count)
     try:
-        for done, (job, texts) in enumerate(made, start=1):
+        for done, (job, (texts, run_texts)) in enumerate(made, start=1):
             if isinstance(job, Deferred):
                 outputs.fill(job, texts[0])
                 continue
+            if run_texts is not None:  # made by a worker, which cannot store it
+                ctx.run_texts.put(ctx.run_texts_key(job.entry["id"]), run_texts, plain=True)
             for (rel, key), text in zip(job.files, texts, strict=True):
                 outputs.add(rel, text, key)
             if progress is not None and done % step == 0:

@@ -19,7 +19,7 @@ from sitegen.jsonio import dumps_compact
 from sitegen.numfmt import readable
 from sitegen.pages.context import Context
 from sitegen.pages.markup import labelled_headers
-from sitegen.pages.notes import publisher_note
+from sitegen.pages.notes import Note, publisher_note
 from sitegen.reuse import digest
 from sitegen.verdicts import METRICS
 
@@ -79,17 +79,20 @@ def run_outputs(ctx: Context, entry: dict[str, Any], pages: list[RunPage]) -> No
         wanted.append(
             (base + COMPARISON_FILE, digest([salt, "comparison", ctx.comparison_keys.get(rid)]))
         )
+    ctx.run_texts.hold(ctx.run_texts_key(rid))  # kept for the next build that shows them
     files = tuple((rel, k) for rel, k in wanted if not outputs.reuse(rel, k))
     if files:
         pages.append(RunPage(files, entry, links, with_charts))
     shas = {m["path"]: m["sha256"] for m in run.manifest}
     for rel, name in published_names(run.source.path, run.source.files).items():
-        outputs.copy(base + "files/" + name, run.source.path / rel, shas.get(rel))
+        outputs.publish(base + "files/" + name, run.source.path / rel, shas.get(rel))
 
 
-def render_run_page(ctx: Context, page: RunPage) -> tuple[str, ...]:
-    """The texts of ``page.files``, in their order: the citation (its CFF is validated)
-    and the comparison (read from the build state) made once for all of them."""
+def render_run_page(ctx: Context, page: RunPage) -> tuple[tuple[str, ...], StoredTexts | None]:
+    """The texts of ``page.files``, in their order: the citation and note (``run_texts``)
+    and the comparison (read from the build state) taken once for all of them. With
+    them, the run texts' stored form when they were made here, for the build process
+    to keep (a worker's build state is a copy)."""
     entry = page.entry
     names = [rel.rsplit("/", 1)[1] for rel, _key in page.files]
     comparison = None
@@ -101,20 +104,56 @@ def render_run_page(ctx: Context, page: RunPage) -> tuple[str, ...]:
         # indented form and 40 % smaller (24 -> 14 KiB a run), about 5 s of CPU less
         # when every page of a 10,000-run site is built.
         texts[COMPARISON_FILE] = dumps_compact(comparison_json(comparison))
+    made = None
     if set(names) - {COMPARISON_FILE}:
-        citation = cite.run_citation(entry, ctx.archive_info)
+        citation, note, made = run_texts(ctx, entry)
         texts[BIB_FILE], texts[CFF_FILE] = citation.bibtex, citation.cff
         if PAGE_FILE in names:
             texts[PAGE_FILE] = render_run(
-                ctx, entry, citation, page.links, comparison, page.with_charts
+                ctx, entry, citation, note, page.links, comparison, page.with_charts
             )
-    return tuple(texts[name] for name in names)
+    return tuple(texts[name] for name in names), made
+
+
+# A run's citation fields (text, BibTeX, CFF, permalink), then its note's HTML and
+# whether run.md is the runner's report (both None without a run.md).
+StoredTexts = list[str | bool | None]
+
+
+def run_texts(
+    ctx: Context, entry: dict[str, Any]
+) -> tuple[cite.Citation, Note | None, StoredTexts | None]:
+    """A run's citation and publisher's note, from the build state when they are there
+    (then with None), else made, with the form to store them in."""
+    stored = ctx.run_texts.peek(ctx.run_texts_key(entry["id"]))
+    if stored is not None:
+        text, bibtex, cff, url, html, report = stored
+        note = None if report is None else Note(None if html is None else Markup(html), report)
+        return cite.Citation(text, bibtex, cff, url), note, None
+    citation = cite.run_citation(entry, ctx.archive_info)
+    note = _note(ctx.data.runs[entry["id"]], entry["title"])
+    html = None if note is None or note.html is None else str(note.html)
+    report = None if note is None else note.report
+    made = [citation.text, citation.bibtex, citation.cff, citation.url, html, report]
+    return citation, note, made
+
+
+def _note(run: Run, title: str) -> Note | None:
+    """The publisher's note from the run's ``run.md`` (None without one)."""
+    if not any(f.rel == "run.md" for f in run.source.files):
+        return None
+    text = (run.source.path / "run.md").read_text(encoding="utf-8", errors="replace")
+    note = publisher_note(text, run.run_id, title)
+    if note.html is not None:  # raw field names in its tables read as the site's labels
+        note = replace(note, html=labelled_headers(note.html, "../../"))
+    return note
 
 
 def render_run(
     ctx: Context,
     entry: dict[str, Any],
     citation: cite.Citation,
+    note: Note | None,
     links: dict[str, dict[str, str]],
     comparison: RunComparison | None,
     with_charts: bool = True,
@@ -122,12 +161,6 @@ def render_run(
     data = ctx.data
     run = data.runs[entry["id"]]
     rows = data.rows.get(run.run_id, [])
-    note = None
-    if any(f.rel == "run.md" for f in run.source.files):
-        text = (run.source.path / "run.md").read_text(encoding="utf-8", errors="replace")
-        note = publisher_note(text, run.run_id, entry["title"])
-        if note.html is not None:  # raw field names in its tables read as the site's labels
-            note = replace(note, html=labelled_headers(note.html, "../../"))
     end = run.ledger.end if run.ledger and run.ledger.end else {}
     names = published_names(run.source.path, run.source.files)
     # hrefs percent-encoded ("a?b#c d.txt" is a file name, not a query and a fragment)
