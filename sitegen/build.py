@@ -24,7 +24,6 @@ from sitegen.buildstate import BuildState
 from sitegen.catalogue import build_catalogue
 from sitegen.compare import all_comparisons, samples_of, warm_frame
 from sitegen.config import load_config, placeholders, site_path
-from sitegen.copies import Copies
 from sitegen.discover import LEDGER, discover
 from sitegen.domain import Loaded
 from sitegen.exceptions import BuildError, Problem, ValidationFailed
@@ -372,7 +371,6 @@ def _render_and_stage(
         progress=echo,
         previous=previous,
         spool=spool,
-        copies=Copies(loaded.layout.copies_cache, loaded.state) if loaded.state.path else None,
         state=loaded.state,
     )
     with charts.batch(chart_cache) as chart_batch:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from sitegen import charts, cite
+from sitegen.copies import Copies
 from sitegen.exceptions import BuildError
 from sitegen.output import Deferred, Outputs, Spooled
 from sitegen.pages.archive_pages import archive_pages
@@ -45,7 +46,7 @@ def _render_site(data: SiteData) -> Outputs:
         spool=data.spool,
         mark=charts.PLACEHOLDER,
         deferred=[],
-        copies=data.copies,
+        copies=Copies(data.layout.copies_cache, data.state) if data.state.path else None,
     )
     ctx = make_context(data, environment(data.layout.templates), outputs)
     index_pages(ctx)

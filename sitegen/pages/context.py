@@ -22,7 +22,6 @@ from sitegen.buildstate import BuildState, Memo
 from sitegen.codeversion import methodology_default
 from sitegen.compare import Comparisons, Outline
 from sitegen.config import Config, defaults
-from sitegen.copies import Copies
 from sitegen.downloads import Download
 from sitegen.groups import Group, Locator, build_groups
 from sitegen.jsonio import dumps
@@ -54,7 +53,8 @@ class SiteData:
     comparisons: Comparisons = field(default_factory=lambda: Comparisons.of({}))
     # run id -> (cell, prompt) -> warm calls (sitegen.compare.samples_by_run)
     samples: Mapping[str, Mapping[tuple[str, str], Sample]] = field(default_factory=dict)
-    copies: Copies | None = None  # run files are linked from these (None: copied)
+    # The build state (rows of run texts; run files are linked from copies it indexes,
+    # when it is kept on disk).
     state: BuildState = field(default_factory=lambda: BuildState(None))
 
     @property
