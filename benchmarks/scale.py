@@ -139,7 +139,7 @@ config = load_config(archive)
 cache = ReadCache(None, max_line_bytes=config.get("limits.max_line_bytes"))
 runs, problems, invalid = read_archive(archive, config, cache)
 ledgers = {r.run_id: (r.source.path / LEDGER, r.ledger_sha256 or "") for r in runs if r.ledger}
-agg.rows_by_run(agg.aggregate(cache.calls(ledgers)))
+agg.rows_by_run(agg.aggregate(cache.calls(ledgers).frame()))
 """
 LOAD = (
     "import sys\nfrom sitegen.cli import tune_collector\ntune_collector()\n"

@@ -122,7 +122,16 @@ def load(
         {r.run_id: (r.source.path / LEDGER, r.ledger_sha256 or "") for r in with_ledger}
     )
     build_state.flush()  # what was read stays known, whatever happens to the rest
-    rounded = cache.per_run("aggregates", agg.rounded_aggregate, calls)
+    # Each frame is made run by run, so the store keeps it per part (sitegen.callstore).
+    derived = calls.per_run(
+        {
+            "aggregates": agg.rounded_aggregate,
+            "warm-samples": warm_frame,
+            "figures-warm": warm_figures,
+            "figures-cold": cold_figures,
+        }
+    )
+    rounded = derived["aggregates"]
     rows = agg.rows_by_run(rounded, is_rounded=True)
     retractions = read_retractions(layout)
     unknown = sorted(set(retractions) - {r.run_id for r in runs} - invalid)
@@ -133,10 +142,10 @@ def load(
                 for rid in unknown
             ]
         )
-    samples = samples_of(cache.per_run("warm-samples", warm_frame, calls))
+    samples = samples_of(derived["warm-samples"])
     comparisons = all_comparisons(runs, samples, Settings.from_config(config), build_state)
-    warm = cache.per_run("figures-warm", warm_figures, calls)
-    cold = cache.per_run("figures-cold", cold_figures, calls)
+    warm = derived["figures-warm"]
+    cold = derived["figures-cold"]
 
     def figures(run_ids: set[str]) -> dict[str, Any]:
         chosen = pl.col("run_id").is_in(sorted(run_ids))
@@ -146,6 +155,8 @@ def load(
         runs, checks, rows, config, retractions, comparisons, figures, build_state
     )
     new_lock = updated_lock(runs, lock)
+    # read by the steps above only
+    build_state.release("file-sha256", "ledger-summary", "metadata", "checks", "catalogue-entry")
     return Loaded(
         layout,
         config,
@@ -475,9 +486,16 @@ def gate_report(
 
 
 def refresh_catalogue(archive: Path | Layout) -> None:
-    """Rewrite only ``catalogue.json`` (after the runner or an importer adds a run)."""
-    loaded = load(archive)
-    _write_if_changed(loaded.layout.catalogue, loaded.catalogue_json)
+    """Rewrite only ``catalogue.json`` (after the runner or an importer adds a run).
+
+    Under the build lock, as a build: both write the caches (the call store's
+    parts among them) and ``catalogue.json``. While a build runs this fails at
+    once, and that build or the next one publishes the run.
+    """
+    layout = _existing(archive)
+    with build_lock(layout):
+        loaded = load(layout)
+        _write_if_changed(layout.catalogue, loaded.catalogue_json)
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:

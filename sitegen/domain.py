@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 from sitegen.jsonio import Encoded, dumps_items_cached
 
 if TYPE_CHECKING:
-    import polars as pl
-
     from sitegen.archive import Run
     from sitegen.buildstate import BuildState
+    from sitegen.callstore import Calls
     from sitegen.compare import Comparisons
     from sitegen.config import Config
     from sitegen.exceptions import Problem
@@ -35,7 +34,7 @@ class Loaded:
     runs: list[Run]
     left_out: dict[str, list[Problem]]
     checks: dict[str, dict[str, Any]]
-    calls: pl.DataFrame
+    calls: Calls  # read by run (sitegen.callstore)
     rows: dict[str, list[dict[str, Any]]]
     catalogue: dict[str, Any]
     lock: dict[str, Any]
@@ -55,13 +54,15 @@ class Loaded:
     def _catalogue_encoded(self) -> Encoded:
         # each run's entry is encoded once and kept in the build state
         memo = self.state.memo("catalogue-entries")
-        return dumps_items_cached(self.catalogue, "runs", memo, self.entry_keys or None)
+        encoded = dumps_items_cached(self.catalogue, "runs", memo, self.entry_keys or None)
+        memo.release()  # read once a build
+        return encoded
 
     @cached_property
     def catalogue_json(self) -> bytes:
         """``catalogue.json``'s bytes: written to the archive and to the site, and keyed
         by pages; one encoding per build, of the entries that changed."""
-        return self._catalogue_encoded.text.encode("utf-8")
+        return self._catalogue_encoded.data
 
     @cached_property
     def entry_digests(self) -> dict[str, str]:

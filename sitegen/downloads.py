@@ -49,10 +49,10 @@ import polars as pl
 
 from sitegen import aggregate as agg
 from sitegen import relational, vocabulary
+from sitegen.callstore import Calls, empty_calls
 from sitegen.codeversion import code_version
 from sitegen.exceptions import BuildError
 from sitegen.fsutil import sha256_file, write_atomic
-from sitegen.ledger import CALL_SCHEMA, sort_calls
 
 if TYPE_CHECKING:
     from sitegen.archive import Run
@@ -268,27 +268,11 @@ def _groups(runs: Sequence[Run], split: bool) -> list[_Group]:
     return [_Group(m, tuple(sorted(members[m])), m) for m in names]
 
 
-def _frames(calls: pl.DataFrame, groups: list[_Group]) -> dict[str, pl.DataFrame]:
-    """Each group's call rows (one pass over the frame, whatever the number of groups)."""
-    empty = calls.clear()
-    if len(groups) == 1 and groups[0].month is None:
-        return {groups[0].name: calls}
-    owner = {rid: g.name for g in groups for rid in g.run_ids}
-    if not owner:
-        return {g.name: empty for g in groups}
-    tagged = calls.filter(pl.col("run_id").is_in(list(owner))).with_columns(
-        pl.col("run_id").replace_strict(owner, return_dtype=pl.String()).alias("_group")
-    )
-    parts = tagged.partition_by("_group", as_dict=True, include_key=False, maintain_order=True)
-    found = {name: part for (name,), part in parts.items()}
-    return {g.name: found.get(g.name, empty) for g in groups}
-
-
 # --- the call files and the aggregates ------------------------------------------------
 
 
 def _call_files(
-    store: Store, calls: pl.DataFrame, groups: list[_Group]
+    store: Store, calls: Calls, groups: list[_Group]
 ) -> tuple[list[Download], dict[str, Path]]:
     """Each group's Parquet and CSV, and the path of each group's cached aggregates."""
     entries: dict[tuple[str, str], _Entry] = {}
@@ -300,9 +284,10 @@ def _call_files(
             entries |= {(group.name, ext): e for ext, e in found.items() if e is not None}
         else:
             missing.append(group)
-    frames = _frames(calls, missing) if missing else {}
     for group in missing:
-        frame = sort_calls(frames[group.name])
+        # one group's rows at a time: a first build of a large archive makes every
+        # month's files, and never holds every call to do it
+        frame = calls.of(group.run_ids)
         published = frame.drop("type")  # always "call" here
         for ext, writer in (("parquet", write_parquet), ("csv", write_csv)):
             entries[(group.name, ext)] = _put_frame(store, _name(group, ext), published, writer)
@@ -359,15 +344,11 @@ def _aggregate_files(store: Store, groups: list[_Group], parts: dict[str, Path])
         frame = _round_floats(
             pl.concat([pl.read_parquet(parts[g.name]) for g in groups], how="vertical")
             if groups
-            else agg.aggregate(_no_calls())
+            else agg.aggregate(empty_calls())
         ).sort(agg.GROUP)
         for ext, writer in (("parquet", write_parquet), ("csv", write_csv)):
             found[ext] = _put_frame(store, names[ext], frame, writer)
     return [found[ext].download(f"data/aggregates.{ext}", title) for ext in ("parquet", "csv")]
-
-
-def _no_calls() -> pl.DataFrame:
-    return pl.DataFrame(schema={"run_id": pl.String(), **CALL_SCHEMA})
 
 
 # --- the SQLite export -------------------------------------------------------------

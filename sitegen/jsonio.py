@@ -256,12 +256,12 @@ _HOLE = "\x00"  # stands in for an item in the skeleton; encoded as "\u0000"
 
 @dataclasses.dataclass(frozen=True)
 class Encoded:
-    """A document in :func:`dumps` form, and the sha256 of each cached item's text."""
+    """A document in :func:`dumps` form, as UTF-8, and the sha256 of each cached item's text."""
 
-    text: str
+    data: bytes
     item_digests: list[str]
-    # the UTF-8 offset just past the line each item ends on: where the
-    # publication gate may cut the file into chunks (gate.scan.chunk_ends)
+    # the offset just past the line each item ends on: where the publication
+    # gate may cut the file into chunks (gate.scan.chunk_ends)
     item_ends: list[int] = dataclasses.field(default_factory=list)
 
 
@@ -278,11 +278,15 @@ def dumps_items_cached(
     types and all) and a tenth of the cost of encoding it. Two equal values may
     pickle differently (shared objects), which costs a miss, never a wrong
     text. Each item is encoded alone, then indented to its depth.
+
+    The document is joined as bytes from each item's bytes: at 10,000 runs it is
+    about 100 MiB, and a text of it beside the bytes (and beside the items' texts)
+    was a few hundred MiB of a build's peak memory.
     """
     items = obj[field]
     if keys is not None and len(keys) != len(items):
         keys = None  # not this list's keys
-    texts: list[str] = []
+    blobs: list[bytes] = []
     for i, item in enumerate(items):
         if keys is not None:
             key = "made:" + keys[i]
@@ -292,23 +296,23 @@ def dumps_items_cached(
         if not isinstance(text, str):
             text = dumps(item)[:-1].replace("\n", "\n    ")
             memo.put(key, text)
-        texts.append(text)
-    encoded = [t.encode("utf-8") for t in texts]
-    digests = [hashlib.sha256(b).hexdigest() for b in encoded]
+        blobs.append(text.encode("utf-8"))
+    digests = [hashlib.sha256(b).hexdigest() for b in blobs]
     pieces = dumps(obj | {field: [_HOLE] * len(items)}).split('"\\u0000"')
     if len(pieces) != len(items) + 1 or not _at_item_depth(pieces):
-        return Encoded(dumps(obj), digests)  # a NUL elsewhere in obj
-    out = [pieces[0]]
-    offset = len(pieces[0].encode("utf-8"))
+        return Encoded(dumps(obj).encode("utf-8"), digests)  # a NUL elsewhere in obj
+    out = [pieces[0].encode("utf-8")]
+    offset = len(out[0])
     ends: list[int] = []
-    for text, blob, piece in zip(texts, encoded, pieces[1:], strict=True):
-        out += (text, piece)
-        head, newline, _ = piece.partition("\n")
+    for blob, piece in zip(blobs, pieces[1:], strict=True):
+        tail = piece.encode("utf-8")
+        out += (blob, tail)
         offset += len(blob)
-        if newline:
-            ends.append(offset + len(head.encode("utf-8")) + 1)
-        offset += len(piece.encode("utf-8"))
-    return Encoded("".join(out), digests, ends)
+        newline = tail.find(b"\n")
+        if newline >= 0:
+            ends.append(offset + newline + 1)
+        offset += len(tail)
+    return Encoded(b"".join(out), digests, ends)
 
 
 def _at_item_depth(pieces: list[str]) -> bool:

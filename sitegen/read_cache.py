@@ -4,26 +4,30 @@
   rebuild does not re-read unchanged files just to hash them;
 - ledger pre-pass summaries and validated metadata, keyed by the file's
   sha256: a rebuild parses and validates only new or changed ledgers;
-- one store of every call row (a Parquet blob beside the database) that knows
-  which ledger versions it holds.
+- the call store (sitegen.callstore): every call row in parts beside the
+  database, which knows which ledger versions it holds.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from sitegen.buildstate import BuildState
+from sitegen.callstore import Calls, Pair, empty_calls, in_memory, open_store
 from sitegen.codeversion import code_version
-from sitegen.fsutil import read_hashed, sha256_file, stat_stamp, write_atomic
-from sitegen.ledger import CALL_SCHEMA, LedgerSummary, read_calls, sort_calls
+from sitegen.fsutil import read_hashed, sha256_file, stat_stamp
+from sitegen.ledger import CALL_SCHEMA, LedgerSummary, read_calls
+
+# Ledgers read in one Polars scan when the check did not read them (the store was
+# deleted, but the summaries are known): one batch's rows at a time, not all.
+READ_BATCH = 256
 
 
 class ReadCache:
@@ -38,12 +42,10 @@ class ReadCache:
         self.hashes = self.state.memo("file-sha256")
         self.summaries = self.state.memo("ledger-summary")
         self.metadata_files = self.state.memo("metadata")
-        # The store folder and the (run id, ledger sha256) pairs of the last calls()
-        self._held: tuple[Path, list[tuple[str, str]]] | None = None
         # Call rows this build's ledger check already read (``_file`` first, with
         # the paths it counts), and the ledgers they cover: calls() takes them
         # instead of reading again.
-        self._offered: list[tuple[pl.DataFrame, list[str]]] = []
+        self._offered: list[tuple[pl.DataFrame | None, list[str], list[str]]] = []
         self._covered: set[str] = set()
 
     def sha256(self, path: Path) -> str:
@@ -121,120 +123,57 @@ class ReadCache:
     def offer_calls(self, frame: pl.DataFrame | None, files: list[str], paths: list[str]) -> None:
         """Call rows the ledger check read for ``paths``: a ``_file`` column first,
         which indexes ``files``."""
-        if frame is not None:
-            self._offered.append((frame, files))
+        self._offered.append((frame, files, paths))
         self._covered.update(paths)
 
-    def _read(self, ledgers: dict[str, Path]) -> pl.DataFrame:
-        """The call rows of ``ledgers`` (run id -> path): those the ledger check read
-        in this build, the others read now. What was offered serves one read."""
+    def _read(
+        self, ledgers: dict[str, Path], sha: dict[str, str]
+    ) -> Iterator[tuple[pl.DataFrame, list[Pair]]]:
+        """The call rows of ``ledgers`` (run id -> path), some runs at a time, with the
+        (run id, sha256) pairs each frame covers: those the ledger check read in this
+        build first, then the others read now. What was offered serves one read."""
         by_path = {str(path): rid for rid, path in ledgers.items()}
+        offered, self._offered = self._offered, []
         rest = {rid: path for rid, path in ledgers.items() if str(path) not in self._covered}
-        frames = [read_calls(rest)]
-        for offered, files in self._offered:
+        self._covered = set()
+        offered.reverse()
+        while offered:
+            frame, files, read = offered.pop()  # each batch let go of once it is a part
+            covered = [(rid, sha[rid]) for path in read if (rid := by_path.get(path))]
+            if frame is None:
+                yield empty_calls(), covered  # valid ledgers without a call
+                continue
             ids = [by_path.get(file) for file in files]  # None: a run not asked for
-            run_id = pl.Series("run_id", ids, dtype=pl.String).gather(offered["_file"])
-            frame = offered.select(*CALL_SCHEMA).insert_column(0, run_id)
-            frames.append(frame.filter(run_id.is_not_null()) if None in ids else frame)
-        self._offered, self._covered = [], set()
-        return sort_calls(pl.concat(frames, how="vertical"))
+            run_id = pl.Series("run_id", ids, dtype=pl.String).gather(frame["_file"])
+            rows = frame.select(*CALL_SCHEMA).insert_column(0, run_id)
+            yield rows.filter(run_id.is_not_null()) if None in ids else rows, covered
+        names = sorted(rest)
+        for at in range(0, len(names), READ_BATCH):
+            batch = {rid: rest[rid] for rid in names[at : at + READ_BATCH]}
+            yield read_calls(batch), [(rid, sha[rid]) for rid in batch]
 
-    def calls(self, ledgers: dict[str, tuple[Path, str]]) -> pl.DataFrame:
-        """Every call row of ``ledgers`` (run id -> (path, sha256)), via one store.
+    def calls(self, ledgers: dict[str, tuple[Path, str]]) -> Calls:
+        """Every call row of ``ledgers`` (run id -> (path, sha256)), read by run.
 
-        The store is a single Parquet file of all call rows plus the list of
-        (run id, ledger sha256) it holds. A rebuild reads it whole (about 0.3 s
-        for a million rows); when runs were added, changed or removed, the
-        rows still valid are kept and only the other ledgers are parsed.
+        With a cache, the rows are kept in the call store (sitegen.callstore),
+        which knows which ledger versions it holds: only the other ledgers are
+        parsed, and a build never holds every row at once.
         """
         wanted = sorted((rid, sha) for rid, (_path, sha) in ledgers.items())
+        sha = dict(wanted)
+        paths = {rid: path for rid, (path, _sha) in ledgers.items()}
         if self.root is None:
-            return self._read({rid: path for rid, (path, _sha) in ledgers.items()})
+            return in_memory(self._read(paths, sha), wanted)
         folder = self.root / "calls" / self.version
-        self._held = (folder, wanted)
-        frame = _merged(
-            folder / "calls.parquet",
-            folder / "index.json",
-            wanted,
-            lambda keep: self._read({r: p for r, (p, _s) in ledgers.items() if r not in keep}),
-            sort_calls,
+        calls = open_store(
+            folder, wanted, lambda pairs: self._read({r: paths[r] for r, _s in pairs}, sha)
         )
+        self._offered, self._covered = [], set()
         # the stores of other sitegen versions (or line limits) are never read again
         for other in os.scandir(folder.parent):
             if other.name != folder.name and other.is_dir(follow_symlinks=False):
                 shutil.rmtree(other.path, ignore_errors=True)
-        return frame
-
-    def per_run(
-        self, name: str, make: Callable[[pl.DataFrame], pl.DataFrame], calls: pl.DataFrame
-    ) -> pl.DataFrame:
-        """``make(calls)``, computed only for the runs whose ledger is new since the last build.
-
-        ``make`` must work run by run (a run's rows depend on its calls alone)
-        and return the rows of each run together, ``run_id`` first in its sort.
-        Its result is kept beside the call store, for the same ledger versions:
-        at 10,000 runs, grouping every call again for the four frames cost about 2 s a build.
-        """
-        if self.root is None or self._held is None:
-            return make(calls)
-        folder, wanted = self._held
-        return _merged(
-            folder / f"{name}.parquet",
-            folder / f"{name}.json",
-            wanted,
-            lambda keep: make(calls.filter(~pl.col("run_id").is_in(keep))),
-            # one run's rows stay in make's order; runs are ordered by id
-            lambda merged: merged.sort("run_id", maintain_order=True),
-        )
-
-
-def _merged(
-    store: Path,
-    index: Path,
-    wanted: list[tuple[str, str]],
-    rest: Callable[[set[str]], pl.DataFrame],
-    order: Callable[[pl.DataFrame], pl.DataFrame],
-) -> pl.DataFrame:
-    """A store of rows for the (run id, ledger sha256) pairs ``wanted``: read whole
-    when it holds exactly those; else its rows of runs whose ledger is unchanged,
-    with ``rest(those run ids)`` for the others, put in ``order`` and written back."""
-    held = _store_index(index, store)
-    if held == wanted:
-        return pl.read_parquet(store)
-    pairs = set(held or ())
-    keep = {rid for rid, sha in wanted if (rid, sha) in pairs}
-    frame = rest(keep)
-    if keep:
-        kept = pl.scan_parquet(store).filter(pl.col("run_id").is_in(keep)).collect()
-        frame = order(pl.concat([kept, frame], how="vertical"))
-    store.parent.mkdir(parents=True, exist_ok=True)
-    _write_store(frame, store, index, wanted)
-    return frame
-
-
-def _store_index(index_path: Path, store_path: Path) -> list[tuple[str, str]] | None:
-    """What the store holds, or None when it is missing or does not match its index."""
-    try:
-        data = json.loads(index_path.read_text(encoding="utf-8"))
-        rows = pl.scan_parquet(store_path).select(pl.len()).collect().item()
-    except (OSError, ValueError, pl.exceptions.PolarsError):
-        return None
-    if not isinstance(data, dict) or data.get("rows") != rows:
-        return None
-    return [(str(rid), str(sha)) for rid, sha in data.get("runs", [])]
-
-
-def _write_store(
-    frame: pl.DataFrame, store: Path, index: Path, runs: list[tuple[str, str]]
-) -> None:
-    """Put a new store file in place, then its index. The old index goes first: a
-    build stopped in between leaves a store without an index, read as missing,
-    never an index that describes other rows."""
-    tmp = store.with_suffix(f".{os.getpid()}.tmp")
-    frame.write_parquet(tmp, compression="lz4", statistics=False)
-    index.unlink(missing_ok=True)
-    os.replace(tmp, store)
-    write_atomic(index, json.dumps({"runs": runs, "rows": frame.height}), durable=False)
+        return calls
 
 
 def no_cache(max_line_bytes: int) -> ReadCache:

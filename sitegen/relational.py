@@ -36,8 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
 from sitegen.catalogue import nodes_of, split_cell, targets_of
 from sitegen.discover import LEDGER
 from sitegen.entities import canonical, canonical_target
@@ -48,6 +46,7 @@ from sitegen.repro import prompt_hashes
 
 if TYPE_CHECKING:
     from sitegen.archive import Run
+    from sitegen.callstore import Calls
     from sitegen.domain import Loaded
 
 FORMAT = "sitegen.relational"
@@ -555,14 +554,14 @@ def _run_row(run: Run, check: dict[str, Any], entry: dict[str, Any]) -> tuple[An
 CallRefs = tuple[set[str], set[str]]  # the cell ids and the prompt ids a run's calls name
 
 
-def _call_refs(frame: pl.DataFrame, run_ids: set[str]) -> dict[str, CallRefs]:
-    """run id -> the cells and prompts its call records name (from the loaded calls)."""
+def _call_refs(calls: Calls, run_ids: set[str]) -> dict[str, CallRefs]:
+    """run id -> the cells and prompts its call records name (from the call store)."""
     out: dict[str, CallRefs] = {}
-    named = frame.filter(pl.col("run_id").is_in(sorted(run_ids)))
-    for rid, cell, prompt in named.select("run_id", "cell_id", "prompt_id").unique().iter_rows():
-        cells, prompts = out.setdefault(rid, (set(), set()))
-        cells.add(cell)
-        prompts.add(prompt)
+    for named in calls.each(run_ids):  # a part at a time: a first build asks for every run
+        for rid, cell, prompt in named.select("run_id", "cell_id", "prompt_id").unique().rows():
+            cells, prompts = out.setdefault(rid, (set(), set()))
+            cells.add(cell)
+            prompts.add(prompt)
     return out
 
 

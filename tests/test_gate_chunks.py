@@ -13,7 +13,7 @@ from sitegen.gate import scan, scan_bytes, scan_tree
 from sitegen.gate.allowlist import Allowlist
 from sitegen.gate.findings_cache import ScanCache
 from sitegen.gate.scan import CHUNKED_MIN_BYTES, chunk_ends, kind_for, scan_chunks
-from sitegen.jsonio import dumps_items_cached
+from sitegen.jsonio import dumps, dumps_items_cached
 
 CORPUS = Path(__file__).parent / "data" / "gate"
 CORPUS_LINES = [
@@ -103,7 +103,8 @@ def test_catalogue_entries_cut_the_file_and_a_new_entry_moves_one_chunk() -> Non
         memo = BuildState(None).memo("entries")
         doc = {"archive": {"é": 1}, "runs": [entry(i) for i in ids]}
         enc = dumps_items_cached(doc, "runs", memo)
-        data = enc.text.encode("utf-8")
+        data = enc.data
+        assert data == dumps(doc).encode("utf-8")
         assert len(enc.item_ends) == len(ids)
         assert all(data[e - 1 : e] == b"\n" for e in enc.item_ends)
         return data, chunk_ends(data, 16_384, enc.item_ends)

@@ -309,3 +309,28 @@ def test_appended_vllm_results_are_refused_with_advice(runs: Path, tmp_path: Pat
     header, problem = _refusal(runs, source).problems  # type: ignore[attr-defined]
     assert header.message == "does not validate as vllm-bench-serve (1 problem):"
     assert problem.message.startswith("holds 2 results appended with --append-result")
+
+
+def test_an_import_during_a_build_keeps_the_run_and_leaves_the_catalogue_to_the_build(
+    tmp_path: Path,
+) -> None:
+    """The catalogue refresh after an import takes the build lock, as a build does (both
+    write the caches and catalogue.json): while a build runs, the run is written and
+    the import says the catalogue was not refreshed, instead of writing beside it."""
+    from conftest import sitegen_process
+
+    from sitegen.build import build_lock
+    from sitegen.layout import Layout
+
+    archive = tmp_path / "archive"
+    (archive / "runs").mkdir(parents=True)
+    with build_lock(Layout.of(archive)):
+        done = sitegen_process(archive, "import", str(DATA / "llama-bench-cpu.jsonl"))
+    assert done.returncode == 0, done.stderr
+    assert "catalogue.json not refreshed (run `sitegen build`)" in done.stderr
+    assert "another build of this archive is running" in done.stderr
+    (run,) = (archive / "runs").iterdir()
+    assert not (archive / "catalogue.json").exists()
+    built = sitegen_process(archive, "build")  # once the build is over, the next one publishes it
+    assert built.returncode == 0, built.stderr
+    assert run.name in (archive / "catalogue.json").read_text()
