@@ -6,7 +6,7 @@ timestamp, floats rounded where they are computed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sitegen.aggregate import cell_matrix
@@ -193,7 +193,7 @@ def comparison_summary(run_id: str, outline: Outline | None) -> dict[str, Any] |
 def build_catalogue(
     runs: list[Run],
     checks: dict[str, dict[str, Any]],
-    rows: dict[str, list[dict[str, Any]]],
+    rows: Mapping[str, list[dict[str, Any]]],
     config: Config,
     retractions: dict[str, dict[str, str]] | None = None,
     comparisons: Comparisons | None = None,

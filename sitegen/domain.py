@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sitegen.jsonio import Encoded, dumps_items_cached
 
 if TYPE_CHECKING:
+    from sitegen.aggregate import RowsByRun
     from sitegen.archive import Run
     from sitegen.buildstate import BuildState
     from sitegen.callstore import Calls
@@ -35,7 +36,7 @@ class Loaded:
     left_out: dict[str, list[Problem]]
     checks: dict[str, dict[str, Any]]
     calls: Calls  # read by run (sitegen.callstore)
-    rows: dict[str, list[dict[str, Any]]]
+    rows: RowsByRun  # run id -> its aggregate rows, made when asked (sitegen.aggregate)
     catalogue: dict[str, Any]
     lock: dict[str, Any]
     allowlist: Allowlist

@@ -247,3 +247,32 @@ def test_a_mean_is_the_same_whatever_order_its_calls_come_in():
         ]
         results.add(aggregate(frame(calls))["tokens_per_sec_mean"].item())
     assert len(results) == 1
+
+
+def test_rows_by_run_makes_each_runs_rows_when_asked_and_says_its_cells_without_them():
+    """The rows of each run as dictionaries equal a row-by-row reading of the frame,
+    even when one run's rows come in two stretches; ``cells`` and ``warm`` agree
+    with them."""
+    calls = [
+        {**call("cold", 900.0, 1500.0), "run_id": "b"},
+        {**call("warm", 100.0, 300.0), "run_id": "a", "cell_id": "n:e:x"},
+        {**call("warm", 120.0, 330.0), "run_id": "a", "prompt_id": "Q"},
+        {**call("warm", 110.0, 310.0), "run_id": "b", "cell_id": "n:e:y"},
+    ]
+    agg = rounded_aggregate(frame(calls))
+    shuffled = pl.concat([agg.filter(pl.col("run_id") != "b"), agg.filter(pl.col("run_id") == "b")])
+    split = pl.concat(
+        [shuffled.slice(0, 1), agg.filter(pl.col("run_id") == "b"), shuffled.slice(1)]
+    )
+    for source in (agg, split):
+        rows = rows_by_run(source, is_rounded=True)
+        by_hand: dict[str, list[dict]] = {}
+        for row in source.to_dicts():
+            by_hand.setdefault(row.pop("run_id"), []).append(row)
+        assert rows == by_hand and sorted(rows) == ["a", "b"] and "c" not in rows
+        assert rows.cells("a") == {"n:e:m", "n:e:x"} and rows.cells("b") == {"n:e:m", "n:e:y"}
+        assert rows.cells("c") == set()
+        warm = rows.warm("b")
+        assert warm["n:e:m"] == {}  # measured cold only
+        assert [r["first_delta_ms_p50"] for r in warm["n:e:y"].values()] == [110.0]
+        assert rows["a"] is not rows["a"]  # made again on each ask, never held

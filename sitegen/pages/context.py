@@ -17,6 +17,7 @@ from typing import Any
 
 from jinja2 import Environment
 
+from sitegen.aggregate import RowsByRun
 from sitegen.archive import Run
 from sitegen.buildstate import BuildState, Memo
 from sitegen.codeversion import methodology_default
@@ -40,7 +41,7 @@ class SiteData:
     catalogue: dict[str, Any]
     runs: dict[str, Run]
     checks: dict[str, dict[str, Any]]
-    rows: dict[str, list[dict[str, Any]]]
+    rows: RowsByRun  # made into dictionaries a run at a time, when a page asks
     chart_cache: Path | None
     config: Config = field(default_factory=defaults)
     files: tuple[Download, ...] = ()  # everything under data/ (sitegen.downloads)
@@ -89,10 +90,6 @@ class Context:
     # keys of every page that shows a run are made from these.
     entry_keys: dict[str, str]
     comparison_keys: dict[str, str]
-    # Each run's aggregate rows indexed once (run -> cell -> warm rows by
-    # prompt), so a group page looks its cells up instead of rescanning every
-    # run's rows per cell, which was quadratic on large groups.
-    warm_by_cell: dict[str, dict[str, dict[str, dict[str, Any]]]]
     # What a run page shows besides its tables (its citation: text, BibTeX, and a CFF
     # document checked against its schema; its publisher's note, made from run.md),
     # kept in the build state by its entry's digest and the archive's: together about
@@ -173,7 +170,6 @@ def make_context(data: SiteData, env: Environment, outputs: Outputs) -> Context:
         charted={e["id"] for e in entries[: int(data.config.get("site.run_charts"))]},
         entry_keys=entry_keys,
         comparison_keys={o.run_id: comparison_key(o, entry_keys) for o in comparisons.outlines()},
-        warm_by_cell=_index_rows(data.rows),
         run_texts=data.state.memo("run-texts"),
         archive_key=digest(archive_info),
     )
@@ -191,18 +187,3 @@ def comparison_key(comparison: Outline, entry_keys: dict[str, str]) -> str:
             comparison.without_baseline,
         ]
     )
-
-
-def _index_rows(
-    rows: dict[str, list[dict[str, Any]]],
-) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
-    """run -> cell -> prompt -> warm row; a measured cell without warm rows maps to {}."""
-    out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
-    for run_id, run_rows in rows.items():
-        cells: dict[str, dict[str, dict[str, Any]]] = {}
-        for r in run_rows:
-            warm = cells.setdefault(r["cell_id"], {})
-            if r["phase"] == "warm":
-                warm[r["prompt_id"]] = r
-        out[run_id] = cells
-    return out

@@ -139,7 +139,11 @@ def _group_front(ctx: Context, template: Template, group: Group, page: Page) -> 
 def _group_cells(group: Group, runs: list[dict[str, Any]], ctx: Context) -> list[dict[str, Any]]:
     """Per cell: its target, how many runs measured it, and its latest warm values."""
     out = []
-    indexed = [(e, ctx.warm_by_cell.get(e["id"], {})) for e in runs]
+    rows = ctx.data.rows
+    # which cells each run measured (looked up, not rescanned per cell: that was
+    # quadratic on large groups); the rows only of each cell's latest run
+    measured_by = [(e, rows.cells(e["id"])) for e in runs]
+    warm_of: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
     titles = {g.url: g.title for gs in ctx.groups.values() for g in gs}
     for cell_id in sorted(group.cells):
         run_id = next(e["id"] for e in runs if (e["id"], cell_id) in group.members)
@@ -148,8 +152,13 @@ def _group_cells(group: Group, runs: list[dict[str, Any]], ctx: Context) -> list
             url = ctx.locator.url(kind, run_id, cell_id)
             if url is not None:
                 pages[kind] = {"url": url, "title": titles[url]}
-        measured = [(e, cells[cell_id]) for e, cells in indexed if cell_id in cells]
-        latest, warm = measured[0] if measured else (None, {})
+        measured = [e for e, cells in measured_by if cell_id in cells]
+        latest = measured[0] if measured else None
+        warm: dict[str, dict[str, Any]] = {}
+        if latest is not None:
+            if latest["id"] not in warm_of:
+                warm_of[latest["id"]] = rows.warm(latest["id"])
+            warm = warm_of[latest["id"]].get(cell_id, {})
         comparison = ctx.comparisons.outline(latest["id"]) if latest else None
         out.append(
             {
