@@ -62,6 +62,19 @@ def build(archive: Path, *args: str) -> str:
     return done.output
 
 
+def ledgers_parsed(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The run ids of the ledgers each later build parses for the store (filled in)."""
+    parsed: list[list[str]] = []
+    read = callstore.open_store
+    monkeypatch.setattr(
+        "sitegen.read_cache.open_store",
+        lambda folder, wanted, reader: read(
+            folder, wanted, lambda pairs: (parsed.append([r for r, _ in pairs]), reader(pairs))[1]
+        ),
+    )
+    return parsed
+
+
 def same_as_cold(archive: Path) -> None:
     """What the store serves equals reading every ledger again, row for row."""
     warm, cold = load(archive), load(archive, use_cache=False)
@@ -86,14 +99,7 @@ def test_a_run_added_is_read_alone_and_nothing_held_is_rewritten(archive: Path, 
         "_rows",
         lambda folder, part, ids: (asked.append(set(ids)), real(folder, part, ids))[1],
     )
-    parsed: list[list[str]] = []
-    read = callstore.open_store
-    monkeypatch.setattr(
-        "sitegen.read_cache.open_store",
-        lambda folder, wanted, reader: read(
-            folder, wanted, lambda pairs: (parsed.append([r for r, _ in pairs]), reader(pairs))[1]
-        ),
-    )
+    parsed = ledgers_parsed(monkeypatch)
     build(archive)
     assert parsed == [[added]]
     # its month's call files and the SQLite export's new rows ask for it alone
@@ -196,14 +202,7 @@ def test_a_ledger_without_a_call_is_held_and_not_read_again(archive: Path, monke
     build(archive)
     held = {r[0]: r[2] for runs in parts(archive).values() for r in runs}
     assert held["no-calls"] == 0
-    parsed: list[list[str]] = []
-    read = callstore.open_store
-    monkeypatch.setattr(
-        "sitegen.read_cache.open_store",
-        lambda folder, wanted, reader: read(
-            folder, wanted, lambda pairs: (parsed.append([r for r, _ in pairs]), reader(pairs))[1]
-        ),
-    )
+    parsed = ledgers_parsed(monkeypatch)
     added = add_run(archive, 100)
     build(archive)
     assert parsed == [[added]]
