@@ -122,6 +122,7 @@ def load(
         {r.run_id: (r.source.path / LEDGER, r.ledger_sha256 or "") for r in with_ledger}
     )
     build_state.flush()  # what was read stays known, whatever happens to the rest
+    cache.release()  # no later step reads file digests, summaries or metadata
     # Each frame is made run by run, so the store keeps it per part (sitegen.callstore).
     derived = calls.per_run(
         {
@@ -155,8 +156,6 @@ def load(
         runs, checks, rows, config, retractions, comparisons, figures, build_state
     )
     new_lock = updated_lock(runs, lock)
-    # read by the steps above only
-    build_state.release("file-sha256", "ledger-summary", "metadata", "checks", "catalogue-entry")
     return Loaded(
         layout,
         config,

@@ -215,13 +215,6 @@ class BuildState:
             self._memos[kind] = Memo(self, kind)
         return self._memos[kind]
 
-    def release(self, *kinds: str) -> None:
-        """``Memo.release`` for these kinds: at 10,000 runs, the values the reading
-        steps and the catalogue read once are a few hundred MiB."""
-        for kind in kinds:
-            if kind in self._memos:
-                self._memos[kind].release()
-
     def flush(self) -> None:
         """Write every new row, dropping none (mid-build)."""
         for memo in self._memos.values():

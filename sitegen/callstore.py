@@ -16,6 +16,7 @@ point leaves a store that the next build reads or repairs.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -72,14 +73,14 @@ class Calls:
 
     def __init__(self, folder: Path | None, parts: list[Part], wanted: Iterable[Pair]):
         self.folder = folder
-        self.wanted = set(wanted)
+        want = set(wanted)
         # each part with the run ids it answers for (a ledger held twice, by the first);
         # parts answering for none are left out
         self._parts: list[tuple[Part, set[str]]] = []
         claimed: set[str] = set()
         self.height = 0
         for part in parts:
-            ids = part.held(self.wanted) - claimed
+            ids = part.held(want) - claimed
             if ids:
                 claimed |= ids
                 self._parts.append((part, ids))
@@ -246,21 +247,17 @@ def _write_part(folder: Path, frame: pl.DataFrame, pairs: list[Pair]) -> Part:
 
 
 def _write_frame(frame: pl.DataFrame, path: Path) -> None:
-    """Written whole under another name, then renamed: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        frame.write_parquet(tmp, compression="lz4", statistics=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Written whole, then put in place (a reader never sees half a file; what a stopped
+    build leaves is a hidden temporary file, which ``_sweep`` removes)."""
+    data = io.BytesIO()
+    frame.write_parquet(data, compression="lz4", statistics=False)
+    write_atomic(path, data.getvalue(), durable=False)
 
 
 def _index(folder: Path) -> tuple[list[Part], bool]:
     """The parts the index names whose file is there with the rows it says, by name,
-    and whether that is every part it names. None when the index is missing or
-    not one this code wrote."""
+    and whether that is every part it names (none, and False, when the index is
+    missing or not one this code wrote)."""
     try:
         data = json.loads((folder / INDEX).read_text(encoding="utf-8"))
         listed = [

@@ -252,6 +252,8 @@ def build_catalogue(
         )
         if memo is not None:
             memo.put(keys[i], entries[r.run_id])
+    if memo is not None:
+        memo.release()  # read by this step only
     catalogue = {
         "schema_version": SCHEMA_VERSION,
         "archive": {

@@ -48,6 +48,11 @@ class ReadCache:
         self._offered: list[tuple[pl.DataFrame | None, list[str], list[str]]] = []
         self._covered: set[str] = set()
 
+    def release(self) -> None:
+        """Let go of the stored values read (``Memo.release``): only reading uses them."""
+        for memo in (self.hashes, self.summaries, self.metadata_files):
+            memo.release()
+
     def sha256(self, path: Path) -> str:
         """sha256 of a file, reusing the last result while its stat is unchanged."""
         stamp, digest = self._lookup(path)

@@ -417,4 +417,6 @@ def check_all(
         )
         if memo is not None:
             memo.put(key, result)
+    if memo is not None:
+        memo.release()  # read by this step only
     return out
