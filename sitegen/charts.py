@@ -15,11 +15,8 @@ import contextvars
 import copy
 import hashlib
 import json
-import multiprocessing as mp
-import os
 import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +26,7 @@ import altair as alt
 import vl_convert as vlc
 
 from sitegen.fsutil import write_atomic
+from sitegen.workers import spawned_map, worker_count
 
 # vl_convert's stub file leaves out the module's __version__ (present at run time).
 RENDERER = f"vl-convert-{vlc.__version__}/altair-{alt.__version__}"  # type: ignore[attr-defined]
@@ -72,7 +70,7 @@ class ChartBatch:
     """Charts requested while rendering pages, rendered together at the end."""
 
     cache: Path
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = field(default_factory=worker_count)
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> spec
     placements: list[tuple[str, str, str, str]] = field(default_factory=list)
     hits: int = 0
@@ -93,20 +91,12 @@ class ChartBatch:
         # some 20 charts' worth: a few charts (a new run) render here, many in a pool.
         workers = 1 if len(keys) < SPAWN_ABOVE else min(self.workers, len(keys) // 8 + 1)
         specs = [self.pending[k] for k in keys]
-        if workers == 1:
-            svgs: Iterator[str] = map(_render_in_worker, specs)
-        else:
-            # spawn, not fork: forking a process that runs Polars' thread pool
-            # can deadlock the children.
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
-            svgs = pool.map(_render_in_worker, specs, chunksize=4)
         step = max(1, len(keys) // 10)
-        for done, (key, svg) in enumerate(zip(keys, svgs, strict=True), start=1):
-            write_atomic(_cache_path(self.cache, key), svg, durable=False)
-            if progress and (done % step == 0 or done == len(keys)):
-                progress(f"charts: rendered {done}/{len(keys)} ({workers} worker(s))")
-        if workers > 1:
-            pool.shutdown()
+        with spawned_map(_render_in_worker, specs, workers, chunksize=4) as svgs:
+            for done, (key, svg) in enumerate(zip(keys, svgs, strict=True), start=1):
+                write_atomic(_cache_path(self.cache, key), svg, durable=False)
+                if progress and (done % step == 0 or done == len(keys)):
+                    progress(f"charts: rendered {done}/{len(keys)} ({workers} worker(s))")
         self.rendered += len(keys)
         self.pending.clear()
 

@@ -27,8 +27,10 @@ from urllib.parse import unquote, urlsplit
 
 from sitegen.buildstate import BuildState
 from sitegen.config import site_path
+from sitegen.exceptions import BuildError
 from sitegen.layout import CATALOGUE
 from sitegen.sitefiles import SiteFiles
+from sitegen.workers import spawned_map, workers_for
 
 SAFE_SCHEMES = {"http", "https", "mailto"}
 _TAG = re.compile(r"<[A-Za-z][^<>]*>")
@@ -165,24 +167,42 @@ def check_links(
     if base_path is None:
         base_path = _catalogue_base_path(Path(root))
     store = (state if state is not None else BuildState(cache)).memo("link-summary")
+    pages = files.sorted(".html")
+    # The base path is part of the key: it decides where absolute links point.
+    keys = [_key(page_rel, files.digest(page_rel) + base_path) for page_rel in pages]
+    summaries: list[Any] = [store.get(key) for key in keys]  # None: not read before
+    unread = [i for i, summary in enumerate(summaries) if summary is None]
+    jobs = [(str(files.path(pages[i])), pages[i], base_path) for i in unread]
+    workers = workers_for(len(jobs), POOL_ABOVE, POOL_CHUNK)
+    with spawned_map(_summary_of_file, jobs, workers, chunksize=POOL_CHUNK) as made:
+        for i, fresh in zip(unread, made, strict=True):
+            summaries[i] = fresh
+            store.put(keys[i], fresh)
     problems: list[str] = []
-    for page_rel in files.sorted(".html"):
-        # The base path is part of the key: it decides where absolute links point.
-        key = _key(page_rel, files.digest(page_rel) + base_path)
-        summary = store.get(key)
-        text = None
-        if summary is None:
-            text = _read(files, page_rel)
-            summary = _summary(page_rel, text, base_path)
-            store.put(key, summary)
+    for page_rel, summary in zip(pages, summaries, strict=True):
         unsafe, targets = summary
         if any(_missing(t, files) for t in targets):
-            text = text or _read(files, page_rel)
-            problems += _page_problems(page_rel, text, files, base_path)
+            problems += _page_problems(page_rel, _read(files, page_rel), files, base_path)
         else:
             problems += unsafe
     store.save()
     return problems
+
+
+# Pages not read before (a first build, a changed template) above which their
+# summaries are made in worker processes, and how many a worker is sent at a time.
+POOL_ABOVE = 256
+POOL_CHUNK = 16
+
+
+def _summary_of_file(job: tuple[str, str, str]) -> list[Any]:
+    """:func:`_summary` of a page on disk (in a worker: it is sent the path)."""
+    path, page_rel, base_path = job
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise BuildError(f"{path}: cannot read for the link check: {exc.strerror or exc}") from exc
+    return _summary(page_rel, data.decode("utf-8", errors="replace"), base_path)
 
 
 def _catalogue_base_path(root: Path) -> str:

@@ -309,3 +309,77 @@ def test_finding_is_a_frozen_value():
     f = Finding("a", 1, 1, "ipv4", "10…", "0" * 64)
     with pytest.raises(AttributeError):
         f.line = 2  # type: ignore[misc]
+
+
+SUFFIX_OF_KIND = {
+    "text": ".txt", "markdown": ".md", "log": ".log", "json": ".json", "jsonl": ".jsonl",
+    "html": ".html", "yaml": ".yaml", "csv": ".csv",
+}  # fmt: skip
+
+
+def _many_files(root: Path) -> dict[str, str]:
+    """Every planted and look-alike case as a file of its kind, a large file with a
+    leak in its middle (scanned in chunks), and a binary one: more files than the
+    scan keeps to one process. Returns each path's sha256."""
+    import hashlib
+
+    from sitegen.gate.scan import CHUNKED_MIN_BYTES, POOL_ABOVE
+
+    cases = PLANTED + LOOKALIKES
+    assert len(cases) > POOL_ABOVE
+    for i, case in enumerate(cases):
+        path = root / f"pages/{i:03d}{SUFFIX_OF_KIND[case.kind]}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(case.text + "\n", encoding="utf-8")
+    filler = "".join(f"row {i},{i * 7},ok\n" for i in range(CHUNKED_MIN_BYTES // 10))
+    (root / "data").mkdir()
+    (root / "data/calls.csv").write_text(filler + "ssh bob@10.20.30.40\n" + filler)
+    (root / "data/blob.bin").write_bytes(b"\x00 10.1.2.3\n")
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+def test_a_scan_in_worker_processes_finds_what_one_process_finds(tmp_path, monkeypatch):
+    """A first build scans every page unscanned, shared among worker processes: the
+    findings are the same as in one process, with the cache and without, every file
+    comes from the cache at the next build, and a file gone is named."""
+    from sitegen.gate.findings_cache import ScanCache
+    from sitegen.sitefiles import SiteFiles
+
+    root = tmp_path / "site"
+    digests = _many_files(root)
+
+    def scan(workers: str, cache: ScanCache | None) -> list[str]:
+        monkeypatch.setenv("SITEGEN_WORKERS", workers)
+        listing = SiteFiles.written(root, digests) if cache is not None else None
+        return [str(f) for f in scan_tree(root, "site", Allowlist(), cache, listing)]
+
+    alone = scan("1", None)
+    assert len({f.split(":")[0] for f in alone}) > 100  # most planted files found
+    assert "site/data/calls.csv:" in "".join(alone)  # the leak inside the large file
+    assert not any("blob.bin" in f for f in alone)
+    assert scan("2", None) == alone
+    cache = ScanCache(tmp_path / "cache")
+    assert scan("2", cache) == alone
+    hits, misses = cache.hits, cache.misses
+    assert scan("2", cache) == alone
+    assert cache.misses == misses  # nothing scanned again:
+    assert cache.hits - hits >= len(digests)  # every file answered by the cache
+
+    gone = sorted(digests)[7]
+    (root / gone).unlink()
+    with pytest.raises(
+        BuildError, match=f"{re.escape(gone)}: cannot read for the publication gate"
+    ):
+        scan("2", ScanCache(tmp_path / "cache2"))
+
+
+def test_a_bad_worker_count_is_named(tmp_path, monkeypatch):
+    root = tmp_path / "site"
+    _many_files(root)
+    monkeypatch.setenv("SITEGEN_WORKERS", "two")
+    with pytest.raises(BuildError, match="SITEGEN_WORKERS='two': expected a whole number"):
+        scan_tree(root, "site", Allowlist())

@@ -158,3 +158,74 @@ def test_the_quick_test_before_the_dashed_address_scan_never_hides_one(text: str
     from sitegen.gate.rules import _IPV4_DASHED, _may_hold_dashed
 
     assert _may_hold_dashed(text) or not _IPV4_DASHED.search(text)
+
+
+# Pieces that exercise the fast paths of the views and the assignment rule:
+# keywords in each spelling, entities, escapes, combining marks, invisibles,
+# compatibility characters and the one character str.lower() lengthens.
+PIECES = st.sampled_from(
+    [*"ab e=:;\n\"'\\/&#x0123456789", "&amp;", "&#49;", "&#x301;", "&#8203;", "&hellip;",
+     "\\u0031", "\\u200b", "\u0301", "\u0323", "e\u0301", "\u2026", "\u00b7", "\uff46",
+     "\u200b", "\ufeff", "\u3164", "\ufb01", "\u2460", "\u0130", "\u1100\u1161", "\u00b5",
+     "key=", "Key: ", "KEY=", "token: ", "TOKEN=", "password=", "Passwd=", "PASSPHRASE: ",
+     "credentials=", "pwd=", "secret:", "api_key=", "Zq8Lm3Xr9Tb2Vn7Kc4Wd"]
+)  # fmt: skip
+MIXED = st.lists(PIECES, max_size=80).map("".join)
+
+
+def _nfkc_by_cluster(s: str, offs: list[int]) -> tuple[str, list[int]]:
+    """The plain definition the fast NFKC pass must equal: text NFKC leaves as it
+    is stays as it is; otherwise every base character with its combining marks
+    is normalised alone, each output character pointing at the cluster's first
+    raw character, and ASCII clusters are copied."""
+    import unicodedata
+
+    if unicodedata.is_normalized("NFKC", s):
+        return s, offs
+    out: list[str] = []
+    new_offs: list[int] = []
+    i = 0
+    while i < len(s):
+        j = i + 1
+        while j < len(s) and unicodedata.combining(s[j]):
+            j += 1
+        piece = s[i:j]
+        norm = piece if piece.isascii() else unicodedata.normalize("NFKC", piece)
+        out.append(norm)
+        new_offs.extend(offs[i:j] if piece.isascii() else [offs[i]] * len(norm))
+        i = j
+    return "".join(out), new_offs
+
+
+@settings(max_examples=500, deadline=None)
+@given(MIXED | st.text(max_size=60))
+def test_the_fast_paths_give_what_the_plain_definitions_give(text: str):
+    """Built pages are scanned through shortcuts (only non-ASCII runs walked, only
+    non-ASCII characters searched for invisibles, keywords found with str.find);
+    each must give exactly what its plain definition gives."""
+    from sitegen.gate.decoded import _nfkc, has_invisible, invisible_re
+    from sitegen.gate.rules import _ASSIGNMENT, _assignments
+
+    offs = list(range(100, 100 + len(text)))
+    assert _nfkc(text, offs) == _nfkc_by_cluster(text, offs)
+    assert has_invisible(text) == bool(invisible_re().search(text))
+    assert [m.span() for m in _assignments(text)] == [m.span() for m in _ASSIGNMENT.finditer(text)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(MIXED, min_size=1, max_size=6).map("\n".join))
+def test_a_view_skips_only_lines_that_need_nothing(text: str):
+    """raw_view rewrites a line only when it holds an entity, an invisible
+    character or text NFKC changes; the view equals normalising every line."""
+    from sitegen.gate.decoded import _normalise, raw_view
+
+    for entities in (False, True):
+        view = raw_view(text, entities=entities)
+        expected, start = [], 0
+        for line in text.split("\n"):
+            new, _ = _normalise(
+                line, list(range(start, start + len(line))), entities=entities, invisibles=[]
+            )
+            expected.append(new)
+            start += len(line) + 1
+        assert view.text == "\n".join(expected)

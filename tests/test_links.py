@@ -196,3 +196,34 @@ def test_the_fast_scan_agrees_on_random_pages():
     for _ in range(2000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 40)))
         assert page_urls(text) == every_tag(text), text
+
+
+def test_many_unread_pages_are_read_in_workers_with_the_same_report(
+    tmp_path, monkeypatch, counted
+):
+    """A first build reads every page: many are shared among worker processes.
+    The report is the one a single process gives, and the next check reads none."""
+    site = tmp_path / "site"
+    pages = {
+        f"runs/r{i:03d}/index.html": (
+            f'<a href="../../index.html">home</a>\n<a href="../r{(i + 1) % 300:03d}/">next</a>\n'
+            + ('<a href="gone.html">x</a>\n' if i % 50 == 7 else "")
+            + ('<a href="javascript:void(0)">y</a>\n' if i == 123 else "")
+        )
+        for i in range(300)
+    }
+    write(site, {**SITE, **pages})
+    assert len(pages) > links.POOL_ABOVE
+    monkeypatch.setenv("SITEGEN_WORKERS", "1")
+    alone = check_links(site)
+    assert len(counted) == len(pages) + 3  # every page read here
+    assert alone[0] == "runs/r007/index.html:3: broken link 'gone.html'"
+    assert "runs/r123/index.html:3: unsafe URL scheme in 'javascript:void(0)'" in alone
+    assert len(alone) == 7
+    monkeypatch.setenv("SITEGEN_WORKERS", "2")
+    counted.clear()
+    assert check_links(site, tmp_path / "cache") == alone
+    assert counted == []  # every page read in a worker
+    counted.clear()
+    assert check_links(site, tmp_path / "cache") == alone
+    assert counted == []  # every summary from the store

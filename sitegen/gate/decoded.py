@@ -27,6 +27,8 @@ _BOM = "\ufeff"
 
 _ENTITY = re.compile(r"&(?:#[0-9]{1,8};?|#[xX][0-9a-fA-F]{1,8};?|[A-Za-z][A-Za-z0-9]{1,31};?)")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+_ASCII_BYTES = bytes(range(128))
 _NON_ASCII_OR_ENTITY = re.compile(r"[^\x00-\x7f]|&")
 _JSON_ESCAPE = re.compile(
     r"\\(?:u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|([\"\\/bfnrt]))"
@@ -64,6 +66,20 @@ def invisible_re() -> re.Pattern[str]:
     ]
     parts.extend(re.escape(ch) for ch in _EXTRA_INVISIBLE)
     return re.compile("[" + "".join(parts) + "]")
+
+
+def has_invisible(text: str) -> bool:
+    """Whether ``text`` holds a character :func:`invisible_re` matches.
+
+    Each of them is non-ASCII, and matching the class costs about 15 ns a
+    character: only the non-ASCII characters are searched, found by dropping
+    every ASCII byte of the UTF-8 encoding (a C loop; what is left decodes to
+    exactly those characters, in order).
+    """
+    if text.isascii():
+        return False
+    rest = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_BYTES)
+    return invisible_re().search(rest.decode("utf-8", "surrogatepass")) is not None
 
 
 @dataclass
@@ -146,9 +162,9 @@ def _decode_json_escapes(s: str, offs: list[int]) -> tuple[str, list[int]]:
 def _strip_invisible(
     s: str, offs: list[int], invisibles: list[tuple[int, str]]
 ) -> tuple[str, list[int]]:
-    pattern = invisible_re()
-    if not pattern.search(s):
+    if not has_invisible(s):
         return s, offs
+    pattern = invisible_re()
     out: list[str] = []
     new_offs: list[int] = []
     last = 0
@@ -169,37 +185,57 @@ def _nfkc(s: str, offs: list[int]) -> tuple[str, list[int]]:
 
     Normalising cluster by cluster gives the same text as normalising the
     whole line for everything the rules look at, and lets every output
-    character point at the raw character it came from.
+    character point at the raw character it came from. ASCII text between the
+    clusters is copied as it is: only the non-ASCII runs are walked in Python,
+    since built pages carry long lines with a single "…".
     """
     if unicodedata.is_normalized("NFKC", s):
         return s, offs
+    combining, normalize = unicodedata.combining, unicodedata.normalize
     out: list[str] = []
     new_offs: list[int] = []
-    n = len(s)
-    i = 0
-    while i < n:
-        j = i + 1
-        while j < n and unicodedata.combining(s[j]):
-            j += 1
-        piece = s[i:j]
-        if piece.isascii():
-            out.append(piece)
-            new_offs.extend(offs[i:j])
-        else:
-            norm = unicodedata.normalize("NFKC", piece)
+    last = 0  # s[:last] is done
+    for m in _NON_ASCII_RUN.finditer(s):
+        run_start, run_end = m.span()
+        # a combining mark opening the run belongs to the ASCII character before it
+        i = run_start - 1 if run_start > 0 and combining(s[run_start]) else run_start
+        out.append(s[last:i])
+        new_offs.extend(offs[last:i])
+        while i < run_end:
+            j = i + 1
+            while j < run_end and combining(s[j]):
+                j += 1
+            norm = normalize("NFKC", s[i:j])
             out.append(norm)
             new_offs.extend([offs[i]] * len(norm))
-        i = j
+            i = j
+        last = run_end
+    out.append(s[last:])
+    new_offs.extend(offs[last:])
     return "".join(out), new_offs
 
 
 def _normalise(
-    s: str, offs: list[int], *, entities: bool, invisibles: list[tuple[int, str]]
+    s: str,
+    offs: list[int],
+    *,
+    entities: bool,
+    invisibles: list[tuple[int, str]],
+    strip: bool = True,
 ) -> tuple[str, list[int]]:
+    """Entities decoded (if asked), invisible characters removed, NFKC applied.
+
+    ``strip=False`` says the caller knows the raw text holds no invisible
+    character, which saves searching each line for one; a decoded reference
+    (``&#8203;``) can still bring one, so a line with one is searched anyway.
+    """
     if entities and "&" in s:
+        raw = s
         s, offs = _decode_entities(s, offs)
+        strip = strip or s is not raw
     if not s.isascii():
-        s, offs = _strip_invisible(s, offs, invisibles)
+        if strip:
+            s, offs = _strip_invisible(s, offs, invisibles)
         s, offs = _nfkc(s, offs)
     return s, offs
 
@@ -247,14 +283,14 @@ def _entity_view(text: str) -> View:
 def raw_view(text: str, *, entities: bool) -> View:
     """The file's text with entities decoded (if asked), NFKC applied, invisibles removed."""
     needs_entities = entities and "&" in text
-    clean = text.isascii() or (
-        unicodedata.is_normalized("NFKC", text) and not invisible_re().search(text)
-    )
+    clean = text.isascii() or (unicodedata.is_normalized("NFKC", text) and not has_invisible(text))
     if clean and not needs_entities:
         return View(text)
     if clean:
         return _entity_view(text)
     special = _NON_ASCII_OR_ENTITY if needs_entities else _NON_ASCII
+    # Searched once here rather than in every line: most texts hold none.
+    hidden = has_invisible(text)
     view = View("")
     pieces: list[str] = []
     last = 0  # raw offset copied up to
@@ -262,9 +298,18 @@ def raw_view(text: str, *, entities: bool) -> View:
     pos = 0
     while (m := special.search(text, pos)) is not None:
         start, end = _line_bounds(text, m.start())
+        pos = end + 1
         line = text[start:end]
+        if not (
+            hidden
+            or (needs_entities and "&" in line)
+            or not unicodedata.is_normalized("NFKC", line)
+        ):
+            continue  # what _normalise would give back untouched, without its offsets
         offs = list(range(start, end))
-        new, new_offs = _normalise(line, offs, entities=entities, invisibles=view.invisibles)
+        new, new_offs = _normalise(
+            line, offs, entities=entities, invisibles=view.invisibles, strip=hidden
+        )
         if new != line or new_offs is not offs:
             pieces.append(text[last:start])
             npos += start - last
@@ -272,7 +317,6 @@ def raw_view(text: str, *, entities: bool) -> View:
             pieces.append(new)
             npos += len(new)
             last = end
-        pos = end + 1
     if not view._regions:
         view.text = text
         return view

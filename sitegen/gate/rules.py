@@ -831,9 +831,40 @@ def _unquote(val: str) -> tuple[str, int]:
     return val, 0
 
 
+# What every _ASSIGNMENT match starts with, lower-cased (passwd, passphrase and
+# password share "pass"; credentials and credential, "credential").
+_ASSIGNMENT_STARTS = ("key", "token", "secret", "pass", "pwd", "credential")
+
+
+def _assignments(text: str) -> Iterator[re.Match[str]]:
+    """``_ASSIGNMENT.finditer(text)``, tried only where a keyword starts.
+
+    The pattern's search tries every position of the text (about 16 ns a
+    character, the gate's costliest rule on built pages); finding the keywords
+    in a lower-cased copy with ``str.find`` and matching there gives the same
+    matches in a fraction of that. ``str.lower`` keeps every position except
+    for U+0130, which it makes two characters: such a text is searched as before.
+    """
+    if "\u0130" in text:
+        yield from _ASSIGNMENT.finditer(text)
+        return
+    low = text.lower()
+    starts: list[int] = []
+    for word in _ASSIGNMENT_STARTS:
+        i = low.find(word)
+        while i >= 0:
+            starts.append(i)
+            i = low.find(word, i + 1)
+    end = 0
+    for i in sorted(starts):
+        if i >= end and (m := _ASSIGNMENT.match(text, i)) is not None:
+            yield m
+            end = m.end()  # as finditer, the next match starts after this one
+
+
 def find_generic_secrets(text: str) -> Iterator[Hit]:
     """``key/secret/token/password = value`` (and JSON, YAML, CLI-flag and Bearer forms)."""
-    for m in _ASSIGNMENT.finditer(text):
+    for m in _assignments(text):
         kw = m.group("kw")
         qualifier = _key_name(text, m.start("kw"))
         is_secret, bare = _key_is_secret(qualifier, kw)

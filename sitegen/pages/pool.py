@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gc
 import multiprocessing as mp
-import os
 import signal
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -30,11 +29,11 @@ from typing import Any, TypeVar
 
 from sitegen import charts
 from sitegen.fsutil import fault
+from sitegen.workers import worker_count
 
 Job = TypeVar("Job")
 Out = TypeVar("Out")
 
-WORKERS_VARIABLE = "SITEGEN_WORKERS"  # worker processes (default: one per core; 1: none)
 POOL_ABOVE = 400  # pages: below this, starting workers costs more than it saves
 SLICE = 100  # pages a worker renders per task
 TASK_TIMEOUT = 120.0  # seconds a slice may take before its pages are rendered here
@@ -102,7 +101,7 @@ def render_all(
     worker fails, is late or dies (killed, out of memory) is rendered here.
     """
     global _WORK
-    workers = workers or int(os.environ.get(WORKERS_VARIABLE) or 0) or os.cpu_count() or 1
+    workers = workers or worker_count()
     if len(jobs) < POOL_ABOVE or workers < 2 or "fork" not in mp.get_all_start_methods():
         for job in jobs:
             yield job, render(job)
