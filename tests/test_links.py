@@ -198,9 +198,7 @@ def test_the_fast_scan_agrees_on_random_pages():
         assert page_urls(text) == every_tag(text), text
 
 
-def test_many_unread_pages_are_read_in_workers_with_the_same_report(
-    tmp_path, monkeypatch, counted
-):
+def test_many_unread_pages_are_read_in_workers_with_the_same_report(tmp_path, monkeypatch, counted):
     """A first build reads every page: many are shared among worker processes.
     The report is the one a single process gives, and the next check reads none."""
     site = tmp_path / "site"
