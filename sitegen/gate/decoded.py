@@ -283,14 +283,13 @@ def _entity_view(text: str) -> View:
 def raw_view(text: str, *, entities: bool) -> View:
     """The file's text with entities decoded (if asked), NFKC applied, invisibles removed."""
     needs_entities = entities and "&" in text
-    clean = text.isascii() or (unicodedata.is_normalized("NFKC", text) and not has_invisible(text))
+    hidden = has_invisible(text)  # searched once, not line by line: most texts hold none
+    clean = not hidden and (text.isascii() or unicodedata.is_normalized("NFKC", text))
     if clean and not needs_entities:
         return View(text)
     if clean:
         return _entity_view(text)
     special = _NON_ASCII_OR_ENTITY if needs_entities else _NON_ASCII
-    # Searched once here rather than in every line: most texts hold none.
-    hidden = has_invisible(text)
     view = View("")
     pieces: list[str] = []
     last = 0  # raw offset copied up to

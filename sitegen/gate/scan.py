@@ -319,10 +319,12 @@ def _scan_job(job: tuple[str, str, str, bool]) -> list[list[Any]] | None:
     """One file's finding rows, in a worker; None for a large text file when
     ``chunked`` (the build scans it chunk by chunk, each chunk cached)."""
     path, display, suffix, chunked = job
-    data = _read(Path(path))
-    if chunked and len(data) >= CHUNKED_MIN_BYTES and not is_binary(data):
+    source = Path(path)
+    # judged from the size and the first bytes: the build reads such a file itself
+    large = chunked and _size(source) >= CHUNKED_MIN_BYTES
+    if large and not is_binary(_read(source, _SNIFF_BYTES)):
         return None
-    return _rows(_scan_file(data, display, suffix))
+    return _rows(_scan_file(_read(source), display, suffix))
 
 
 def _listed(rel: str) -> bool:
@@ -338,14 +340,25 @@ def _path(source: Path | tuple[Path, str]) -> Path:
     return source if isinstance(source, Path) else source[0].joinpath(source[1])
 
 
-def _read(source: Path | tuple[Path, str]) -> bytes:
+def _read(source: Path | tuple[Path, str], limit: int = -1) -> bytes:
+    """The file's bytes (its first ``limit`` bytes when given)."""
     path = _path(source)
     try:
-        return path.read_bytes()
+        with path.open("rb") as fh:
+            return fh.read(limit)
     except OSError as exc:
-        raise BuildError(
-            f"{path}: cannot read for the publication gate: {exc.strerror or exc}"
-        ) from exc
+        raise _unreadable(path, exc) from exc
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as exc:
+        raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path: Path, exc: OSError) -> BuildError:
+    return BuildError(f"{path}: cannot read for the publication gate: {exc.strerror or exc}")
 
 
 def is_binary(data: bytes) -> bool:
